@@ -1,0 +1,41 @@
+# The README's two commands: `make tables` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PROFILE ?= mini
+CORES  ?= all
+STAMP  := $(VENV)/.installed
+
+.PHONY: tables figures compare test env clean-results help
+
+help:
+	@echo "make tables   - set up $(VENV) and run 'snakemake --cores $(CORES) tables' on the '$(PROFILE)' profile"
+	@echo "make figures  - the same for every figure"
+	@echo "make test     - set up $(VENV) and run the test suite (CPU only)"
+	@echo "variables: PROFILE=tiny|mini|gpu|urgent2025  CORES=N|all"
+
+env: $(STAMP)
+
+# torch is installed first, alone and pinned, so the CPU build is used and no resolver step
+# can pull a CUDA wheel set for a package that merely depends on "torch".
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q torch==2.13.0
+	$(BIN)/python -m pip install -q -e '.[metrics,test]'
+	touch $@
+
+tables: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --config profile=$(PROFILE) tables
+
+figures: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --config profile=$(PROFILE) figures
+
+compare: $(STAMP)
+	$(BIN)/snakemake --cores $(CORES) --config profile=$(PROFILE) compare
+
+test: $(STAMP)
+	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+
+clean-results:
+	rm -rf results/$(PROFILE) figures/$(PROFILE)

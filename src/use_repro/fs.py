@@ -1,0 +1,46 @@
+"""Atomic file writes: write to a temp file in the target's folder, then rename.
+
+A job killed mid-write leaves either the old file or none, never a truncated one, so an
+interrupted run resumes cleanly and Snakemake never sees a half-written output.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to `path`; on success rename it onto `path`.
+
+    `suffix` defaults to the target's suffix so libraries that infer the format from the
+    extension (soundfile, matplotlib) write the right one.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
+                               dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def refuse_overwrite(output: str | os.PathLike, inputs: set[Path]) -> None:
+    """Raise if `output` resolves to one of the `inputs` (inputs are never overwritten)."""
+    out = Path(output).resolve()
+    if out in inputs:
+        raise FileExistsError(f"{output}: refusing to overwrite an input file")

@@ -1,0 +1,81 @@
+import numpy as np
+import pytest
+import soundfile as sf
+
+from use_repro.data.manifest import (META_COLUMNS, ManifestError, ScpEntry, read_kv, read_meta, read_scp,
+                                     write_kv, write_meta, write_scp)
+
+
+def test_scp_round_trip(tmp_path, make_wav):
+    a = make_wav("a.flac", 16000)
+    b = make_wav("b.flac", 48000)
+    write_scp(tmp_path / "speech_train.scp", [ScpEntry("u1", 16000, str(a)), ("u2", 48000, str(b))])
+    text = (tmp_path / "speech_train.scp").read_text()
+    assert text == f"u1 16000 {a}\nu2 48000 {b}\n"
+    entries = read_scp(tmp_path / "speech_train.scp", check_audio=True)
+    assert entries == [ScpEntry("u1", 16000, str(a)), ScpEntry("u2", 48000, str(b))]
+
+
+def test_reads_handwritten_official_style_lines(tmp_path, make_wav):
+    make_wav("fileid_1.flac", 48000)
+    (tmp_path / "speech_validation.scp").write_text(
+        "dns5_clean_read_speech_fileid_1 48000 fileid_1.flac\n\n")
+    (tmp_path / "text").write_text("dns5_clean_read_speech_fileid_1 the quick brown fox\n")
+    (tmp_path / "utt2spk").write_text("dns5_clean_read_speech_fileid_1 reader_01\n")
+    e = read_scp(tmp_path / "speech_validation.scp", base_dir=tmp_path, check_audio=True)
+    assert e[0].uid == "dns5_clean_read_speech_fileid_1" and e[0].fs == 48000
+    assert read_kv(tmp_path / "text") == {"dns5_clean_read_speech_fileid_1": "the quick brown fox"}
+    assert read_kv(tmp_path / "utt2spk")["dns5_clean_read_speech_fileid_1"] == "reader_01"
+
+
+def test_kv_round_trip_keeps_spaces(tmp_path):
+    write_kv(tmp_path / "text", {"a": "hello world", "b": "x"})
+    assert read_kv(tmp_path / "text") == {"a": "hello world", "b": "x"}
+
+
+@pytest.mark.parametrize("line,msg", [
+    ("u1 16000", "line 2: expected 'uid fs path'"),
+    ("u1 sixteen /x.flac", "line 2: sampling rate 'sixteen' is not a number"),
+])
+def test_malformed_lines_name_line_and_format(tmp_path, line, msg):
+    p = tmp_path / "speech_train.scp"
+    p.write_text(f"u0 16000 /a.flac\n{line}\n")
+    with pytest.raises(ManifestError, match=msg):
+        read_scp(p)
+
+
+def test_bad_audio_names_manifest_line_and_file(tmp_path, make_wav):
+    good = make_wav("good.flac", 16000)
+    (tmp_path / "empty.flac").write_bytes(b"")
+    (tmp_path / "junk.flac").write_text("junk")
+    x = np.zeros(160, dtype=np.float32)
+    x[3] = np.nan
+    sf.write(tmp_path / "nan.wav", x, 16000, subtype="FLOAT")
+    cases = {"missing.flac": "no such file", "empty.flac": "empty file", "junk.flac": "not a sound file",
+             "nan.wav": "NaN"}
+    for name, why in cases.items():
+        p = tmp_path / "speech_train.scp"
+        p.write_text(f"ok 16000 {good}\nbad 16000 {tmp_path / name}\n")
+        from use_repro.data.manifest import check_entry_audio
+        entries = read_scp(p)
+        with pytest.raises(ManifestError, match=f"speech_train.scp line 2: .*{name}.*{why}"):
+            check_entry_audio(entries[1], p.name, 2, full=True)
+
+
+def test_rate_mismatch_is_reported(tmp_path, make_wav):
+    a = make_wav("a.flac", 16000)
+    p = tmp_path / "speech_train.scp"
+    p.write_text(f"a 48000 {a}\n")
+    with pytest.raises(ManifestError, match="line 1: .*16000 Hz but the list says 48000 Hz"):
+        read_scp(p, check_audio=True)
+
+
+def test_meta_round_trip_with_extra_columns(tmp_path):
+    row = {"id": "fileid_1", "noisy_path": "noisy/fileid_1.flac", "speech_uid": "s1", "speech_sid": "spk1",
+           "clean_path": "clean/fileid_1.flac", "noise_uid": "n1", "snr_dB": "5.2", "rir_uid": "none",
+           "augmentation": "clipping(min=0.01,max=0.95)/codec(format=ogg,encoder=opus,qscale=3)",
+           "fs": "16000", "length": "16000", "text": "hello world", "clean_shifted_path": "x.flac"}
+    write_meta(tmp_path / "meta.tsv", [row])
+    header = (tmp_path / "meta.tsv").read_text().splitlines()[0].split("\t")
+    assert tuple(header[:len(META_COLUMNS)]) == META_COLUMNS and header[-1] == "clean_shifted_path"
+    assert read_meta(tmp_path / "meta.tsv") == [row]
