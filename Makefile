@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 PROFILE ?= mini
 CORES  ?= all
 STAMP  := $(VENV)/.installed
+# Rules call `use-repro`; the venv's bin must be on PATH for Snakemake's shell commands.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: tables figures compare test env clean-results help
 
@@ -35,7 +37,7 @@ compare: $(STAMP)
 	$(BIN)/snakemake --cores $(CORES) --config profile=$(PROFILE) compare
 
 test: $(STAMP)
-	PATH=$(abspath $(BIN)):$$PATH $(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q
 
 clean-results:
 	rm -rf results/$(PROFILE) figures/$(PROFILE)

@@ -1,35 +1,49 @@
 # use-repro: the paper's tables and figures from raw audio, as one DAG.
 #
-#   snakemake --cores all tables                       # default profile: mini
+#   snakemake --cores all tables                       # default profile: mini (everything below)
 #   snakemake --cores all tables --config profile=tiny
 #   snakemake --cores all figures/mini/fig3b.png       # one figure
+#   snakemake --cores all figures                      # every figure
 #   snakemake --cores all compare                      # reproduced vs reported
+#   snakemake --profile experiments/profiles/slurm --config profile=urgent2025 tables   # a cluster
 #
 # The profile's YAML (experiments/config/<profile>.yaml) is validated against
-# experiments/config/schema.yaml before any job runs. A custom profile file:
+# experiments/config/schema.yaml before any job runs, and its `experiments` entries generate the
+# training, enhancement and evaluation jobs. A custom profile file:
 #   snakemake --cores all tables --config profile=path/to/my.yaml
-from use_repro.config import ConfigError, load_config
+#
+# Conventions of the rule files (kept by `snakemake --lint`): a rule is thin — named inputs and
+# outputs, a log, threads, `conda: ENV`, one `use-repro <stage>` call whose values all come from
+# input/output/params; functions live in experiments/rules/common.smk.
+from use_repro.config import ConfigError, load_config, resolve_profile_path
+from use_repro.report import layout as L
+from use_repro.report.experiments import experiments as _experiments
 
 _profile = config.get("profile", "mini")
 try:
     _cfg = load_config(_profile)
+    EXPS = _experiments(_cfg)  # name -> Experiment, each after the one it starts from
 except ConfigError as _e:
     raise WorkflowError(str(_e))
 config.clear()
 config.update(_cfg)
 
 PROFILE = config["profile"]
-CONFIG_FILE = str(__import__("use_repro.config", fromlist=["resolve_profile_path"]).resolve_profile_path(_profile))
+CONFIG_FILE = str(resolve_profile_path(_profile))
 RESULTS = f"{config['results_root']}/{PROFILE}"
 FIGURES = f"{config['figures_root']}/{PROFILE}"
 USE_REPRO = "use-repro"
+# Threads of one CPU job (training, enhancement, metrics): the top-level `threads` key, 1 if 0.
+JOB_THREADS = int(config.get("threads") or 1)
 
 # Each stage's .smk appends the files it contributes to these target lists.
 TABLE_TARGETS = []
 FIGURE_TARGETS = []
 COMPARE_TARGETS = []
+PROVENANCE_TARGETS = []
 
 
+include: "experiments/rules/common.smk"
 include: "experiments/rules/corpus.smk"
 include: "experiments/rules/simulate.smk"
 include: "experiments/rules/vqscore.smk"
@@ -39,16 +53,23 @@ include: "experiments/rules/evaluate.smk"
 include: "experiments/rules/report.smk"
 
 
+# `tables` is what `make tables` runs: every table, the comparison, every figure and the
+# provenance file (the tables are only half a result without the curves they summarise).
 rule all:
+    default_target: True
     input:
         TABLE_TARGETS,
         FIGURE_TARGETS,
         COMPARE_TARGETS,
+        PROVENANCE_TARGETS,
 
 
 rule tables:
     input:
         TABLE_TARGETS,
+        FIGURE_TARGETS,
+        COMPARE_TARGETS,
+        PROVENANCE_TARGETS,
 
 
 rule figures:

@@ -1,1 +1,24 @@
-# Stage rules for 'enhance' (see DESIGN.md data flow). Owned by the stage's implementer.
+# Stage: enhancement (use-repro enhance) of the test set by every experiment with `test: true`
+# and of the held-out-language recordings by every experiment with `unseen: true`. Outputs are
+# results/<profile>/<experiment>/enhanced/{test,unseen}/ with an enhanced.scp listing every file.
+
+
+rule enhance:
+    input:
+        checkpoint=f"{RESULTS}/{{exp}}/final.pt",
+        data=lambda wc: SIM_META["test"] if wc.split == "test" else UNSEEN_SCP,
+    output:
+        scp=f"{RESULTS}/{{exp}}/enhanced/{{split}}/enhanced.scp",
+    log:
+        f"{RESULTS}/logs/enhance/{{exp}}.{{split}}.log",
+    threads: JOB_THREADS
+    conda:
+        ENV
+    params:
+        # the noisy test mixtures are the folder `simulate render` writes beside meta.tsv
+        inputs=lambda wc, input: TEST_NOISY if wc.split == "test" else input.data,
+        out=lambda wc, output: parent(output.scp),
+        device=config["device"],
+    shell:
+        "use-repro enhance --checkpoint {input.checkpoint} --in {params.inputs} --out {params.out}"
+        " --threads {threads} --device {params.device} > {log} 2>&1"

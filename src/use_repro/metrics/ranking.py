@@ -1,0 +1,148 @@
+"""`use-repro rank`: the URGENT 2025 overall ranking of systems from their metric averages.
+
+The challenge ranks every system on every metric (MCD and LSD lower is better, the rest higher),
+averages the ranks inside each of the four categories (non-intrusive, intrusive, task-independent,
+task-dependent) and averages the four category means. Two details are not in the challenge's
+prose and were established from the paper's Table 7 (experiments/reported/table7.csv, checked in
+tests/metrics/test_ranking.py):
+
+- ranks are taken on the averages *as printed* (two decimals) and tied values share the lowest
+  rank of their group ("min", or competition ranking: 1, 2, 2, 4): Table 7 prints 3.01 (8) for
+  two teams and the next team 3.00 (10); all 228 printed ranks are reproduced this way;
+- the Overall column is *truncated* (not rounded) to three decimals: Bobbsun's ranks give
+  2.51667 and Table 7 prints 2.516. 18 of 19 rows agree with truncation; the Lam-Fung row does
+  not (its ranks give 1181/120 = 9.841667, truncated 9.841, printed 9.842 — the rounded value;
+  no combination of ranks can truncate to 9.842 because every overall score is a multiple
+  of 1/120).
+
+Input: a CSV with one row per system, a name column (`team`, `system` or the first column) and
+metric columns named as in `registry.RANKED_METRICS`; `*_rank` and `Overall` columns are ignored.
+Output: the same table with a `<metric>_rank` column per metric, the four category means, and
+`Overall`, sorted by `Overall`.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from use_repro.metrics.registry import CATEGORIES, HIGHER_IS_BETTER
+
+log = logging.getLogger(__name__)
+
+# Table 7 prints every average with two decimals and ranks those printed numbers.
+DEFAULT_DECIMALS = 2
+OVERALL_DECIMALS = 3
+
+
+def rank_metric(values: pd.Series, higher_is_better: bool, decimals: int | None = DEFAULT_DECIMALS) -> pd.Series:
+    """Competition ranks (1 = best; ties share the lowest rank) of `values` [N].
+
+    Values are rounded to `decimals` first (None: ranked as they are); NaN gets no rank.
+    """
+    v = values.astype(float)
+    if decimals is not None:
+        v = v.round(decimals)
+    return (-v if higher_is_better else v).rank(method="min", na_option="keep")
+
+
+def truncate(x: float, decimals: int = OVERALL_DECIMALS) -> float:
+    """Cut `x` to `decimals` decimals, as the leaderboard's Overall column does.
+
+    A tiny tolerance absorbs binary representation error (5.0333333 stays 5.033, and
+    3.0 computed as 2.99999999997 stays 3.000).
+    """
+    scale = 10 ** decimals
+    return math.floor(x * scale + 1e-9) / scale
+
+
+def rank_table(df: pd.DataFrame, decimals: int | None = DEFAULT_DECIMALS,
+               overall_decimals: int = OVERALL_DECIMALS) -> pd.DataFrame:
+    """Rank systems (rows of `df`) on every ranked metric column present; see module doc.
+
+    Categories whose metrics are all absent are left out of the mean (and logged), so a table
+    without NISQA and UTMOS ranks non-intrusive quality on DNSMOS alone.
+    """
+    out = df.copy()
+    cat_cols = []
+    for cat, metrics in CATEGORIES.items():
+        present = [m for m in metrics if m in out.columns and out[m].notna().any()]
+        missing = [m for m in metrics if m not in present]
+        if missing:
+            log.warning("rank: category %s lacks %s; its mean uses %s", cat, ", ".join(missing),
+                        ", ".join(present) or "nothing (category dropped)")
+        for m in present:
+            out[f"{m}_rank"] = rank_metric(out[m], HIGHER_IS_BETTER[m], decimals)
+        if present:
+            out[cat] = out[[f"{m}_rank" for m in present]].mean(axis=1, skipna=False)
+            cat_cols.append(cat)
+    if not cat_cols:
+        raise ValueError("rank: no ranked metric column found; expected some of "
+                         + ", ".join(m for ms in CATEGORIES.values() for m in ms))
+    exact = out[cat_cols].mean(axis=1, skipna=False)
+    out["Overall_exact"] = exact
+    out["Overall"] = [truncate(x, overall_decimals) if np.isfinite(x) else np.nan for x in exact]
+    return out.sort_values("Overall_exact", kind="stable")
+
+
+def _name_column(df: pd.DataFrame) -> str:
+    for c in ("team", "system", "name"):
+        if c in df.columns:
+            return c
+    return df.columns[0]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="CSV",
+                   help="a table with one row per system and metric columns, or several "
+                        "`use-repro evaluate` JSON files (one per system; the system is the "
+                        "file's stem)")
+    p.add_argument("--out", help="write the ranked table here (CSV); printed otherwise")
+    p.add_argument("--config", help="profile name or YAML whose evaluate.rank_decimals sets --decimals")
+    p.add_argument("--decimals", type=int, default=None,
+                   help="round averages to this many decimals before ranking (-1: no rounding; "
+                        "default %(default)s, as the paper's Table 7)")
+
+
+def _load(inputs: list[str]) -> pd.DataFrame:
+    import json
+
+    if len(inputs) == 1 and not inputs[0].endswith(".json"):
+        df = pd.read_csv(inputs[0])
+        name = _name_column(df)
+        keep = [c for c in df.columns if not c.endswith("_rank") and c not in ("Overall",) + tuple(CATEGORIES)]
+        df = df[keep].rename(columns={name: "team"})
+        return df
+    rows = []
+    for path in inputs:
+        info = json.loads(Path(path).read_text())
+        rows.append({"team": Path(path).stem, **{k: v for k, v in info["averages"].items()}})
+    return pd.DataFrame(rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    decimals = args.decimals
+    if decimals is None and args.config:
+        from use_repro.config import load_config
+
+        decimals = load_config(args.config)["evaluate"]["rank_decimals"]
+    decimals = DEFAULT_DECIMALS if decimals is None else decimals
+    df = _load(args.inputs)
+    ranked = rank_table(df, None if decimals < 0 else decimals)
+    cols = ["team"] + [c for ms in CATEGORIES.values() for m in ms for c in (m, f"{m}_rank") if c in ranked]
+    cols += [c for c in CATEGORIES if c in ranked] + ["Overall"]
+    table = ranked[cols]
+    if args.out:
+        from use_repro.fs import atomic_path
+
+        with atomic_path(args.out) as tmp:
+            table.to_csv(tmp, index=False, float_format="%.6g")
+        log.info("rank: %d systems -> %s", len(table), args.out)
+    else:
+        with pd.option_context("display.width", 250, "display.max_columns", 100):
+            print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
+    return 0

@@ -1,0 +1,149 @@
+"""Model checkpoints that rebuild themselves: class, constructor arguments, weights, extras.
+
+A checkpoint is one ``torch.save`` file holding a dict::
+
+    {"format": "use-repro-checkpoint", "version": 1,
+     "class": "use_repro.models.usemamba.USEMamba",   # importable "module.QualName"
+     "args": {...},                                  # JSON-able constructor keywords
+     "state_dict": {...},                            # weights, always stored on the CPU
+     "extra": {...}}                                 # anything else: optimizer, step, RNG, config
+
+Models expose their constructor keywords as ``model.init_args`` (every model in
+:mod:`use_repro.models` does). Files are written to a temporary file beside the target and renamed
+(:func:`use_repro.fs.atomic_path`), so an interrupted save never leaves a truncated checkpoint.
+Weights are moved to the CPU before saving, and loading maps every tensor to ``map_location``
+(default CPU), so a checkpoint written on a GPU machine loads on a CPU-only one.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from use_repro.fs import atomic_path
+
+FORMAT = "use-repro-checkpoint"
+VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A file that is not a use-repro checkpoint, or one whose class cannot be rebuilt."""
+
+
+def _to_cpu(obj: Any) -> Any:
+    if torch.is_tensor(obj):
+        return obj.detach().cpu()
+    if isinstance(obj, dict):
+        return type(obj)((k, _to_cpu(v)) for k, v in obj.items())
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_cpu(v) for v in obj)
+    return obj
+
+
+def class_path(model: nn.Module) -> str:
+    cls = type(model)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def model_args(model: nn.Module) -> dict:
+    args = getattr(model, "init_args", None)
+    if not isinstance(args, dict):
+        raise CheckpointError(f"{class_path(model)} has no `init_args` dict: cannot record how to rebuild it")
+    return args
+
+
+def checkpoint_dict(model: nn.Module, extra: dict | None = None) -> dict:
+    """The dict :func:`save_checkpoint` writes (weights and extras moved to the CPU)."""
+    return {"format": FORMAT, "version": VERSION, "class": class_path(model),
+            "args": model_args(model), "state_dict": _to_cpu(model.state_dict()),
+            "extra": _to_cpu(dict(extra or {}))}
+
+
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, extra: dict | None = None) -> Path:
+    """Atomically write ``model``'s class, arguments and weights (+ ``extra``) to ``path``."""
+    path = Path(path)
+    payload = checkpoint_dict(model, extra)
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
+                    weights_only: bool = True) -> dict:
+    """Load and validate a checkpoint dict (tensors mapped to ``map_location``).
+
+    ``weights_only=True`` (default) refuses pickled code; pass False for trusted files whose
+    ``extra`` holds objects other than tensors, numbers, strings, lists and dicts.
+    """
+    path = Path(path)
+    try:
+        ckpt = torch.load(path, map_location=map_location, weights_only=weights_only)
+    except FileNotFoundError:
+        raise
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {e}") from e
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} file")
+    if ckpt.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is newer than "
+                              f"this code understands ({VERSION})")
+    for key in ("class", "args", "state_dict"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: checkpoint has no {key!r}")
+    return ckpt
+
+
+def _import_class(name: str, path: Path) -> type:
+    module_name, _, qualname = name.rpartition(".")
+    try:
+        obj: Any = importlib.import_module(module_name)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError) as e:
+        raise CheckpointError(f"{path}: cannot import model class {name!r}: {e}") from e
+    if not (isinstance(obj, type) and issubclass(obj, nn.Module)):
+        raise CheckpointError(f"{path}: {name!r} is not a torch.nn.Module class")
+    return obj
+
+
+def build_model(ckpt: dict, path: str | os.PathLike = "<checkpoint>", strict: bool = True) -> nn.Module:
+    """Rebuild the module recorded in a checkpoint dict and load its weights."""
+    path = Path(path)
+    cls = _import_class(ckpt["class"], path)
+    try:
+        model = cls(**ckpt["args"])
+    except TypeError as e:
+        raise CheckpointError(f"{path}: cannot rebuild {ckpt['class']} from its arguments: {e}") from e
+    result = model.load_state_dict(ckpt["state_dict"], strict=strict)
+    if not strict and (result.missing_keys or result.unexpected_keys):
+        import logging
+        logging.getLogger(__name__).warning("%s: missing keys %s, unexpected keys %s", path,
+                                            result.missing_keys, result.unexpected_keys)
+    return model
+
+
+def load_model(path: str | os.PathLike, map_location: Any = "cpu", strict: bool = True,
+               weights_only: bool = True) -> nn.Module:
+    """Rebuild a model from a checkpoint written by :func:`save_checkpoint`, in eval mode.
+
+    The module is on ``map_location`` (CPU by default, whatever device it was saved from).
+    """
+    ckpt = read_checkpoint(path, map_location, weights_only)
+    model = build_model(ckpt, path, strict)
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)
+    return model.eval()
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", strict: bool = True,
+                    weights_only: bool = True) -> tuple[nn.Module, dict]:
+    """Like :func:`load_model` but also return the checkpoint's ``extra`` dict."""
+    ckpt = read_checkpoint(path, map_location, weights_only)
+    model = build_model(ckpt, path, strict)
+    if isinstance(map_location, (str, torch.device)):
+        model = model.to(map_location)
+    return model.eval(), ckpt.get("extra", {})

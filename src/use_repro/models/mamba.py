@@ -1,0 +1,298 @@
+"""Mamba (selective state space) block with two interchangeable scan backends.
+
+The module's parameters have exactly the names, shapes and initialisation of
+``mamba_ssm.modules.mamba_simple.Mamba`` (``in_proj``, ``conv1d``, ``x_proj``, ``dt_proj``,
+``A_log``, ``D``, ``out_proj``), so a state dict moves between a CUDA machine running the fused
+kernel and a CPU-only machine running the pure-PyTorch scan without conversion.
+
+The selective scan, for every batch b, channel d and state n (``mamba_ssm``'s
+``selective_scan_ref`` semantics)::
+
+    delta = softplus(delta + delta_bias)                      # if delta_softplus
+    h[t]  = exp(delta[t] * A) * h[t-1] + delta[t] * B[t] * u[t]
+    y[t]  = <C[t], h[t]> + D * u[t]
+    y     = y * silu(z)                                       # if z is given
+
+Backends (:func:`selective_scan`):
+
+- ``fused``: ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` — used when the
+  package imports and the tensors are on CUDA.
+- ``torch``: :func:`selective_scan_torch`, a chunked scan that is parallel over the sequence:
+  the sequence is cut into ~sqrt(L) chunks; one vectorised pass scans inside every chunk at once,
+  a second carries the state across chunk boundaries, and the chunk-local decay (an exponentiated
+  cumulative sum) adds the carried state back. ~2 sqrt(L) vector steps instead of L, using only
+  products of decays (never their reciprocals), so it is as stable as the sequential recurrence.
+- ``reference``: :func:`selective_scan_ref`, a plain loop over time steps; the ground truth for
+  tests and the baseline of ``bench/models.py``.
+
+Memory: without the fused kernel the scan materialises ``[B, L, d_inner, d_state]`` tensors.
+During training the ``torch`` backend is wrapped in activation checkpointing (``checkpoint=True``,
+the default), so only one Mamba layer's scan intermediates are alive at a time and they are
+recomputed in the backward pass — the same trade the fused kernel makes.
+"""
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint as _checkpoint
+
+BACKENDS = ("auto", "torch", "fused", "reference")
+
+
+# --------------------------------------------------------------------------------------------
+# backends
+# --------------------------------------------------------------------------------------------
+
+@lru_cache(maxsize=1)
+def _fused_scan_fn():
+    """``mamba_ssm``'s fused ``selective_scan_fn`` or None when the package does not import."""
+    try:
+        from mamba_ssm.ops.selective_scan_interface import selective_scan_fn
+    except Exception:  # ImportError, or a CUDA extension that fails to load
+        return None
+    return selective_scan_fn
+
+
+def fused_available() -> bool:
+    """True when ``mamba_ssm``'s fused kernel imports and a CUDA device is present."""
+    return torch.cuda.is_available() and _fused_scan_fn() is not None
+
+
+def resolve_backend(backend: str, device: torch.device) -> str:
+    """``auto`` -> ``fused`` on CUDA with ``mamba_ssm`` installed, else ``torch``."""
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown selective-scan backend {backend!r}; choose from {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "fused" if device.type == "cuda" and _fused_scan_fn() is not None else "torch"
+    if backend == "fused" and (device.type != "cuda" or _fused_scan_fn() is None):
+        raise RuntimeError("selective-scan backend 'fused' needs mamba_ssm and CUDA tensors")
+    return backend
+
+
+def _prepare(u, delta, delta_bias, delta_softplus):
+    delta = delta.float()
+    if delta_bias is not None:
+        delta = delta + delta_bias.float()[:, None]
+    if delta_softplus:
+        delta = F.softplus(delta)
+    return u.float(), delta
+
+
+def _finish(y, u, D, z, dtype):
+    """y [B, D, L] (float32) -> + D * u, * silu(z), back to the input dtype."""
+    if D is not None:
+        y = y + u * D.float()[:, None]
+    if z is not None:
+        y = y * F.silu(z.float())
+    return y.to(dtype)
+
+
+def selective_scan_ref(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                       C: torch.Tensor, D: torch.Tensor | None = None, z: torch.Tensor | None = None,
+                       delta_bias: torch.Tensor | None = None,
+                       delta_softplus: bool = False) -> torch.Tensor:
+    """Sequential reference: a Python loop over the L time steps.
+
+    u, delta, z: ``[B, D, L]``; A: ``[D, N]``; B, C: ``[B, N, L]`` (input-dependent);
+    D, delta_bias: ``[D]``. Returns ``[B, D, L]`` in u's dtype. Computes in float32.
+    """
+    dtype = u.dtype
+    u, delta = _prepare(u, delta, delta_bias, delta_softplus)
+    A = A.float()
+    B, C = B.float(), C.float()
+    batch, dim, length = u.shape
+    h = u.new_zeros(batch, dim, A.shape[1])
+    ys = []
+    steps = zip(delta.unbind(-1), u.unbind(-1), B.unbind(-1), C.unbind(-1))
+    for dt, u_t, b_t, c_t in steps:                                # [B, D], [B, D], [B, N], [B, N]
+        dt = dt.unsqueeze(-1)
+        h = torch.exp(dt * A) * h + dt * b_t.unsqueeze(1) * u_t.unsqueeze(-1)
+        ys.append(torch.einsum("bdn,bn->bd", h, c_t))
+    y = torch.stack(ys, dim=-1) if ys else u.new_zeros(batch, dim, 0)
+    return _finish(y, u, D, z, dtype)
+
+
+def default_chunk(length: int) -> int:
+    """Chunk size of the parallel scan: about sqrt(L), which minimises the vector steps."""
+    return max(1, int(math.ceil(math.sqrt(max(length, 1)))))
+
+
+def linear_scan(log_a: torch.Tensor, b: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    """Parallel (chunked) solution of ``h[t] = exp(log_a[t]) * h[t-1] + b[t]``, ``h[-1] = 0``.
+
+    ``log_a`` and ``b``: ``[batch, L, *rest]`` (time on dim 1). Returns ``h`` with b's shape.
+    Work is O(L); vector steps ~ L / chunk + chunk.
+    """
+    length = b.shape[1]
+    if length == 0:
+        return b
+    k = default_chunk(length) if chunk is None else max(1, min(int(chunk), length))
+    n_chunks = -(-length // k)
+    pad = n_chunks * k - length
+    if pad:
+        # a = 1, b = 0 after the end: outputs past L are discarded and earlier ones unaffected.
+        log_a = F.pad(log_a, (0,) * (2 * (log_a.dim() - 2)) + (0, pad))
+        b = F.pad(b, (0,) * (2 * (b.dim() - 2)) + (0, pad))
+    rest = b.shape[2:]
+    log_a = log_a.reshape(b.shape[0], n_chunks, k, *rest)
+    b = b.reshape(b.shape[0], n_chunks, k, *rest)
+    a = torch.exp(log_a)
+
+    # 1. scan inside every chunk at once (state starts at 0 in each chunk): k vector steps.
+    # unbind, not indexing: the backward of k separate selections would zero-fill and add k
+    # full-size gradient tensors (quadratic traffic); unbind's backward is one stack.
+    a_steps, b_steps = torch.unbind(a, dim=2), torch.unbind(b, dim=2)
+    states = [b_steps[0]]
+    for i in range(1, k):
+        states.append(a_steps[i] * states[-1] + b_steps[i])
+    local = torch.stack(states, dim=2)                     # [batch, chunks, k, *rest]
+    # decay from each chunk's start to each position, exp of a cumulative sum of logs (<= 1)
+    decay = torch.exp(torch.cumsum(log_a, dim=2))          # [batch, chunks, k, *rest]
+
+    # 2. carry the state across chunk boundaries: n_chunks vector steps
+    decay_end = torch.unbind(decay[:, :, -1], dim=1)
+    local_end = torch.unbind(states[-1], dim=1)
+    carried = [torch.zeros_like(local_end[0])]
+    for c in range(n_chunks - 1):
+        carried.append(decay_end[c] * carried[-1] + local_end[c])
+    carry = torch.stack(carried, dim=1)                    # [batch, chunks, *rest]
+
+    # 3. every position gets its chunk's incoming state, decayed to it
+    h = local + decay * carry.unsqueeze(2)
+    h = h.reshape(b.shape[0], n_chunks * k, *rest)
+    return h[:, :length] if pad else h
+
+
+def selective_scan_torch(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
+                         C: torch.Tensor, D: torch.Tensor | None = None,
+                         z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
+                         delta_softplus: bool = False, chunk: int | None = None) -> torch.Tensor:
+    """Pure-PyTorch selective scan, parallel over the sequence (see :func:`linear_scan`).
+
+    Same arguments, shapes and result as :func:`selective_scan_ref`.
+    """
+    dtype = u.dtype
+    u, delta = _prepare(u, delta, delta_bias, delta_softplus)
+    A = A.float()
+    dt = delta.transpose(1, 2)                                       # [B, L, D]
+    log_a = dt.unsqueeze(-1) * A                                     # [B, L, D, N]
+    b = (dt * u.transpose(1, 2)).unsqueeze(-1) * B.float().transpose(1, 2).unsqueeze(2)
+    h = linear_scan(log_a, b, chunk)                                 # [B, L, D, N]
+    y = torch.matmul(h, C.float().transpose(1, 2).unsqueeze(-1)).squeeze(-1)   # [B, L, D]
+    return _finish(y.transpose(1, 2), u, D, z, dtype)
+
+
+def selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
+    """``mamba_ssm``'s fused CUDA kernel (same arguments as :func:`selective_scan_ref`)."""
+    fn = _fused_scan_fn()
+    if fn is None:
+        raise RuntimeError("mamba_ssm is not installed; the fused selective scan is unavailable")
+    return fn(u.contiguous(), delta.contiguous(), A.contiguous(), B.contiguous(), C.contiguous(),
+              None if D is None else D.float(), z=None if z is None else z.contiguous(),
+              delta_bias=None if delta_bias is None else delta_bias.float(),
+              delta_softplus=delta_softplus)
+
+
+def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
+                   backend: str = "auto", checkpoint: bool = False):
+    """Dispatch to the fused kernel (CUDA + mamba_ssm), the parallel torch scan or the reference.
+
+    ``checkpoint=True`` recomputes the torch scan in the backward pass instead of storing its
+    ``[B, L, D, N]`` intermediates (only when gradients are being recorded).
+    """
+    name = resolve_backend(backend, u.device)
+    if name == "fused":
+        return selective_scan_fused(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+    fn = selective_scan_torch if name == "torch" else selective_scan_ref
+    if checkpoint and torch.is_grad_enabled():
+        return _checkpoint(fn, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
+                           use_reentrant=False)
+    return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+
+# --------------------------------------------------------------------------------------------
+# the block
+# --------------------------------------------------------------------------------------------
+
+class Mamba(nn.Module):
+    """Mamba mixer, parameter-compatible with ``mamba_ssm.modules.mamba_simple.Mamba``.
+
+    Args mirror ``mamba_ssm`` (d_model, d_state=16, d_conv=4, expand=2, dt_rank="auto",
+    dt_min, dt_max, dt_init, dt_scale, dt_init_floor, conv_bias, bias) plus
+
+    - ``backend``: ``auto`` | ``torch`` | ``fused`` | ``reference`` (see the module docstring);
+    - ``checkpoint``: recompute the torch scan in backward (saves memory; default True).
+
+    forward: ``[B, L, d_model]`` -> ``[B, L, d_model]``.
+    """
+
+    def __init__(self, d_model: int, d_state: int = 16, d_conv: int = 4, expand: int = 2,
+                 dt_rank: int | str = "auto", dt_min: float = 0.001, dt_max: float = 0.1,
+                 dt_init: str = "random", dt_scale: float = 1.0, dt_init_floor: float = 1e-4,
+                 conv_bias: bool = True, bias: bool = False, backend: str = "auto",
+                 checkpoint: bool = True):
+        super().__init__()
+        if backend not in BACKENDS:
+            raise ValueError(f"unknown selective-scan backend {backend!r}; choose from {', '.join(BACKENDS)}")
+        self.d_model = d_model
+        self.d_state = d_state
+        self.d_conv = d_conv
+        self.expand = expand
+        self.d_inner = int(expand * d_model)
+        self.dt_rank = math.ceil(d_model / 16) if dt_rank == "auto" else int(dt_rank)
+        self.backend = backend
+        self.checkpoint = checkpoint
+
+        self.in_proj = nn.Linear(d_model, self.d_inner * 2, bias=bias)
+        self.conv1d = nn.Conv1d(self.d_inner, self.d_inner, kernel_size=d_conv, groups=self.d_inner,
+                                padding=d_conv - 1, bias=conv_bias)
+        self.x_proj = nn.Linear(self.d_inner, self.dt_rank + 2 * d_state, bias=False)
+        self.dt_proj = nn.Linear(self.dt_rank, self.d_inner, bias=True)
+        self.A_log = nn.Parameter(torch.empty(self.d_inner, d_state))
+        self.D = nn.Parameter(torch.empty(self.d_inner))
+        self.out_proj = nn.Linear(self.d_inner, d_model, bias=bias)
+        self._init_ssm(dt_min, dt_max, dt_init, dt_scale, dt_init_floor)
+
+    @torch.no_grad()
+    def _init_ssm(self, dt_min, dt_max, dt_init, dt_scale, dt_init_floor):
+        # dt projection: keeps the variance of dt at initialisation (as mamba_ssm)
+        std = self.dt_rank ** -0.5 * dt_scale
+        if dt_init == "constant":
+            nn.init.constant_(self.dt_proj.weight, std)
+        elif dt_init == "random":
+            nn.init.uniform_(self.dt_proj.weight, -std, std)
+        else:
+            raise ValueError(f"dt_init {dt_init!r}: choose 'random' or 'constant'")
+        # dt bias: softplus(bias) log-uniform in [dt_min, dt_max]; bias = inverse softplus
+        dt = torch.exp(torch.rand(self.d_inner) * (math.log(dt_max) - math.log(dt_min))
+                       + math.log(dt_min)).clamp(min=dt_init_floor)
+        self.dt_proj.bias.copy_(dt + torch.log(-torch.expm1(-dt)))
+        self.dt_proj.bias._no_reinit = True
+        # S4D-real: A[d, n] = -(n + 1)
+        self.A_log.copy_(torch.log(torch.arange(1, self.d_state + 1, dtype=torch.float32))
+                         .expand(self.d_inner, -1))
+        self.A_log._no_weight_decay = True
+        self.D.fill_(1.0)
+        self.D._no_weight_decay = True
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        length = hidden.shape[1]
+        xz = self.in_proj(hidden).transpose(1, 2)                        # [B, 2 d_inner, L]
+        x, z = xz.chunk(2, dim=1)
+        x = F.silu(self.conv1d(x)[..., :length])                         # causal depthwise conv
+        x_dbl = self.x_proj(x.transpose(1, 2))                           # [B, L, R + 2N]
+        dt, B, C = torch.split(x_dbl, [self.dt_rank, self.d_state, self.d_state], dim=-1)
+        dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)           # [B, d_inner, L]
+        A = -torch.exp(self.A_log.float())
+        y = selective_scan(x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D, z,
+                           delta_bias=self.dt_proj.bias, delta_softplus=True,
+                           backend=self.backend, checkpoint=self.checkpoint)
+        return self.out_proj(y.transpose(1, 2))
+
+    def extra_repr(self) -> str:
+        return (f"d_model={self.d_model}, d_state={self.d_state}, d_conv={self.d_conv}, "
+                f"expand={self.expand}, dt_rank={self.dt_rank}, backend={self.backend!r}")

@@ -1,0 +1,333 @@
+"""VQScore: train the estimator, score speech, filter by threshold, draw Figures 2 and 7.
+
+actions (each takes explicit paths; --config gives the profile's `vqscore` section):
+  train      train an estimator on the clean speech of an scp list (or import the released
+             checkpoint named by vqscore.released_checkpoint when the file is there)
+  score      score every file of an scp list -> vqscore.tsv (uid, source, score, duration)
+  filter     one filtered speech list per threshold + datasize.csv
+  histogram  Figures 2 (all sources, one panel) and 7 (a panel per source), PNG + PDF
+  auc        ROC AUC of the scores against the corpus's crowd_dirty.tsv ground truth
+  sweep      mean score of clean files as white noise is added at given SNRs
+
+examples:
+  use-repro vqscore train --config mini --scp results/mini/corpus/speech_train.scp \\
+      --out results/mini/vqscore/estimator.pt
+  use-repro vqscore score --config mini --estimator results/mini/vqscore/estimator.pt \\
+      --scp results/mini/corpus/speech_train.scp --out results/mini/vqscore/vqscore.tsv
+  use-repro vqscore auc --scores results/mini/vqscore/vqscore.tsv \\
+      --truth results/mini/corpus/crowd_dirty.tsv
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger("use_repro.vqscore")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", required=True, metavar="action")
+
+    def common(p, config=True):
+        if config:
+            p.add_argument("--config", required=True, help="profile name or YAML path")
+        p.add_argument("--threads", type=int, default=1, help="CPU threads (torch and file decoding)")
+        p.add_argument("--device", default=None, help="cpu, cuda or auto (default: the profile's)")
+
+    p = sub.add_parser("train", help="train the estimator (or import the released checkpoint)")
+    common(p)
+    p.add_argument("--scp", required=True, help="speech list (uid fs path) to train on")
+    p.add_argument("--out", required=True, help="estimator checkpoint to write (estimator.pt)")
+    p.add_argument("--log-csv", default=None, help="training curve CSV (default: beside --out)")
+    p.add_argument("--released", default=None,
+                   help="released checkpoint to import (overrides vqscore.released_checkpoint)")
+    p.add_argument("--info", default=None, help="the corpus's speech_info.tsv (uid -> source)")
+
+    p = sub.add_parser("score", help="score every file of an scp list")
+    common(p)
+    p.add_argument("--estimator", required=True)
+    p.add_argument("--scp", required=True)
+    p.add_argument("--out", required=True, help="vqscore.tsv to write")
+    p.add_argument("--info", default=None, help="the corpus's speech_info.tsv (uid -> source)")
+    p.add_argument("--source-of", default=None,
+                   help="regex giving an utterance's source from its uid (or --source-field path); "
+                        "overrides vqscore.source_pattern and source_field")
+    p.add_argument("--source-field", choices=("info", "uid", "path"), default=None)
+
+    p = sub.add_parser("filter", help="write the filtered speech lists and datasize.csv")
+    p.add_argument("--config", required=True)
+    p.add_argument("--scores", required=True, help="vqscore.tsv")
+    p.add_argument("--scp", required=True, help="the speech list that was scored")
+    p.add_argument("--out-dir", required=True, help="folder for filtered/ and datasize.csv")
+    p.add_argument("--estimator", default=None,
+                   help="the estimator that scored (its origin decides threshold_mode auto)")
+    p.add_argument("--mode", choices=("auto", "score", "keep"), default=None,
+                   help="overrides vqscore.threshold_mode")
+
+    p = sub.add_parser("histogram", help="Figures 2 and 7")
+    p.add_argument("--config", default=None)
+    p.add_argument("--scores", required=True)
+    p.add_argument("--fig2", required=True, help="PNG path of Figure 2 (the PDF goes beside it)")
+    p.add_argument("--fig7", required=True, help="PNG path of Figure 7 (the PDF goes beside it)")
+
+    p = sub.add_parser("auc", help="ROC AUC against the corpus's dirty-utterance ground truth")
+    p.add_argument("--scores", required=True)
+    p.add_argument("--truth", required=True, help="crowd_dirty.tsv (uid, dirty 0/1, kind)")
+    p.add_argument("--out", default=None, help="also write the report as JSON here")
+    p.add_argument("--source", action="append", default=None,
+                   help="source(s) whose utterances are compared (default: those holding a dirty one)")
+    p.add_argument("--min-auc", type=float, default=None, help="exit 1 when the AUC is below this")
+
+    p = sub.add_parser("sweep", help="scores of clean files with white noise at given SNRs")
+    common(p, config=False)
+    p.add_argument("--estimator", required=True)
+    p.add_argument("--scp", required=True)
+    p.add_argument("--snrs", type=float, nargs="+", default=[30, 20, 10, 0])
+    p.add_argument("--count", type=int, default=20, help="files drawn from the list")
+    p.add_argument("--uid-pattern", default=None, help="only uids matching this regex (a clean source)")
+    p.add_argument("--seed", type=int, default=0)
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    torch.set_num_threads(max(1, args.threads) if hasattr(args, "threads") else 1)
+    return {"train": _train, "score": _score, "filter": _filter, "histogram": _histogram,
+            "auc": _auc, "sweep": _sweep}[args.action](args)
+
+
+# ---------------------------------------------------------------------------------------------
+
+def _cfg(args) -> dict:
+    from use_repro.config import load_config
+
+    return load_config(args.config)
+
+
+def _device(args, cfg: dict | None = None) -> str:
+    import torch
+
+    want = args.device or (cfg or {}).get("device", "auto")
+    if want == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return want
+
+
+def _resolver(cfg: dict, info: str | None, pattern: str | None = None, field: str | None = None):
+    from use_repro.quality.filtering import read_info_sources, source_resolver
+
+    vq = cfg["vqscore"]
+    if pattern and not field:
+        field = "uid"
+    field = field or vq["source_field"]
+    return source_resolver(pattern or vq["source_pattern"], field,
+                           read_info_sources(info) if field == "info" and info else None)
+
+
+def released_path(cfg: dict, override: str | None = None) -> Path | None:
+    """The released checkpoint the profile names (under weights_dir when relative), or None."""
+    name = override if override is not None else cfg["vqscore"].get("released_checkpoint", "")
+    if not name:
+        return None
+    p = Path(name)
+    return p if p.is_absolute() or p.exists() else Path(cfg.get("weights_dir", "weights")) / p
+
+
+def _train(args) -> int:
+    from use_repro.audio.io import AudioError
+    from use_repro.data.manifest import read_scp
+    from use_repro.quality import vqscore as V
+    from use_repro.quality.filtering import _prefetch, load_16k
+    from use_repro.seeding import derive_seed
+
+    cfg = _cfg(args)
+    vq = cfg["vqscore"]
+    released = released_path(cfg, args.released)
+    if released is not None:
+        if released.exists():
+            V.import_released(released, args.out)
+            log.info("imported the released VQScore checkpoint %s -> %s", released, args.out)
+            return 0
+        log.warning("vqscore.released_checkpoint %s is not there; training an estimator on the "
+                    "corpus's clean speech instead (copy the file there to use the released one)", released)
+
+    entries = read_scp(args.scp)
+    source_of = _resolver(cfg, args.info)
+    excluded = set(vq["train_exclude_sources"])
+    eligible = [e for e in entries if source_of(e) not in excluded]
+    if not eligible:
+        raise SystemExit(f"{args.scp}: no training speech left after excluding sources {sorted(excluded)}")
+    rng = np.random.default_rng(derive_seed(cfg["seed"], "vqscore", "train"))
+    order = rng.permutation(len(eligible))
+    budget = vq["train_max_hours"] * 3600 if vq["train_max_hours"] > 0 else float("inf")
+    clips, seconds = [], 0.0
+    for _, loaded in _prefetch(load_16k, [eligible[i] for i in order], args.threads):
+        if isinstance(loaded, (AudioError, ValueError)):
+            log.warning("skipping a training file: %s", loaded)
+            continue
+        if isinstance(loaded, Exception):
+            raise loaded
+        clips.append(loaded[0])
+        seconds += loaded[1]
+        if seconds >= budget:
+            break
+    log.info("training the VQScore estimator on %d files, %.2f h (%d sources excluded: %s)",
+             len(clips), seconds / 3600, len(excluded), ", ".join(sorted(excluded)) or "none")
+
+    t = vq["train"]
+    m = vq["model"]
+    settings = V.TrainSettings(steps=t["steps"], batch_size=t["batch_size"], segment_seconds=t["segment_seconds"],
+                               lr=t["lr"], lambda_vq=t["lambda_vq"], lambda_cos=t["lambda_cos"],
+                               log_every=t["log_every"], seed=derive_seed(cfg["seed"], "vqscore", "model") % 2**31)
+    model_args = V.VQScoreArgs(codebook_size=m["codebook_size"], codebook_dim=m["codebook_dim"],
+                               channels=tuple(m["channels"]), kernel=m["kernel"], decay=m["decay"],
+                               kmeans_iters=m["kmeans_iters"], dead_code_threshold=m["dead_code_threshold"])
+
+    def on_log(row):
+        log.info("step %d: loss %.4f vq %.5f cos %.4f codes used %d (%.1f s)", row["step"], row["loss"],
+                 row["vq"], row["cos"], row["codes_used"], row["seconds"])
+
+    t0 = time.time()
+    model, state = V.train(clips, settings, model_args, device=_device(args, cfg), on_log=on_log)
+    V.save_estimator(args.out, model.cpu(), origin="trained",
+                     extra={"optimizer": state["optimizer"], "step": state["step"], "history": state["history"],
+                            "config": cfg, "train_files": len(clips), "train_hours": seconds / 3600})
+    _write_history(args.log_csv or str(Path(args.out).with_suffix(".train.csv")), state["history"])
+    log.info("wrote %s after %d steps in %.1f s", args.out, settings.steps, time.time() - t0)
+    return 0
+
+
+def _write_history(path: str, history: list[dict]) -> None:
+    import csv
+
+    from use_repro.fs import atomic_path
+
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(history[0]) if history else ["step"], lineterminator="\n")
+        w.writeheader()
+        w.writerows(history)
+
+
+def _score(args) -> int:
+    from use_repro.batch import Failures
+    from use_repro.data.manifest import read_scp
+    from use_repro.quality.filtering import score_entries, write_scores
+    from use_repro.quality.vqscore import load_estimator
+
+    cfg = _cfg(args)
+    device = _device(args, cfg)
+    model, ckpt = load_estimator(args.estimator, device)
+    entries = read_scp(args.scp)
+    source_of = _resolver(cfg, args.info, args.source_of, args.source_field)
+    failures = Failures("vqscore score")
+    t0 = time.time()
+    rows = score_entries(model, entries, source_of, workers=args.threads, device=device, failures=failures)
+    dt = time.time() - t0
+    write_scores(args.out, rows)
+    audio = sum(r.duration for r in rows)
+    log.info("scored %d files (%.2f h of speech) in %.1f s: %.0f x real time, estimator origin %s",
+             len(rows), audio / 3600, dt, audio / max(dt, 1e-9), ckpt.get("origin"))
+    if failures:
+        failures.write(Path(args.out).with_suffix(".rejects.tsv"))
+    return failures.exit_status(len(entries))
+
+
+def _thresholds(cfg: dict):
+    from use_repro.quality.filtering import Threshold
+
+    return [Threshold(t["name"], t.get("score"), t.get("keep")) for t in cfg["vqscore"]["thresholds"]]
+
+
+def _filter(args) -> int:
+    from use_repro.data.manifest import read_scp
+    from use_repro.quality.filtering import filter_sweep, read_scores, resolve_mode
+
+    cfg = _cfg(args)
+    origin = "trained"
+    if args.estimator:
+        import torch
+
+        origin = torch.load(args.estimator, map_location="cpu", weights_only=True).get("origin", "trained")
+    mode = resolve_mode(args.mode or cfg["vqscore"]["threshold_mode"], origin)
+    table = filter_sweep(read_scores(args.scores), read_scp(args.scp), _thresholds(cfg), mode, args.out_dir,
+                         keep_unit=cfg["vqscore"]["keep_unit"])
+    for row in table:
+        print(f"{row['threshold']}: {mode} cut {row['value']:.4f} -> {row['utterances']} utterances, "
+              f"{row['hours']:.3f} h ({100 * row['hours_fraction']:.1f} % of the hours)")
+    return 0
+
+
+def _histogram(args) -> int:
+    from collections import defaultdict
+
+    from use_repro.quality.filtering import read_scores
+    from use_repro.quality.histogram import figure2, figure7
+
+    bins, order, profile = 40, (), ""
+    if args.config:
+        cfg = _cfg(args)
+        bins, order, profile = cfg["vqscore"]["histogram_bins"], cfg["vqscore"]["source_order"], cfg["profile"]
+    by_source = defaultdict(list)
+    for r in read_scores(args.scores):
+        by_source[r.source].append(r.score)
+    if not by_source:
+        raise SystemExit(f"{args.scores}: no scores to draw")
+    suffix = f" (profile {profile})" if profile else ""
+    figure2(by_source, args.fig2, bins, order, title=f"Figure 2: VQScore per speech source{suffix}; dashed: medians")
+    figure7(by_source, args.fig7, bins, order, title=f"Figure 7: VQScore histogram of each speech source{suffix}")
+    log.info("wrote %s and %s (+ PDF)", args.fig2, args.fig7)
+    return 0
+
+
+def _auc(args) -> int:
+    from use_repro.quality.filtering import auc_report, read_scores, read_truth
+
+    rep = auc_report(read_scores(args.scores), read_truth(args.truth), args.source)
+    print(f"ROC AUC of VQScore, clean vs dirty utterances of source(s) {', '.join(rep['sources'])} "
+          f"({rep['clean']} clean, {rep['dirty']} dirty; truth {args.truth}): {rep['auc']:.4f}")
+    print(f"  median score clean {rep['clean_median']:.4f}, dirty {rep['dirty_median']:.4f}")
+    for kind, k in rep["by_kind"].items():
+        print(f"  {kind:<12} AUC {k['auc']:.4f}  (n={k['n']}, median {k['median']:.4f})")
+    if args.out:
+        from use_repro.fs import write_text_atomic
+
+        write_text_atomic(args.out, json.dumps(rep, indent=2) + "\n")
+    if args.min_auc is not None and rep["auc"] < args.min_auc:
+        print(f"AUC {rep['auc']:.4f} is below --min-auc {args.min_auc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _sweep(args) -> int:
+    import re
+
+    from use_repro.data.manifest import read_scp
+    from use_repro.quality.filtering import load_16k
+    from use_repro.quality.vqscore import load_estimator, score_waveform
+
+    model, _ = load_estimator(args.estimator, _device(args))
+    entries = read_scp(args.scp)
+    if args.uid_pattern:
+        entries = [e for e in entries if re.search(args.uid_pattern, e.uid)]
+    rng = np.random.default_rng(args.seed)
+    pick = [entries[i] for i in sorted(rng.choice(len(entries), min(args.count, len(entries)), replace=False))]
+    table = {"clean": []} | {f"{s:g} dB": [] for s in args.snrs}
+    for e in pick:
+        x, _ = load_16k(e)
+        table["clean"].append(score_waveform(model, x, device=_device(args)))
+        power = float(np.mean(x ** 2))
+        for s in args.snrs:
+            noise = rng.standard_normal(x.size).astype(np.float32) * np.sqrt(power / 10 ** (s / 10))
+            table[f"{s:g} dB"].append(score_waveform(model, x + noise, device=_device(args)))
+    print(f"mean VQScore of {len(pick)} files with white noise added ({args.scp}):")
+    for k, v in table.items():
+        print(f"  {k:>8}: {np.mean(v):.4f} (sd {np.std(v):.4f})")
+    means = [np.mean(v) for v in table.values()]
+    print("monotonic:", all(a > b for a, b in zip(means, means[1:])))
+    return 0

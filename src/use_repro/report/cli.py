@@ -1,0 +1,295 @@
+"""Write the paper's tables, figures and the reproduced-vs-reported comparison.
+
+  use-repro report tables --config CFG --table table1 --out-dir results/mini/tables
+  use-repro report figure fig3b --config CFG --out figures/mini/fig3b.png
+  use-repro report compare --config CFG --out-dir results/mini/tables
+  use-repro report provenance --config CFG --out results/mini/provenance.md
+
+Every input is found where the DAG puts it (see use_repro.report.layout) under --results
+(default: results/<profile> of the config); the test set's meta.tsv, the held-out languages'
+utt2lang and the VQScore data-size table are passed explicitly.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+
+from use_repro.config import load_config, results_dir
+from use_repro.report import layout
+from use_repro.report.experiments import NOISY, ORIGINAL, experiments, table_systems, unseen_systems
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="what", required=True, metavar="{tables,figure,compare,provenance}")
+
+    def common(sp):
+        sp.add_argument("--config", required=True, help="profile name or YAML path")
+        sp.add_argument("--results", help="results/<profile> folder (default: from the config)")
+
+    t = sub.add_parser("tables", help="write one table as .md, .csv and .tex")
+    common(t)
+    t.add_argument("--table", required=True, choices=layout.TABLES)
+    t.add_argument("--test-meta", help="the test set's meta.tsv (sampling rates for the Table 2 analogue)")
+    t.add_argument("--unseen-lang", help="utt2lang of the held-out-language recordings (Table 4 analogue)")
+    t.add_argument("--datasize", help="the VQScore stage's datasize.csv")
+    t.add_argument("--out-dir", required=True)
+
+    f = sub.add_parser("figure", help="draw one figure as .png and .pdf")
+    common(f)
+    f.add_argument("name", choices=layout.FIGURES)
+    f.add_argument("--test-meta", help="the test set's meta.tsv (spectrogram figures)")
+    f.add_argument("--noisy-dir", help="folder of the noisy test inputs (default: paths in meta.tsv)")
+    f.add_argument("--out", required=True, help="output path; .png and .pdf are written")
+
+    c = sub.add_parser("compare", help="reproduced vs reported: side by side, Δ, and the paper's claims")
+    common(c)
+    c.add_argument("--tables-dir", help="where the table CSVs are (default: <results>/tables)")
+    c.add_argument("--out-dir", required=True)
+
+    u = sub.add_parser("unseen-list", help="the held-out-language test recordings the Table 4 analogue enhances")
+    u.add_argument("--config", required=True, help="profile name or YAML path")
+    u.add_argument("--speech-scp", required=True, help="the corpus's test speech list (uid fs path)")
+    u.add_argument("--utt2lang", required=True, help="the corpus's utt2lang")
+    u.add_argument("--out-scp", required=True)
+    u.add_argument("--out-lang", required=True, help="utt2lang of the listed utterances")
+
+    v = sub.add_parser("provenance", help="commit, date, machine, wall time per stage, metric backends")
+    common(v)
+    v.add_argument("--out", required=True, help="provenance .md (a .json is written beside it)")
+    v.add_argument("--metadata", default=".snakemake/metadata",
+                   help="Snakemake's job records (default: %(default)s under the working directory)")
+    v.add_argument("--figures", help="figures/<profile> folder (default: from the config)")
+
+
+def run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    results = Path(args.results) if getattr(args, "results", None) else results_dir(cfg)
+    if args.what == "tables":
+        return _tables(cfg, results, args)
+    if args.what == "figure":
+        return _figure(cfg, results, args)
+    if args.what == "compare":
+        return _compare(cfg, results, args)
+    if args.what == "unseen-list":
+        return _unseen_list(cfg, args)
+    return _provenance(cfg, results, args)
+
+
+# --- loading -----------------------------------------------------------------------------------
+
+def _system(results: Path, cfg: dict, name: str, split: str = "test", ref: str | None = "early"):
+    from use_repro.report.scores import read_scores
+    from use_repro.report.tables import System
+
+    exps = experiments(cfg)
+    label = {NOISY: "Noisy", ORIGINAL: "Original"}.get(name) or exps[name].display
+    return System(name, label, read_scores(layout.eval_csv(results, name, split, ref), name))
+
+
+def _fs_by_id(meta_path: str | None) -> dict[str, int]:
+    from use_repro.data.manifest import read_meta
+
+    if not meta_path:
+        return {}
+    return {r["id"]: int(float(r["fs"])) for r in read_meta(meta_path)}
+
+
+def _tables(cfg: dict, results: Path, args) -> int:
+    from use_repro.report import tables as T
+    from use_repro.report.render import write_table
+
+    profile, dec = cfg["profile"], int(cfg["report"].get("decimals", 2))
+    name = args.table
+    if name == "datasize":
+        if not args.datasize:
+            raise SystemExit("report tables --table datasize needs --datasize")
+        thresholds = cfg.get("vqscore", {}).get("thresholds")
+        order = [t["name"] if isinstance(t, dict) else str(t) for t in thresholds] if isinstance(thresholds, list) \
+            else (list(thresholds) if isinstance(thresholds, dict) else None)
+        table = T.datasize(pd.read_csv(args.datasize), profile, order, dec)
+    elif name == "table4":
+        from use_repro.data.manifest import read_kv
+
+        lang = read_kv(args.unseen_lang) if args.unseen_lang else {}
+        original = _system(results, cfg, ORIGINAL, "unseen", None)
+        systems = [_system(results, cfg, n, "unseen", None) for n in unseen_systems(cfg)]
+        proposed = cfg["report"].get("proposed")
+        for s in systems:
+            if s.id == proposed:
+                s.paper_id = "proposed"
+        table = T.table4(original, systems, lang, T.read_reported("table4"), profile, dec)
+    else:
+        ref = "anechoic" if name == "table6" else "early"
+        noisy = _system(results, cfg, NOISY, "test", ref)
+        systems = [_system(results, cfg, n, "test", ref) for n in table_systems(cfg)]
+        if name == "table1":
+            table = T.table1(noisy, systems, T.read_reported("table1"), profile, dec)
+        elif name == "table6":
+            table = T.table6(noisy, systems, T.read_reported("table6"), profile, dec)
+        elif name == "table2":
+            proposed = cfg["report"].get("proposed")
+            for s in systems:
+                if s.id == proposed:
+                    s.paper_id = "proposed"
+            table = T.table2(noisy, systems, _fs_by_id(args.test_meta), T.read_reported("table2"), profile, dec)
+        elif name == "table7":
+            table = T.table7(T.read_reported("table7"), systems, profile)
+        else:
+            raise SystemExit(f"unknown table {name}")
+    paths = write_table(table, args.out_dir)
+    log.info("%s -> %s", name, ", ".join(str(p) for p in paths.values()))
+    return 0
+
+
+def _figure(cfg: dict, results: Path, args) -> int:
+    from use_repro.report import figures as F
+
+    name, rep = args.name, cfg["report"]
+    exps = experiments(cfg)
+    if name in ("fig3a", "fig3b"):
+        runs = {exps[e].display: F.read_curves(layout.curves(results, e)) for e in rep[name]}
+        title = {"fig3a": "(a) Different VQScore thresholds", "fig3b": "(b) Different learning targets"}[name]
+        F.learning_curves(runs, rep.get("mos_metric", "UTMOS"), title, args.out)
+    elif name == "fig9":
+        two, ft = rep["fig9"]["two_stage"], rep["fig9"]["finetune"]
+        F.fig9(F.read_curves(layout.curves(results, two)), F.read_curves(layout.curves(results, ft)), args.out)
+    elif name == "residual_correlation":
+        gan = rep["spectrograms"]["gan"]
+        values = F.read_residual_correlation(layout.residual_correlation(results, gan))
+        F.residual_correlation_figure(values, args.out, exps[gan].display)
+    else:
+        _spectrograms(cfg, results, args, exps)
+    return 0
+
+
+def _target_path(row: dict, target: str) -> str | None:
+    """The path of `target` (early, shifted, anechoic, early<W>ms) in a meta.tsv row."""
+    from use_repro.data.targets import target_column
+
+    for key in (target_column(target), f"{target}_path"):
+        v = row.get(key)
+        if v and v.lower() != "none":
+            return v
+    return None
+
+
+def _spectrograms(cfg, results, args, exps) -> None:
+    from use_repro.data.manifest import read_meta
+    from use_repro.report import figures as F
+
+    sp = cfg["report"]["spectrograms"]
+    secs = float(sp.get("max_seconds", 4.0))
+    meta = read_meta(args.test_meta)
+
+    def enh(exp, uid):
+        return F.find_audio(layout.enhanced(results, exp, "test"), uid)
+
+    def noisy(row):
+        if args.noisy_dir:
+            return F.find_audio(args.noisy_dir, row["id"])
+        return row.get("noisy_path")
+
+    if args.name in ("fig5", "fig6"):
+        kind = "bandwidth" if args.name == "fig5" else "noise"
+        reg, gan = sp["regression"], sp["gan"]
+        target = exps[reg].target
+        row = F.choose_examples(meta, kind, 1)[0]
+        panels = [("Noisy", noisy(row)), (f"Regression ({exps[reg].display})", enh(reg, row["id"])),
+                  (f"+GAN ({exps[gan].display})", enh(gan, row["id"])),
+                  (f"Clean ({target})", _target_path(row, target))]
+        what = "bandwidth-limited input" if kind == "bandwidth" else "strong noise"
+        F.spectrogram_grid([panels], f"{'Figure 5' if kind == 'bandwidth' else 'Figure 6'} analogue: {what} "
+                           f"({row['id']}); the last panel is where the GAN changed the regression output",
+                           args.out, secs, diff=[(0, 2, 1)])
+    else:  # fig8
+        early, shifted = sp["early"], sp["shifted"]
+        rows = []
+        for row in F.choose_examples(meta, "reverb", 2):
+            rows.append([(f"Noisy ({row['id']})", noisy(row)),
+                         (f"Early-reflected target ({exps[early].display})", enh(early, row["id"])),
+                         (f"Shifted anechoic target ({exps[shifted].display})", enh(shifted, row["id"]))])
+        F.spectrogram_grid(rows, "Figure 8 analogue: enhanced reverberant inputs, early-reflected vs "
+                           "shifted anechoic learning target", args.out, secs)
+
+
+def _compare(cfg: dict, results: Path, args) -> int:
+    from use_repro.report import figures as F
+    from use_repro.report.compare import Inputs, write_compare
+    from use_repro.report.provenance import collect_backends
+
+    tdir = Path(args.tables_dir) if args.tables_dir else layout.tables_dir(results)
+    tables = {}
+    for name in layout.TABLES:
+        p = tdir / f"{name}.csv"
+        if p.exists():
+            tables[name] = pd.read_csv(p, dtype={"subset": str, "language": str, "system": str})
+    exps = experiments(cfg)
+    curves = {}
+    for e in exps:
+        p = layout.curves(results, e)
+        if p.exists():
+            curves[e] = F.read_curves(p)
+    residual = {}
+    for e, x in exps.items():
+        p = layout.residual_correlation(results, e)
+        if x.stage == "gan" and p.exists():
+            residual[e] = F.read_residual_correlation(p)
+    jsons = sorted(results.glob("*/eval/*.json"))
+    t1 = tables.get("table1")
+    n_test = None
+    if t1 is not None and "n" in t1:
+        ours = t1[t1["source"] == "reproduced"]
+        n_test = int(ours["n"].max()) if len(ours) else None
+    ds = tables.get("datasize")
+    scale = {"profile": cfg["profile"],
+             "test utterances": str(n_test) if n_test is not None else "unknown",
+             "training speech (before filtering)": f"{float(ds['hours'].iloc[0]):.2f} h" if ds is not None and len(ds) else "unknown",
+             "experiments": "; ".join(f"{n}: {e.stage}, target {e.target}, filter {e.filter}, "
+                                      f"{e.steps} steps{', size ' + e.size if e.size else ''}" for n, e in exps.items())}
+    inp = Inputs(profile=cfg["profile"], tables=tables, curves=curves, residual=residual,
+                 backends=collect_backends(jsons), report=cfg["report"], experiments=exps, scale=scale)
+    write_compare(inp, args.out_dir, int(cfg["report"].get("decimals", 2)))
+    return 0
+
+
+def _unseen_list(cfg: dict, args) -> int:
+    """Keep the test speech of the held-out languages (corpus.heldout_languages), at most
+    report.unseen_per_language utterances each, spread evenly over the list (deterministic)."""
+    from use_repro.data.manifest import read_kv, read_scp, write_kv, write_scp
+
+    langs = list(cfg.get("corpus", {}).get("heldout_languages") or [])
+    cap = int(cfg["report"].get("unseen_per_language", 0))
+    lang = read_kv(args.utt2lang)
+    entries = read_scp(args.speech_scp)
+    chosen = []
+    for code in langs:
+        mine = [e for e in entries if lang.get(e.uid) == code]
+        if cap and len(mine) > cap:
+            step = len(mine) / cap
+            mine = [mine[int(i * step)] for i in range(cap)]
+        chosen += mine
+        log.info("unseen-list: %s: %d utterance(s)", code, len(mine))
+    if not chosen:
+        log.error("unseen-list: no test utterance in the held-out languages %s (%s, %s)",
+                  ", ".join(langs) or "(none configured)", args.speech_scp, args.utt2lang)
+        return 1
+    write_scp(args.out_scp, chosen)
+    write_kv(args.out_lang, [(e.uid, lang[e.uid]) for e in chosen])
+    return 0
+
+
+def _provenance(cfg: dict, results: Path, args) -> int:
+    from use_repro.config import REPO_ROOT
+    from use_repro.report.provenance import write_provenance
+
+    from use_repro.config import figures_dir
+
+    jsons = sorted(results.glob("*/eval/*.json"))
+    figs = Path(args.figures) if args.figures else figures_dir(cfg)
+    write_provenance(args.out, cfg["profile"], REPO_ROOT, args.metadata, (f"{results}/", f"{figs}/"), jsons)
+    return 0

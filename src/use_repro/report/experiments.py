@@ -1,0 +1,152 @@
+"""Experiments as config: the profile's `experiments` entries, completed and cross-checked.
+
+Each entry is one training run (a table row or a learning curve) and becomes a chain of DAG
+jobs: train -> (enhance -> evaluate) -> tables and figures. The JSON schema checks each entry on
+its own; this module checks what a schema cannot: that `init` names a regression experiment, that
+there is no cycle, that a filter or size names something the profile defines, and that the
+report section names experiments that exist.
+
+    exps = experiments(cfg)            # name -> Experiment, in dependency order
+    exps["shifted_gan"].init           # "shifted"
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from use_repro.config import ConfigError
+
+# Defaults of an entry (mirrors experiments.additionalProperties in schema.yaml, which the
+# generic default-filler does not descend into).
+ENTRY_DEFAULTS = {"stage": "regression", "target": "shifted", "filter": "none", "init": "",
+                  "size": "", "steps": 1000, "test": False, "unseen": False, "gpus": 0, "label": ""}
+
+# Pseudo-systems the report prints beside the experiments.
+NOISY = "noisy"          # the unprocessed test input
+ORIGINAL = "original"    # the unprocessed held-out-language recordings (Table 4)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    stage: str
+    target: str
+    filter: str
+    init: str
+    size: str
+    steps: int
+    test: bool
+    unseen: bool
+    gpus: int
+    label: str
+    depends: tuple[str, ...] = field(default=())
+
+    @property
+    def display(self) -> str:
+        return self.label or self.name
+
+
+def experiments(cfg: dict) -> dict[str, Experiment]:
+    """Complete and check `cfg["experiments"]`; return name -> Experiment in dependency order
+    (an experiment comes after the one it is initialised from). Raises ConfigError naming the key."""
+    raw = cfg.get("experiments") or {}
+    exps: dict[str, Experiment] = {}
+    for name, entry in raw.items():
+        e = {**ENTRY_DEFAULTS, **(entry or {})}
+        unknown = sorted(set(e) - set(ENTRY_DEFAULTS))
+        if unknown:
+            raise ConfigError(f"config key experiments.{name}.{unknown[0]}: unknown key; "
+                              f"allowed here: {', '.join(sorted(ENTRY_DEFAULTS))}")
+        exps[name] = Experiment(name=name, **e, depends=(e["init"],) if e["init"] else ())
+    _check(exps, cfg)
+    return {n: exps[n] for n in _toposort(exps)}
+
+
+def _check(exps: dict[str, Experiment], cfg: dict) -> None:
+    for e in exps.values():
+        key = f"config key experiments.{e.name}"
+        if e.stage in ("gan", "finetune"):
+            if not e.init:
+                raise ConfigError(f"{key}.init: stage {e.stage} needs the regression experiment it starts from")
+        if e.init:
+            if e.init not in exps:
+                raise ConfigError(f"{key}.init: no experiment named {e.init!r}; "
+                                  f"defined: {', '.join(sorted(exps))}")
+            if exps[e.init].stage != "regression":
+                raise ConfigError(f"{key}.init: {e.init!r} is a {exps[e.init].stage} run; "
+                                  f"{e.stage} starts from a regression run")
+        thresholds = _names(cfg.get("vqscore", {}).get("thresholds"))
+        if e.filter != "none" and thresholds is not None and e.filter not in thresholds:
+            raise ConfigError(f"{key}.filter: no VQScore threshold named {e.filter!r}; "
+                              f"vqscore.thresholds defines: {', '.join(sorted(thresholds)) or 'none'}")
+        windows = (cfg.get("simulation") or {}).get("early_windows_ms")
+        m = re.fullmatch(r"early([0-9.]+)ms", e.target)
+        if m and windows is not None and float(m.group(1)) not in [float(w) for w in windows]:
+            raise ConfigError(f"{key}.target: {e.target} needs a {m.group(1)} ms window in "
+                              f"simulation.early_windows_ms (now {list(windows)})")
+        sizes = _names(cfg.get("model", {}).get("sizes"))
+        if e.size and sizes is not None and e.size not in sizes:
+            raise ConfigError(f"{key}.size: no model size named {e.size!r}; "
+                              f"model.sizes defines: {', '.join(sorted(sizes))}")
+    rep = cfg.get("report", {}) or {}
+    named = [("report.table1", n) for n in rep.get("table1", [])]
+    named += [("report.fig3a", n) for n in rep.get("fig3a", [])]
+    named += [("report.fig3b", n) for n in rep.get("fig3b", [])]
+    for k, v in (rep.get("fig9") or {}).items():
+        named.append((f"report.fig9.{k}", v))
+    for k, v in (rep.get("spectrograms") or {}).items():
+        if isinstance(v, str):
+            named.append((f"report.spectrograms.{k}", v))
+    named.append(("report.proposed", rep.get("proposed", "")))
+    if exps:  # a profile without experiments (corpus-only runs) has nothing to point at
+        for key, n in named:
+            if n and n not in exps:
+                raise ConfigError(f"config key {key}: no experiment named {n!r}; "
+                                  f"defined: {', '.join(exps)}")
+    for n in rep.get("table1", []):
+        if n in exps and not exps[n].test:
+            raise ConfigError(f"config key report.table1: experiment {n!r} is not scored on the "
+                              f"test set; set experiments.{n}.test: true")
+
+
+def _names(node) -> set[str] | None:
+    """Names a config node defines (keys of a mapping, `name` fields of a list); None if absent."""
+    if node is None:
+        return None
+    if isinstance(node, dict):
+        return set(node)
+    if isinstance(node, list):
+        return {str(x.get("name")) if isinstance(x, dict) else str(x) for x in node}
+    return None
+
+
+def _toposort(exps: dict[str, Experiment]) -> list[str]:
+    order, state = [], {}
+
+    def visit(n: str, path: tuple[str, ...]) -> None:
+        if state.get(n) == "done":
+            return
+        if state.get(n) == "visiting":
+            raise ConfigError("config key experiments: init cycle " + " -> ".join(path + (n,)))
+        state[n] = "visiting"
+        for d in exps[n].depends:
+            visit(d, path + (n,))
+        state[n] = "done"
+        order.append(n)
+
+    for n in exps:
+        visit(n, ())
+    return order
+
+
+def table_systems(cfg: dict) -> list[str]:
+    """Experiments of Tables 1, 6, 7 and the Table 2 analogue, in print order."""
+    exps = experiments(cfg)
+    listed = (cfg.get("report") or {}).get("table1") or []
+    return list(listed) if listed else [n for n in (cfg.get("experiments") or {}) if exps[n].test]
+
+
+def unseen_systems(cfg: dict) -> list[str]:
+    """Experiments scored on the held-out languages (Table 4 analogue), in config order."""
+    exps = experiments(cfg)
+    return [n for n in (cfg.get("experiments") or {}) if exps[n].unseen]

@@ -1,0 +1,308 @@
+"""The paper's figures from our runs: learning curves (3a, 3b, 9), spectrograms (5, 6, 8) and the
+residual-correlation analysis of Section 3.6. Each function writes one figure as PNG and PDF.
+
+Inputs are the training stage's `curves.csv` (`step,metric,value` rows), the test set's
+`meta.tsv`, enhanced audio folders, and the trainer's residual-correlation table.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger(__name__)
+
+# The paper's residual correlation (Section 3.6).
+PAPER_RESIDUAL_CORRELATION = 0.78
+MOS_NAMES = ("utmos", "distillmos", "nisqa", "dnsmos", "mos")
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 150, "font.size": 9,
+                         "axes.grid": True, "grid.alpha": 0.3})
+    return plt
+
+
+def save(fig, out: str | Path) -> list[Path]:
+    """Write `<out>.png` and `<out>.pdf` (`out` may carry either suffix) atomically."""
+    from use_repro.fs import atomic_path
+
+    base = Path(out)
+    base = base.with_suffix("") if base.suffix in (".png", ".pdf") else base
+    paths = []
+    for ext in ("png", "pdf"):
+        p = base.with_suffix(f".{ext}")
+        with atomic_path(p) as tmp:
+            fig.savefig(tmp, format=ext, bbox_inches="tight",
+                        metadata={"CreationDate": None} if ext == "pdf" else {"Software": None})
+        paths.append(p)
+    _plt().close(fig)
+    return paths
+
+
+# --- curves ----------------------------------------------------------------------------------
+
+def read_curves(path: str | Path) -> pd.DataFrame:
+    """`curves.csv` -> long frame (step, metric, value), sorted by step."""
+    df = pd.read_csv(path)
+    missing = {"step", "metric", "value"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: expected columns step, metric, value; missing {', '.join(sorted(missing))}")
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    return df.sort_values("step", kind="stable")
+
+
+def pick_metric(df: pd.DataFrame, wanted: str, fallbacks=MOS_NAMES) -> str | None:
+    """The curve metric to draw: `wanted` (exact, then case-insensitive, then as a name part),
+    else the first metric matching a fallback name. None if nothing fits."""
+    names = list(dict.fromkeys(df["metric"]))
+    for cand in [wanted, *fallbacks]:
+        for n in names:
+            if n == cand:
+                return n
+        for n in names:
+            if n.lower() == cand.lower():
+                return n
+        for n in names:
+            if re.search(rf"(^|[_/.\-]){re.escape(cand.lower())}($|[_/.\-\[(])", n.lower()):
+                return n
+    return None
+
+
+def series(df: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
+    d = df[df["metric"] == metric].dropna(subset=["value"])
+    d = d.groupby("step", as_index=False)["value"].last()
+    return d["step"].to_numpy(), d["value"].to_numpy()
+
+
+def learning_curves(runs: dict[str, pd.DataFrame], metric: str, title: str, out: str | Path,
+                    ylabel: str | None = None) -> dict[str, str]:
+    """One curve per run of `metric` over steps (Figure 3). Returns run -> metric drawn."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    drawn = {}
+    for label, df in runs.items():
+        m = pick_metric(df, metric)
+        if m is None:
+            log.warning("%s: run %s has no %s curve; metrics: %s", title, label, metric,
+                        ", ".join(sorted(set(df["metric"]))))
+            continue
+        x, y = series(df, m)
+        ax.plot(x, y, marker="o", ms=3, label=label)
+        drawn[label] = m
+    names = sorted(set(drawn.values()))
+    ax.set_xlabel("training step")
+    ax.set_ylabel(ylabel or (" / ".join(names) if names else metric) + " (validation)")
+    ax.set_title(title)
+    if drawn:
+        ax.legend(fontsize=8)
+    else:
+        ax.text(0.5, 0.5, f"no {metric} curve in any run", ha="center", va="center", transform=ax.transAxes)
+    save(fig, out)
+    return drawn
+
+
+# Figure 9 panels: (title, name patterns in curves.csv, lower is better)
+FIG9_PANELS = (("(a) Magnitude loss", ("magnitude", "mag")), ("(b) Phase loss", ("phase", "pha")),
+               ("(c) Time loss", ("time",)), ("(d) PESQ", ("pesq",)))
+
+
+def _panel_metric(df: pd.DataFrame, patterns) -> str | None:
+    names = list(dict.fromkeys(df["metric"]))
+    # validation columns first (a curves.csv may also hold training losses)
+    ranked = sorted(names, key=lambda n: (not n.lower().startswith(("val", "valid")), len(n)))
+    for p in patterns:
+        for n in ranked:
+            if re.search(rf"(^|[_/.\-]){p}($|[_/.\-])", n.lower()) or n.lower() == p:
+                return n
+    return None
+
+
+def fig9(two_stage: pd.DataFrame, finetune: pd.DataFrame, out: str | Path,
+         labels=("Two-stage GAN correction", "Regression + adversarial fine-tune")) -> dict[str, tuple]:
+    """Figure 9: validation magnitude, phase and time losses and PESQ over steps for the two
+    GAN training paradigms. Returns panel -> (metric drawn for two-stage, for fine-tune)."""
+    plt = _plt()
+    fig, axes = plt.subplots(1, 4, figsize=(13, 3.0))
+    drawn = {}
+    for ax, (title, patterns) in zip(axes, FIG9_PANELS):
+        pair = []
+        for df, label in ((two_stage, labels[0]), (finetune, labels[1])):
+            m = _panel_metric(df, patterns)
+            pair.append(m)
+            if m is not None:
+                x, y = series(df, m)
+                ax.plot(x, y, marker="o", ms=3, label=label)
+        drawn[title] = tuple(pair)
+        ax.set_title(title)
+        ax.set_xlabel("training step")
+        if not any(pair):
+            ax.text(0.5, 0.5, "not in curves.csv", ha="center", va="center", transform=ax.transAxes)
+    axes[0].legend(fontsize=7)
+    fig.tight_layout()
+    save(fig, out)
+    return drawn
+
+
+# --- spectrograms ----------------------------------------------------------------------------
+
+def log_spectrogram(x: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(freqs [F] Hz, times [T] s, dB [F, T]) with a 32 ms Hann window and 8 ms hop."""
+    from scipy.signal import stft
+
+    nper = int(round(0.032 * fs))
+    f, t, z = stft(x, fs=fs, nperseg=nper, noverlap=nper - int(round(0.008 * fs)), boundary=None)
+    return f, t, 20 * np.log10(np.abs(z) + 1e-6)
+
+
+def find_audio(folder: str | Path, uid: str) -> Path | None:
+    """The file for `uid` in an enhanced folder (any audio extension)."""
+    folder = Path(folder)
+    for ext in (".flac", ".wav", ".ogg", ".mp3"):
+        p = folder / f"{uid}{ext}"
+        if p.exists():
+            return p
+    # `enhance` keeps an input folder's sub-folders (simulation buckets: noisy/0/<id>.flac)
+    hits = sorted(p for p in folder.rglob(f"{uid}.*") if p.suffix.lower() in (".flac", ".wav", ".ogg", ".mp3")) \
+        if folder.exists() else []
+    return hits[0] if hits else None
+
+
+def _read(path, seconds: float | None):
+    from use_repro.audio.io import read_audio
+
+    x, fs = read_audio(path)
+    if seconds:
+        x = x[: int(seconds * fs)]
+    return x, fs
+
+
+def spectrogram_grid(rows: list[list[tuple[str, str | Path | None]]], title: str, out: str | Path,
+                     seconds: float | None = 4.0, diff: list[tuple[int, int, int]] = ()) -> None:
+    """A grid of log spectrograms: rows[i][j] = (panel title, audio path or None).
+
+    `diff` entries (row, col_a, col_b) add a panel with the magnitude difference
+    |col_a| - |col_b| in dB (where a correction acts)."""
+    plt = _plt()
+    ncols = max(len(r) for r in rows) + (1 if diff else 0)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.0 * ncols, 2.4 * len(rows)), squeeze=False)
+    for i, row in enumerate(rows):
+        specs = []
+        for j, (name, path) in enumerate(row):
+            ax = axes[i][j]
+            if path is None or not Path(path).exists():
+                ax.text(0.5, 0.5, f"{name}\n(missing)", ha="center", va="center", transform=ax.transAxes)
+                ax.set_axis_off()
+                specs.append(None)
+                continue
+            x, fs = _read(path, seconds)
+            f, t, db = log_spectrogram(x, fs)
+            specs.append((f, t, db))
+            ax.pcolormesh(t, f / 1000, db, shading="auto", vmin=db.max() - 80, vmax=db.max(), cmap="magma",
+                          rasterized=True)
+            ax.set_title(name, fontsize=8)
+            ax.set_xlabel("time (s)")
+            if j == 0:
+                ax.set_ylabel("kHz")
+        for (ri, a, b) in diff:
+            if ri != i:
+                continue
+            ax = axes[i][ncols - 1]
+            if specs[a] is None or specs[b] is None or specs[a][2].shape != specs[b][2].shape:
+                ax.set_axis_off()
+                continue
+            f, t, _ = specs[a]
+            d = specs[a][2] - specs[b][2]
+            lim = max(1e-3, float(np.percentile(np.abs(d), 99)))
+            ax.pcolormesh(t, f / 1000, d, shading="auto", cmap="coolwarm", vmin=-lim, vmax=lim,
+                          rasterized=True)
+            ax.set_title(f"{row[a][0]} − {row[b][0]} (dB)", fontsize=8)
+            ax.set_xlabel("time (s)")
+        for j in range(len(row), ncols - (1 if diff else 0)):
+            axes[i][j].set_axis_off()
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save(fig, out)
+
+
+def _is_none(v) -> bool:
+    return v is None or str(v).strip().lower() in ("", "none", "nan")
+
+
+def choose_examples(meta: list[dict], kind: str, n: int = 1) -> list[dict]:
+    """Test utterances to draw, chosen from meta.tsv by what the paper's figure shows:
+
+    - `bandwidth` (Figure 5): bandwidth-limited inputs, the strongest limitation first;
+    - `noise` (Figure 6): the lowest SNR without bandwidth limitation or reverberation if any;
+    - `reverb` (Figure 8): reverberant inputs, the highest SNR first (so reverberation dominates).
+    Deterministic: ties break by id."""
+    def snr(r):
+        try:
+            return float(r.get("snr_dB", "nan"))
+        except ValueError:
+            return math.nan
+
+    if kind == "bandwidth":
+        def new_rate(r):
+            m = re.search(r"bandwidth_limitation[^/]*->\s*(\d+)", r.get("augmentation", ""))
+            return int(m.group(1)) if m else None
+        cand = [r for r in meta if new_rate(r) is not None]
+        cand.sort(key=lambda r: (new_rate(r) / max(1, int(float(r.get("fs", 1)))), r["id"]))
+    elif kind == "noise":
+        clean_aug = [r for r in meta if "bandwidth" not in r.get("augmentation", "") and _is_none(r.get("rir_uid"))]
+        cand = sorted(clean_aug or meta, key=lambda r: (snr(r) if not math.isnan(snr(r)) else 1e9, r["id"]))
+    elif kind == "reverb":
+        cand = [r for r in meta if not _is_none(r.get("rir_uid"))]
+        cand.sort(key=lambda r: (-(snr(r) if not math.isnan(snr(r)) else -1e9), r["id"]))
+    else:
+        raise ValueError(f"unknown example kind {kind!r}; expected bandwidth, noise or reverb")
+    if not cand:
+        cand = sorted(meta, key=lambda r: r["id"])
+    return cand[:n]
+
+
+# --- residual correlation (Section 3.6) --------------------------------------------------------
+
+def read_residual_correlation(path: str | Path) -> np.ndarray:
+    """Per-utterance correlations from `use-repro train residual-correlation` (JSON with a
+    `per_utterance` mapping id -> correlation), or a CSV with a column whose name has `corr`."""
+    import json
+
+    path = Path(path)
+    if path.suffix == ".json":
+        data = json.loads(path.read_text())
+        per = data.get("per_utterance") or {}
+        vals = np.array([float(v) for v in per.values() if v is not None], dtype=float)
+        return vals[np.isfinite(vals)]
+    df = pd.read_csv(path)
+    col = next((c for c in df.columns if "corr" in c.lower()), None)
+    if col is None:
+        raise ValueError(f"{path}: no correlation column")
+    return pd.to_numeric(df[col], errors="coerce").dropna().to_numpy()
+
+
+def residual_correlation_figure(values: np.ndarray, out: str | Path, label: str = "") -> float:
+    """Histogram of per-utterance correlations between (clean − regression) and
+    (final − regression) magnitude residuals; returns the mean."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    mean = float(np.mean(values)) if len(values) else math.nan
+    if len(values):
+        ax.hist(values, bins=min(30, max(5, len(values) // 2)), range=(-1, 1), color="tab:blue", alpha=0.8)
+        ax.axvline(mean, color="tab:blue", ls="--", label=f"ours: mean {mean:.2f} (n={len(values)})")
+    ax.axvline(PAPER_RESIDUAL_CORRELATION, color="tab:red", ls=":", label=f"paper: {PAPER_RESIDUAL_CORRELATION:.2f}")
+    ax.set_xlabel("correlation of magnitude residuals")
+    ax.set_ylabel("utterances")
+    ax.set_title("GAN correction vs regression error" + (f" ({label})" if label else ""))
+    ax.legend(fontsize=7)
+    save(fig, out)
+    return mean

@@ -1,0 +1,190 @@
+"""Provenance of a run: commit, date, machine, wall time per stage, metric backends.
+
+Wall times come from the records Snakemake keeps of every finished job (`.snakemake/metadata/`:
+rule, start and end time per output file), so every rule of every stage is covered without a
+`benchmark:` directive. Stages are the first word of the rule name (`train_regression` -> train).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+
+from use_repro.report.scores import METRICS, Backend, read_backends
+
+
+def git_commit(repo: str | Path) -> dict[str, str]:
+    def run(*args):
+        try:
+            return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+
+    commit = run("rev-parse", "HEAD")
+    dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
+    return {"commit": commit or "unknown", "dirty": "yes" if dirty else "no",
+            "describe": run("log", "-1", "--format=%s") or ""}
+
+
+def machine() -> dict[str, str]:
+    info = {"host_os": f"{platform.system()} {platform.release()}", "python": platform.python_version(),
+            "cpu_cores_visible": str(os.cpu_count())}
+    try:
+        info["cpu_cores_usable"] = str(len(os.sched_getaffinity(0)))
+    except AttributeError:
+        pass
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                info["cpu"] = line.split(":", 1)[1].strip()
+                break
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                info["memory_gb"] = f"{int(line.split()[1]) / 1024 ** 2:.1f}"
+                break
+    except OSError:
+        pass
+    try:
+        import torch
+
+        info["torch"] = torch.__version__
+        info["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+    except Exception:  # noqa: BLE001 - provenance never fails on a missing optional fact
+        info["gpu"] = "unknown"
+    try:
+        import snakemake
+
+        info["snakemake"] = snakemake.__version__
+    except Exception:  # noqa: BLE001
+        pass
+    return info
+
+
+def read_jobs(metadata_dir: str | Path, prefixes: tuple[str, ...] = ()) -> pd.DataFrame:
+    """One row per finished Snakemake job: rule, job (its first output), start, end, seconds.
+
+    Snakemake keeps a record per output file in `.snakemake/metadata/` (file name: the output
+    path, base64 encoded; content: JSON with `rule`, `starttime`, `endtime`, `job_hash`). Only
+    outputs under one of `prefixes` (e.g. `results/mini/`, `figures/mini/`) are kept."""
+    import base64
+
+    rows = {}
+    mdir = Path(metadata_dir)
+    for p in sorted(mdir.iterdir()) if mdir.exists() else []:
+        try:
+            name = base64.urlsafe_b64decode(p.name + "=" * (-len(p.name) % 4)).decode()
+            rec = json.loads(p.read_text())
+        except (ValueError, OSError, UnicodeDecodeError):
+            continue
+        if prefixes and not any(name.startswith(x) for x in prefixes):
+            continue
+        start, end = rec.get("starttime"), rec.get("endtime")
+        if start is None or end is None or rec.get("incomplete"):
+            continue
+        key = (rec.get("rule", "?"), rec.get("job_hash"), start)
+        if key not in rows or name < rows[key]["job"]:
+            rows[key] = {"rule": key[0], "job": name, "start": float(start), "end": float(end)}
+    df = pd.DataFrame(list(rows.values()), columns=["rule", "job", "start", "end"])
+    df["seconds"] = df["end"] - df["start"]
+    return df.sort_values("start").reset_index(drop=True)
+
+
+def stage_of(rule: str) -> str:
+    return rule.split("_", 1)[0]
+
+
+def stage_times(jobs: pd.DataFrame) -> pd.DataFrame:
+    """Per stage: jobs, summed job seconds, and wall span (first start to last end)."""
+    if jobs.empty:
+        return pd.DataFrame(columns=["stage", "jobs", "job_seconds", "wall_seconds"])
+    b = jobs.assign(stage=jobs["rule"].map(stage_of))
+    g = b.groupby("stage", sort=False)
+    out = pd.DataFrame({"jobs": g.size(), "job_seconds": g["seconds"].sum(),
+                        "wall_seconds": g["end"].max() - g["start"].min()}).reset_index()
+    order = ["corpus", "simulate", "vqscore", "train", "enhance", "evaluate", "report"]
+    out["o"] = out["stage"].map(lambda s: order.index(s) if s in order else len(order))
+    return out.sort_values(["o", "stage"]).drop(columns="o")
+
+
+def collect_backends(json_paths) -> dict[str, Backend]:
+    out: dict[str, Backend] = {}
+    for p in json_paths:
+        try:
+            for m, b in read_backends(p).items():
+                out.setdefault(m, b)
+        except (OSError, ValueError, json.JSONDecodeError):
+            continue
+    return out
+
+
+def write_provenance(out_md: str | Path, profile: str, repo: str | Path, metadata_dir: str | Path,
+                     prefixes: tuple[str, ...], eval_jsons=(), extra: dict[str, str] | None = None) -> dict:
+    """Write `provenance.md` and `provenance.json` (same stem); return the JSON data."""
+    from use_repro.fs import write_text_atomic
+
+    out_md = Path(out_md)
+    jobs = read_jobs(metadata_dir, prefixes)
+    stages = stage_times(jobs)
+    backends = collect_backends(eval_jsons)
+    total_wall = float(jobs["end"].max() - jobs["start"].min()) if not jobs.empty else float("nan")
+    busy = _busy_seconds(jobs)
+    data = {
+        "profile": profile,
+        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        **git_commit(repo),
+        "machine": machine(),
+        "wall_seconds_span": round(total_wall, 1),
+        "wall_seconds_busy": round(busy, 1),
+        "stages": stages.round(1).to_dict("records"),
+        "jobs": jobs.assign(start=jobs["start"].map(_iso), end=jobs["end"].map(_iso)).round(1).to_dict("records"),
+        "backends": {m: {"name": b.name, "paper": b.paper, "reason": b.reason} for m, b in backends.items()},
+        **(extra or {}),
+    }
+    md = [f"# Provenance — profile `{profile}`", "",
+          f"- commit: `{data['commit']}`" + (" (with uncommitted changes)" if data["dirty"] == "yes" else ""),
+          f"- date (UTC): {data['date']}",
+          "- machine: " + ", ".join(f"{k} {v}" for k, v in data["machine"].items()),
+          f"- wall time with at least one job running: {busy / 60:.1f} min "
+          f"(first start to last end: {total_wall / 60:.1f} min; jobs of earlier invocations included)",
+          *[f"- {k}: {v}" for k, v in (extra or {}).items()], "",
+          "## Wall time per stage (from Snakemake's job records)", "",
+          "| Stage | Jobs | Sum of job times (s) | Wall span (s) |", "|---|---:|---:|---:|"]
+    for _, r in stages.iterrows():
+        md.append(f"| {r['stage']} | {r['jobs']} | {r['job_seconds']:.1f} | {r['wall_seconds']:.1f} |")
+    md += ["", "## Jobs", "", "| Rule | First output | Start (UTC) | Seconds |", "|---|---|---|---:|"]
+    for _, r in jobs.iterrows():
+        md.append(f"| {r['rule']} | `{r['job']}` | {_iso(r['start'])} | {r['seconds']:.1f} |")
+    md += ["", "## Metric backends", "", "| Metric | Backend | Paper's? | Note |", "|---|---|---|---|"]
+    for m in METRICS:
+        b = backends.get(m)
+        md.append(f"| {m} | {b.name if b and b.name else 'n/a'} | {('yes' if b.paper else 'no') if b else '—'} | "
+                  f"{b.reason if b else 'no evaluation found'} |")
+    write_text_atomic(out_md, "\n".join(md) + "\n")
+    write_text_atomic(out_md.with_suffix(".json"), json.dumps(data, indent=1, default=str) + "\n")
+    return data
+
+
+def _iso(t: float) -> str:
+    return dt.datetime.fromtimestamp(float(t), dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _busy_seconds(jobs: pd.DataFrame) -> float:
+    """Length of the union of the jobs' [start, end] intervals (idle gaps between invocations
+    are not counted)."""
+    total, cur_s, cur_e = 0.0, None, None
+    for s, e in sorted(zip(jobs["start"], jobs["end"])):
+        if cur_e is None or s > cur_e:
+            if cur_e is not None:
+                total += cur_e - cur_s
+            cur_s, cur_e = s, e
+        else:
+            cur_e = max(cur_e, e)
+    if cur_e is not None:
+        total += cur_e - cur_s
+    return total

@@ -1,0 +1,47 @@
+"""Train the paper's models: `regression`, `gan` (two-stage correction), `finetune` (baseline).
+
+  use-repro train regression --config CFG (--train-meta M | --simulate --corpus-dir D)
+        [--valid-meta M] --target {early,shifted,anechoic,early<W>ms} [--speech-list SCP]
+        [--size NAME] [--init CKPT] [--steps N] [--seed S] [--device D] [--threads N] --out DIR
+  use-repro train gan      ... --init REGRESSION.pt ... --out DIR
+  use-repro train finetune ... --init REGRESSION.pt ... --out DIR
+  use-repro train residual-correlation --checkpoint GAN.pt --test-meta M [--target T]
+        [--domain compressed|linear] [--limit N] --out FILE.json
+
+Every training stage writes DIR/final.pt (what `use-repro enhance` loads), DIR/curves.csv
+(validation: step, metric, value; metrics: the MOS predictor's name, PESQ, magnitude, phase,
+time), DIR/train_log.csv (mean training losses per log window, same format) and
+DIR/checkpoints/step_*.pt. Run it again with the same arguments after an interruption and it
+resumes from the newest checkpoint. The same command runs on a CPU, a GPU, or under
+`torchrun --nproc_per_node N -m use_repro.cli train ...` on N GPUs (rank 0 writes).
+Trainer settings come from the profile's `train` section (experiments/config/schema.yaml).
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from use_repro.train import gan, regression
+
+    sub = parser.add_subparsers(dest="train_stage", required=True,
+                                metavar="{regression,gan,finetune,residual-correlation}")
+    regression.add_arguments(sub.add_parser(
+        "regression", help="USEMamba on one target with the reconstruction losses",
+        description=regression.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+    for name, summary in (("gan", "two-stage correction: frozen regression + residual generator vs the multi-band discriminator"),
+                          ("finetune", "baseline: adversarial fine-tuning of the regression model itself")):
+        gan.add_arguments(sub.add_parser(name, help=summary, description=gan.__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter))
+    gan.add_residual_arguments(sub.add_parser(
+        "residual-correlation", help="Section 3.6: correlation of the GAN correction with the regression error"))
+
+
+def run(args: argparse.Namespace) -> int:
+    from use_repro.train import gan, regression
+
+    if args.train_stage == "regression":
+        return regression.run(args)
+    if args.train_stage == "residual-correlation":
+        return gan.run_residual(args)
+    return gan.run(args, args.train_stage)

@@ -1,0 +1,169 @@
+"""What every training stage sets up the same way: config, processes, seeds, data, validation.
+
+Seeds. The master seed (`seed` in the profile, or `--seed`) gives the model initialisation
+seed and the data seed of a stage via `derive_seed(seed, "train.init"|"train.data", stage)`,
+so runs of one stage that differ only in their target see the same noisy inputs in the same
+order, cropped the same way (a controlled comparison, as Figure 3 needs).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from use_repro.config import ConfigError, load_config
+from use_repro.seeding import derive_seed, seed_everything
+from use_repro.train import distributed as D
+from use_repro.train.loop import LoopSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunContext:
+    stage: str
+    cfg: dict
+    info: D.DistInfo
+    settings: LoopSettings
+    out: Path
+    seed: int
+    target: str
+
+    @property
+    def init_seed(self) -> int:
+        return derive_seed(self.seed, "train.init", self.stage)
+
+    @property
+    def data_seed(self) -> int:
+        return derive_seed(self.seed, "train.data", self.stage)
+
+    def meta(self, args: argparse.Namespace) -> dict:
+        """Stored in checkpoints and final.pt: enough to know what made them."""
+        return {"stage": self.stage, "target": self.target, "seed": self.seed,
+                "args": {k: v for k, v in vars(args).items() if k != "func" and _jsonable(v)},
+                "config": self.cfg}
+
+
+def _jsonable(v: Any) -> bool:
+    return v is None or isinstance(v, (str, int, float, bool, list, tuple))
+
+
+def context(args: argparse.Namespace, stage: str, target: str) -> RunContext:
+    """Load the profile, join the process group, set threads and seeds."""
+    cfg = load_config(args.config)
+    if getattr(args, "threads", 0):
+        torch.set_num_threads(args.threads)
+    elif cfg.get("threads"):
+        torch.set_num_threads(int(cfg["threads"]))
+    info = D.init_distributed(getattr(args, "device", None) or cfg.get("device", "auto"))
+    seed = int(cfg.get("seed", 0) if getattr(args, "seed", None) is None else args.seed)
+    settings = LoopSettings.from_config(cfg, steps=args.steps, seed=seed)
+    out = Path(args.out)
+    if info.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+    return RunContext(stage, cfg, info, settings, out, seed, target)
+
+
+def model_kwargs(cfg: dict, role: str, size: str = "") -> dict:
+    """Constructor keywords of the `role` model (regression, generator, discriminator).
+
+    `size` names an entry of `model.sizes` (an experiment's `size`); otherwise `model.<role>`.
+    """
+    sec = cfg.get("model", {}) or {}
+    if size:
+        sizes = sec.get("sizes", {}) or {}
+        if size not in sizes:
+            raise ConfigError(f"config key model.sizes.{size}: missing; sizes: {', '.join(sorted(sizes)) or 'none'}")
+        return dict(sizes[size])
+    return dict(sec.get(role, {}) or {})
+
+
+def build(factory: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
+    """A model initialised from `seed` (the same on every rank)."""
+    seed_everything(seed)
+    return factory()
+
+
+# --- data ------------------------------------------------------------------------------------
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training data (a rendered meta.tsv, or on-the-fly simulation)")
+    g.add_argument("--train-meta", help="rendered training meta.tsv (see `use-repro simulate render`)")
+    g.add_argument("--simulate", action="store_true",
+                   help="simulate on the fly with the profile's `simulation` settings instead of --train-meta")
+    g.add_argument("--corpus-dir", help="with --simulate: folder of the train split's manifests")
+    for kind in ("speech", "noise", "rir", "wind"):
+        g.add_argument(f"--{kind}-scp", nargs="+", help=f"with --simulate: {kind} manifest(s)")
+    g.add_argument("--speech-list", help="speech scp (e.g. a VQScore-filtered list): rows whose "
+                   "speech_uid it lacks are not trained on")
+    p.add_argument("--valid-meta", help="rendered validation meta.tsv (curves.csv); none: no validation")
+
+
+def training_dataset(args: argparse.Namespace, ctx: RunContext):
+    """The stage's training Dataset (MetaDataset or SimulatedDataset)."""
+    from use_repro.data.dataset import MetaDataset, SimulatedDataset, load_rows, speech_uids
+
+    seg = float(ctx.cfg["train"].get("segment_seconds", 0) or 0)
+    if args.simulate == bool(args.train_meta):
+        raise SystemExit("train: give exactly one of --train-meta and --simulate")
+    if args.train_meta:
+        return MetaDataset(load_rows(args.train_meta, ctx.target, args.speech_list), seg)
+    from use_repro.data.params import SimConfig
+
+    speech, noise, rir, wind = simulation_sources(args)
+    if args.speech_list:
+        keep = speech_uids(args.speech_list)
+        speech = [s for s in speech if s.uid in keep]
+    return SimulatedDataset(speech, noise, rir, wind, SimConfig.from_config(ctx.cfg), ctx.target, seg)
+
+
+def simulation_sources(args: argparse.Namespace) -> tuple[list, list, list, list]:
+    """(speech items, noise, rir, wind entries) of the train split for on-the-fly simulation:
+    explicit --*-scp manifests, else those found under --corpus-dir as `simulate params` finds them."""
+    from use_repro.audio.io import AudioError, audio_info
+    from use_repro.data.manifest import read_scp
+    from use_repro.data.params import SpeechItem
+    from use_repro.data.simulate import find_manifest
+
+    def entries(kind: str) -> list:
+        paths = getattr(args, f"{kind}_scp") or (find_manifest(args.corpus_dir, kind, "train")
+                                                  if args.corpus_dir else [])
+        return [e for p in paths for e in read_scp(p, base_dir=Path(p).parent)]
+
+    speech = []
+    for e in entries("speech"):
+        try:
+            fs, frames = audio_info(e.path)
+        except AudioError as err:
+            log.warning("on-the-fly simulation: speech skipped: %s", err)
+            continue
+        speech.append(SpeechItem(e.uid, fs, e.path, frames))
+    if not speech:
+        raise SystemExit("train --simulate: no speech manifest; give --corpus-dir or --speech-scp")
+    return speech, entries("noise"), entries("rir"), entries("wind")
+
+
+def batches(dataset, ctx: RunContext) -> Callable[[int], Iterator[dict]]:
+    from use_repro.data.dataset import batches_from
+
+    return batches_from(dataset, ctx.data_seed, ctx.info.rank, ctx.info.world_size,
+                        int(ctx.cfg["train"].get("num_workers", 0)))
+
+
+def validator(args: argparse.Namespace, ctx: RunContext):
+    """A Validator over `--valid-meta` (None without one, which also turns validation off)."""
+    if not args.valid_meta:
+        ctx.settings.validate_every = 0
+        return None
+    from use_repro.data.dataset import load_rows
+    from use_repro.train.validation import Validator
+
+    t = ctx.cfg["train"]
+    limit = int(t.get("valid_utterances", 0)) or None
+    rows = load_rows(args.valid_meta, ctx.target, limit=limit)
+    return Validator(rows, t.get("valid_metrics", ("mos", "pesq", "magnitude", "phase", "time")),
+                     ctx.cfg.get("weights_dir", "weights"), ctx.info)

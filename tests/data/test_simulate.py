@@ -1,0 +1,198 @@
+"""`use-repro simulate`: params -> render -> summary, official meta.tsv files, rejects, determinism."""
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from use_repro.cli import main
+from use_repro.data.manifest import read_meta, write_scp
+
+from .sim_fixtures import speech_like, write_corpus
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    return write_corpus(tmp_path_factory.mktemp("corpus"), seconds=1.0)
+
+
+@pytest.fixture(scope="module")
+def rendered(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("sim") / "test"
+    assert main(["simulate", "params", "--corpus-dir", str(corpus), "--split", "test", "--out", str(out)]) == 0
+    assert main(["simulate", "render", "--meta", str(out / "params.tsv"), "--corpus-dir", str(corpus),
+                 "--out", str(out), "--threads", "2"]) == 0
+    return out
+
+
+def test_params_render_write_every_target(rendered):
+    params = read_meta(rendered / "params.tsv")
+    rows = read_meta(rendered / "meta.tsv")
+    assert [r["id"] for r in rows] == [r["id"] for r in params] and len(rows) == 14
+    assert {int(r["fs"]) for r in rows} == {8000, 16000, 22050, 24000, 32000, 44100, 48000}
+    assert {r["lang"] for r in rows} == {"en", "it"}
+    cols = ["noisy_path", "clean_path", "clean_shifted_path", "clean_anechoic_path", "clean_early50ms_path",
+            "clean_early25ms_path", "clean_early10ms_path", "clean_early0ms_path"]
+    for r in rows:
+        for c in cols:
+            info = sf.info(r[c])
+            assert info.samplerate == int(r["fs"]) and info.frames == int(r["length"]) and info.subtype == "PCM_16"
+        # every target has its own file in its own folder; duplicates are hard links
+        assert len({r[c] for c in cols}) == len(cols)
+        ino = {c: os.stat(r[c]).st_ino for c in cols}
+        if r["rir_uid"] == "none":
+            assert ino["clean_shifted_path"] == ino["clean_anechoic_path"] == ino["clean_path"]
+        else:
+            assert ino["clean_early0ms_path"] == ino["clean_shifted_path"] != ino["clean_path"]
+            assert ino["clean_anechoic_path"] != ino["clean_shifted_path"]
+    rejects = list(csv.reader(open(rendered / "rejects.tsv"), delimiter="\t"))
+    assert rejects == [["id", "reason"]]
+
+
+def test_summary_counts(rendered, tmp_path):
+    out = tmp_path / "summary.csv"
+    assert main(["simulate", "summary", "--meta", str(rendered / "meta.tsv"), "--out", str(out)]) == 0
+    lines = list(csv.DictReader(open(out)))
+    assert set(lines[0]) == {"split", "distortion", "fs", "snr_bin", "rows"}
+    total = sum(int(x["rows"]) for x in lines if x["distortion"] == "all")
+    assert total == 14 and {x["split"] for x in lines} == {"test"}
+    rev = sum(int(x["rows"]) for x in lines if x["distortion"] == "reverberation")
+    assert rev == sum(r["rir_uid"] != "none" for r in read_meta(rendered / "meta.tsv"))
+
+
+def _render_in_subprocess(meta, corpus, out, threads):
+    env = dict(os.environ, PYTHONHASHSEED=str(threads * 7 + 1))
+    cmd = [sys.executable, "-m", "use_repro", "simulate", "render", "--meta", str(meta), "--corpus-dir",
+           str(corpus), "--out", str(out), "--threads", str(threads)]
+    subprocess.run(cmd, check=True, env=env, capture_output=True)
+
+
+def test_bit_identical_in_two_processes(rendered, corpus, tmp_path):
+    params = read_meta(rendered / "params.tsv")
+    keep = [r for r in params if r["augmentation"] != "none" or r["rir_uid"] != "none"][:5]
+    from use_repro.data.manifest import write_meta
+
+    meta = tmp_path / "five.tsv"
+    write_meta(meta, keep)
+    _render_in_subprocess(meta, corpus, tmp_path / "a", 1)
+    _render_in_subprocess(meta, corpus, tmp_path / "b", 2)
+    files_a = sorted(p.relative_to(tmp_path / "a") for p in (tmp_path / "a").rglob("*.flac"))
+    files_b = sorted(p.relative_to(tmp_path / "b") for p in (tmp_path / "b").rglob("*.flac"))
+    assert files_a == files_b and len(files_a) >= 5
+    for rel in files_a:
+        assert (tmp_path / "a" / rel).read_bytes() == (tmp_path / "b" / rel).read_bytes(), rel
+
+
+OFFICIAL_HEADER = "id\tnoisy_path\tspeech_uid\tspeech_sid\tclean_path\tnoise_uid\tsnr_dB\trir_uid\taugmentation\tfs\tlength\ttext"
+
+
+def _official_rows(corpus):
+    """Rows as the challenge's generate_data_param.py writes them (its paths, its strings)."""
+    def row(i, speech, fs, noise, snr, rir, aug):
+        n = sf.info(corpus / "train" / "speech" / f"{speech}.flac").frames
+        return (f"fileid_{i}\tsimulation_validation/noisy/0/fileid_{i}.flac\t{speech}\tspk0\t"
+                f"simulation_validation/clean/0/fileid_{i}.flac\t{noise}\t{snr}\t{rir}\t{aug}\t{fs}\t{n}\t<not-available>")
+    return [
+        row(1, "train_sp_48000_0", 48000, "train_noise_48000_0", "3.7206385926441264", "train_rir_0",
+            "bandwidth_limitation-kaiser_fast->24000"),
+        row(2, "train_sp_44100_0", 44100, "train_noise_44100_1", "-2.5", "none",
+            "clipping(min=0.018182123899424113,max=0.9425406853049546)/codec(format=ogg,encoder=opus,qscale=3)"),
+        row(3, "train_sp_16000_1", 16000, "train_noise_16000_0", "12.0", "train_rir_2",
+            "packet_loss(packet_loss_indices=[3, 4, 5, 17, 30, 31],packet_duration_ms=20)"),
+        row(4, "train_sp_8000_0", 8000, "train_noise_8000_0", "0.5", "none",
+            "bandwidth_limitation-none->8000/codec(format=mp3,encoder=None,qscale=5)"),
+        row(5, "train_sp_22050_0", 22050, "wind_noise_train_48000hz_0", "4.9", "none",
+            "wind_noise(threshold=0.2210436,ratio=13.26,attack=47.1,release=5.9,sc_gain=1.1,clipping=False,"
+            "clipping_threshold=0.93)/"),
+        row(6, "train_sp_32000_1", 32000, "wind_noise_train_48000hz_0", "-8.1", "train_rir_1",
+            "wind_noise(threshold=0.1,ratio=1.5,attack=5.0,release=99.0,sc_gain=0.8,clipping=True,"
+            "clipping_threshold=0.9)/codec(format=ogg,encoder=vorbis,qscale=-1)/bandwidth_limitation-polyphase->16000"),
+        row(7, "train_sp_24000_0", 24000, "train_noise_48000_2", "19.0", "none",
+            "bandwidth_limitation-scipy->22050/bandwidth_limitation-kaiser_best->8000"),
+        row(8, "train_sp_16000_0", 16000, "train_noise_16000_1", "7.0", "none", "none"),
+    ]
+
+
+def test_official_meta_renders_without_edits(corpus, tmp_path):
+    meta = tmp_path / "meta.tsv"
+    meta.write_text(OFFICIAL_HEADER + "\n" + "\n".join(_official_rows(corpus)) + "\n")
+    status = main(["simulate", "render", "--meta", str(meta), "--out", str(tmp_path / "out"),
+                   "--speech-scp", str(corpus / "train" / "speech.scp"),
+                   "--noise-scp", str(corpus / "train" / "noise.scp"),
+                   "--wind-scp", str(corpus / "train" / "wind_noise.scp"),
+                   "--rir-scp", str(corpus / "train" / "rir.scp")])
+    assert status == 0
+    rows = read_meta(tmp_path / "out" / "meta.tsv")
+    assert len(rows) == 8
+    for r in rows:
+        x, fs = sf.read(r["noisy_path"])
+        assert fs == int(r["fs"]) and x.shape[0] == int(r["length"]) and 0 < np.abs(x).max() <= 0.9 + 1e-4
+
+
+def test_bad_rows_go_to_rejects(corpus, tmp_path, capsys):
+    short = tmp_path / "short.flac"
+    sf.write(short, speech_like(16000, 0.05, 3), 16000)
+    scp = tmp_path / "speech.scp"
+    write_scp(scp, [("short", 16000, str(short)), ("gone", 16000, str(tmp_path / "missing.flac")),
+                    ("ok16", 16000, str(corpus / "train" / "speech" / "train_sp_16000_0.flac")),
+                    ("ok11", 11025, str(corpus / "train" / "speech" / "train_sp_16000_1.flac"))])
+    rows = [
+        "fileid_1\tn\tok16\ts\tc\ttrain_noise_16000_0\t5.0\tnone\tnone\t16000\tnone\tt",
+        "fileid_2\tn\tgone\ts\tc\ttrain_noise_16000_0\t5.0\tnone\tnone\t16000\tnone\tt",
+        "fileid_3\tn\tok16\ts\tc\ttrain_noise_16000_0\t5.0\tnone\treverse(speed=2)\t16000\tnone\tt",
+        "fileid_4\tn\tok11\ts\tc\ttrain_noise_16000_0\t5.0\tnone\tnone\t11025\tnone\tt",
+        "fileid_5\tn\tshort\ts\tc\ttrain_noise_16000_0\t5.0\tnone\tnone\t16000\tnone\tt",
+        "fileid_6\tn\tok16\ts\tc\ttrain_noise_16000_0\t-3.0\ttrain_rir_0\tclipping(min=0.01,max=0.99)\t16000\tnone\tt",
+    ]
+    meta = tmp_path / "meta.tsv"
+    meta.write_text(OFFICIAL_HEADER + "\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    status = main(["simulate", "render", "--meta", str(meta), "--out", str(out), "--speech-scp", str(scp),
+                   "--noise-scp", str(corpus / "train" / "noise.scp"), "--rir-scp", str(corpus / "train" / "rir.scp")])
+    assert status == 1
+    rejects = {r["id"]: r["reason"] for r in csv.DictReader(open(out / "rejects.tsv"), delimiter="\t")}
+    assert set(rejects) == {"fileid_2", "fileid_3", "fileid_4", "fileid_5"}
+    assert "no such file" in rejects["fileid_2"] and "reverse(speed=2)" in rejects["fileid_3"]
+    assert "11025" in rejects["fileid_4"] and "shorter than 0.1 s" in rejects["fileid_5"]
+    assert [r["id"] for r in read_meta(out / "meta.tsv")] == ["fileid_1", "fileid_6"]
+    err = capsys.readouterr().err
+    assert "2 of 6 done, 4 failed" in err and "rejects.tsv" in err
+
+
+def test_params_from_profile_config_and_missing_manifests(corpus, tmp_path):
+    assert main(["simulate", "params", "--config", "tiny", "--corpus-dir", str(corpus), "--split", "valid",
+                 "--out", str(tmp_path / "valid")]) == 0
+    rows = read_meta(tmp_path / "valid" / "params.tsv")
+    assert len(rows) == 6 and all("encoder=opus" not in r["augmentation"] for r in rows)
+    assert main(["simulate", "params", "--corpus-dir", str(tmp_path / "nowhere"), "--split", "train",
+                 "--out", str(tmp_path / "x")]) == 2
+
+
+def test_dag_has_the_simulate_rules():
+    root = Path(__file__).resolve().parents[2]
+    res = subprocess.run([sys.executable, "-m", "snakemake", "-n", "--config", "profile=tiny", "--",
+                          "results/tiny/simulation/summary.csv"], cwd=root, capture_output=True, text=True)
+    if res.returncode != 0:
+        pytest.skip(f"snakemake dry run unavailable: {res.stderr[-300:]}")
+    for rule in ("simulate_params", "simulate_render", "simulate"):
+        assert f"rule {rule}:" in res.stdout or f"{rule} " in res.stdout
+
+
+def test_on_the_fly_simulation_matches_rendering_the_row(corpus):
+    from use_repro.data.manifest import read_scp
+    from use_repro.data.params import SimConfig, SpeechItem
+    from use_repro.data.render import RenderSettings, Sources, render_row, simulate
+
+    d = corpus / "train"
+    sp = read_scp(d / "speech.scp")[-1]
+    item = SpeechItem(sp.uid, sp.fs, sp.path, sf.info(sp.path).frames)
+    noise, rir, wind = read_scp(d / "noise.scp"), read_scp(d / "rir.scp"), read_scp(d / "wind_noise.scp")
+    sim = SimConfig(prob_reverberation=1.0)
+    row, audio = simulate(np.random.default_rng(5), item, noise, rir, wind, sim, row_id="otf_5")
+    assert row["rir_uid"] != "none" and set(audio) >= {"noisy", "early", "shifted", "anechoic", "early0ms"}
+    again = render_row(row, Sources([sp], noise + wind, rir), RenderSettings.from_sim(sim))
+    assert all(np.array_equal(audio[k], again[k]) for k in audio)

