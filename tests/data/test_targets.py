@@ -112,3 +112,20 @@ def test_rendered_targets_at_every_rate(corpus, fs):
     for name in ("early", "shifted", "anechoic", "early50ms", "early0ms"):
         assert np.array_equal(out[name], dry * info["scale"])
     assert abs(snr_active(out["noisy"] - out["noise"], out["noise"]) - 7.5) < 0.1
+
+
+@pytest.mark.parametrize("quirks", [True, False])
+def test_dry_wind_rows_keep_the_challenge_quirk(corpus, quirks):
+    src = _sources(corpus)
+    aug = ("wind_noise(threshold=0.2,ratio=8.0,attack=20.0,release=50.0,sc_gain=1.0,clipping=False,"
+           "clipping_threshold=0.9)/")
+    row = {"id": "fileid_3", "speech_uid": "train_sp_16000_0", "noise_uid": "wind_noise_train_48000hz_0",
+           "snr_dB": "0.0", "rir_uid": "none", "augmentation": aug, "fs": "16000", "length": "none"}
+    out, info = render_row(row, src, RenderSettings(windows_ms=(0,), wind_quirks=quirks), return_info=True)
+    dry = read_source(src.speech["train_sp_16000_0"], 16000)
+    ratio = out["early"][dry != 0] / dry[dry != 0]
+    assert np.allclose(ratio, ratio[0]) and info["wind"]
+    # with the quirk the target carries the compressor's pre-scale 0.9 / peak on top of the final scale
+    assert np.isclose(ratio[0], info["scale"]) != quirks
+    at_extremes = int((out["noisy"] == out["noisy"].max()).sum() + (out["noisy"] == out["noisy"].min()).sum())
+    assert (at_extremes > 2) == quirks  # clipping=False is clipped only with the quirk

@@ -71,7 +71,7 @@ class SimConfig:
     early_ms: float = 50.0
     early_windows_ms: tuple[float, ...] = (50.0, 25.0, 10.0, 0.0)
     target_gain: str = "direct_path"
-    wind_clip_as_written: bool = False
+    wind_challenge_quirks: bool = True
     splits: dict = field(default_factory=dict)
 
     @classmethod

@@ -52,11 +52,11 @@ class RenderSettings:
     windows_ms: tuple = (50.0, 25.0, 10.0, 0.0)
     target_gain: str = "direct_path"
     early_seconds: float = 0.05
-    wind_clip_as_written: bool = False
+    wind_quirks: bool = True  # reproduce the challenge's wind-row quirks (distortions/wind.py)
 
     @classmethod
     def from_sim(cls, sim) -> "RenderSettings":
-        return cls(tuple(sim.early_windows_ms), sim.target_gain, sim.early_ms / 1000.0, sim.wind_clip_as_written)
+        return cls(tuple(sim.early_windows_ms), sim.target_gain, sim.early_ms / 1000.0, sim.wind_challenge_quirks)
 
 
 class Sources:
@@ -170,8 +170,10 @@ def render_row(row: dict, sources: Sources, settings: RenderSettings | None = No
         if len(w) != 1:
             raise RowError(f"wind-noise row (noise {row['noise_uid']}) needs exactly one wind_noise(...) "
                            f"entry in its augmentation, found {len(w)}")
-        noisy, noise = mix_wind(mixture_speech, noise_src, fs, snr, w[0].params, rng,
-                                clip_as_written=settings.wind_clip_as_written)
+        noisy, noise, pre = mix_wind(mixture_speech, noise_src, fs, snr, w[0].params, rng,
+                                     clip_as_written=not settings.wind_quirks)
+        if settings.wind_quirks and rir is None:
+            targets = {k: v * pre for k, v in targets.items()}
     else:
         noisy, noise = mix_noise(mixture_speech, noise_src, snr, rng)
 

@@ -4,12 +4,15 @@
       sample parameters into <out>/params.tsv (the challenge's meta.tsv columns, its
       augmentation grammar, plus lang and one path column per extra target)
   use-repro simulate render  --config mini --meta <out>/params.tsv --corpus-dir results/mini/corpus --out <out> --threads 2
-      render any meta.tsv (ours, or the official one with --speech-scp/--noise-scp/--rir-scp)
-      to FLAC: <out>/noisy, <out>/clean (the challenge's early target), <out>/clean_shifted,
-      <out>/clean_anechoic, <out>/clean_early{W}ms; writes <out>/meta.tsv with the rows that
-      rendered and <out>/rejects.tsv (id, reason) with those that did not; exits 1 if any failed
+      render any meta.tsv (ours, or the official one with --speech-scp/--noise-scp/--wind-scp/
+      --rir-scp) to 16-bit FLAC at the row's rate: <out>/noisy, <out>/clean (the challenge's
+      early target), <out>/clean_shifted, <out>/clean_anechoic, <out>/clean_early{W}ms, each
+      <folder>/<row index // 5000>/<id>.flac (identical targets are hard links); writes
+      <out>/meta.tsv with the rows that rendered (paths filled in) and <out>/rejects.tsv
+      (id, reason) with those that did not, and exits 1 with a summary if any failed
   use-repro simulate summary --meta <split>/meta.tsv ... --out results/mini/simulation/summary.csv
-      rows per split, distortion, sampling rate and SNR bin
+      rows per split, distortion (all, noise, wind_noise, reverberation, bandwidth_limitation,
+      clipping, codec, packet_loss; plus lang=<code> rows), sampling rate and SNR bin
 
 Manifests are found under --corpus-dir by name (for split S, any of S/speech.scp,
 speech_S.scp, ...; 'valid' also matches 'validation' and 'dev'), or given explicitly.
@@ -159,7 +162,6 @@ def _read_side(paths) -> dict[str, str]:
 def run_params(args) -> int:
     from use_repro.data.manifest import read_meta, write_meta
     from use_repro.data.params import SimConfig, SpeechItem, output_paths, sample_split
-    from use_repro.data.targets import target_column, target_names
 
     cfg = _config(args.config)
     sim = SimConfig.from_config(cfg)

@@ -12,7 +12,7 @@ Paper-backend files, relative to `weights_dir` (download them yourself; nothing 
 | metric | file or folder                                   | also needs            |
 |--------|--------------------------------------------------|-----------------------|
 | DNSMOS | dnsmos/sig_bak_ovr.onnx                          | (speechmos ships it)  |
-| NISQA  | nisqa/nisqa.tar                                  | a NISQA v2 loader (not implemented: n/a) |
+| NISQA  | nisqa/nisqa.tar                                  | pip install --no-deps nisqa |
 | UTMOS  | utmos/utmos22_strong_step7459_v1.pt              | a UTMOS22 loader (not implemented: n/a)  |
 | SBERT  | mhubert-147/ (Hugging Face folder)               | transformers          |
 | LPS    | wav2vec2-lv-60-espeak-cv-ft/ (Hugging Face folder)| transformers         |
@@ -139,11 +139,18 @@ def _dnsmos(wd) -> Backend:
 
 
 def _nisqa(wd) -> Backend:
+    from use_repro.metrics import nonintrusive as ni
+
     own = _weights(wd, "NISQA")
-    reason = (f"{own} found, but no NISQA v2 loader is implemented here (the `nisqa` PyPI package "
-              f"pins torch==2.2.1)" if own else
-              f"{_need(wd, 'NISQA')} (NISQA v2 weights; no package on the registries ships them)")
-    return Backend("NISQA", ("NISQA",), na_reason=reason)
+    if own is None:
+        return Backend("NISQA", ("NISQA",), na_reason=f"{_need(wd, 'NISQA')} (NISQA v2 weights; no package on "
+                                                      f"the registries ships them) and pip install --no-deps nisqa")
+    why = _importable("nisqa")
+    if why:
+        return Backend("NISQA", ("NISQA",), na_reason=f"{own} found; its model code comes from the `nisqa` package: "
+                                                      f"pip install --no-deps nisqa ({why})")
+    return Backend("NISQA", ("NISQA",), f"NISQA v2 {own} (model code: nisqa {_version('nisqa')})", "nisqa.tar",
+                   True, lambda t: ni.NISQA(own))
 
 
 def _utmos(wd) -> Backend:

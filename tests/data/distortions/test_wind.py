@@ -23,8 +23,9 @@ def test_wind_mix_and_clipping(as_written):
     speech = rng.standard_normal(2 * fs) * 0.1
     wind = np.cumsum(rng.standard_normal(3 * fs)) / 100
     p = WindParams(0.2, 5.0, 20.0, 50.0, 1.0, clipping=False, clipping_threshold=0.9)
-    mix, noise = mix_wind(speech, wind, fs, 5.0, p, np.random.default_rng(1), clip_as_written=as_written)
+    mix, noise, pre = mix_wind(speech, wind, fs, 5.0, p, np.random.default_rng(1), clip_as_written=as_written)
     assert mix.shape == speech.shape == noise.shape
+    assert np.isclose(pre, 0.9 / max(np.abs(speech).max(), np.abs(noise).max()))
     assert abs(10 * np.log10(active_power(speech) / active_power(noise)) - 5.0) < 0.1
     # The challenge clips every wind row (bool("False") is True); as_written honours the flag.
     at_extremes = int((mix == mix.max()).sum() + (mix == mix.min()).sum())

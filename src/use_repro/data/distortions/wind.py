@@ -16,9 +16,11 @@ Step 3 is reimplemented here sample for sample from ffmpeg's ``sidechaincompress
 mode, RMS detection, knee 2.82843, makeup 1, mix 1, level_in 1, the defaults); the 16-bit WAV
 round trips the challenge makes through temporary files are skipped.
 
-The flag: the challenge parses ``clipping=False`` with ``bool("False")``, which is True, so
-its renderer clips every wind row. ``clip_as_written=False`` (the default) reproduces that;
-True honours the written flag.
+Two quirks of the challenge's renderer, reproduced by default (render.RenderSettings.wind_quirks):
+the flag ``clipping=False`` is parsed with ``bool("False")``, which is True, so every wind row
+is clipped (``clip_as_written=False`` here); and on rows without reverberation the mixture's
+speech is the clean target's own array, which step 2 scales in place, so the clean target
+keeps the factor ``0.9 / max(...)`` (`mix_wind` returns it; render.py applies it).
 """
 from __future__ import annotations
 
@@ -89,8 +91,8 @@ def _hermite(x, x0, x1, p0, p1, m0, m1):
 
 
 def mix_wind(speech: np.ndarray, wind: np.ndarray, fs: int, snr_db: float, params: WindParams,
-             rng: np.random.Generator, clip_as_written: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(noisy, scaled wind), both [T]: the challenge's non-linear wind mixing."""
+             rng: np.random.Generator, clip_as_written: bool = False) -> tuple[np.ndarray, np.ndarray, float]:
+    """(noisy [T], scaled wind [T], pre-scale): the challenge's non-linear wind mixing."""
     noise = scale_to_snr(speech, fit_noise(wind, speech.shape[-1], rng), snr_db)
     peak = max(float(np.max(np.abs(speech))), float(np.max(np.abs(noise))))
     pre = 0.9 / peak if peak > 0 else 1.0
@@ -102,4 +104,4 @@ def mix_wind(speech: np.ndarray, wind: np.ndarray, fs: int, snr_db: float, param
         t = params.clipping_threshold
         mix = np.maximum(t * mix.min(), mix)
         mix = np.minimum(t * mix.max(), mix)
-    return mix, noise
+    return mix, noise, pre
