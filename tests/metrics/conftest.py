@@ -13,12 +13,17 @@ from use_repro.audio.resample import resample
 SENTENCE = "The birch canoe slid on the smooth planks. Glue the sheet to the dark blue background."
 
 
+NO_DEPS = {"distillmos": "pip install --no-deps distillmos==0.9.1 xls-r-sqa==0.1.0",
+           "nisqa": "pip install --no-deps nisqa==2.0.post2",
+           "transformers": "pip install transformers (only the paper's SBERT/LPS backends use it)"}
+
+
 def need(package: str) -> None:
     """Skip unless `package` is installed (found, not imported: some need import shims)."""
     import importlib.util
 
     if importlib.util.find_spec(package) is None:
-        pytest.skip(f"{package} is not installed (pip install -e '.[metrics]')")
+        pytest.skip(f"{package} is not installed ({NO_DEPS.get(package, 'pip install -e .[metrics]')})")
 
 
 @pytest.fixture(scope="session")

@@ -170,3 +170,27 @@ def test_nisqa_loader_reproduces_nisqas_own_pipeline(tmp_path, tts_speech):
         ms_sr=48e3, ms_fmax=20e3, ms_channel=None, double_ended=False, dim=True, filename_column_ref=None)
     NL.predict_dim(scorer.model, ds, 1, "cpu", num_workers=0)
     assert scorer(x, fs)["NISQA"] == pytest.approx(float(ds.df["mos_pred"].iloc[0]), abs=1e-5)
+
+
+def test_paper_backends_for_sbert_and_lps_load_from_local_folders(tmp_path, tts_speech, noisy_speech):
+    # transformers is not part of the metrics extra (only needed with the paper's weights);
+    # tiny random models in the folders registry.PAPER_FILES names check the loading and scoring.
+    need("transformers")
+    import torch
+    from transformers import HubertConfig, HubertModel, Wav2Vec2Config, Wav2Vec2ForCTC
+
+    torch.manual_seed(0)
+    small = dict(hidden_size=32, num_attention_heads=2, intermediate_size=64, conv_dim=(16,) * 7,
+                 num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=4)
+    HubertModel(HubertConfig(num_hidden_layers=9, **small)).save_pretrained(tmp_path / "mhubert-147")
+    vocab = {"<pad>": 0, "<s>": 1, "</s>": 2, "<unk>": 3, "a": 4, "b": 5, "ɪ": 6, "t": 7}
+    w2v = tmp_path / "wav2vec2-lv-60-espeak-cv-ft"
+    Wav2Vec2ForCTC(Wav2Vec2Config(num_hidden_layers=2, vocab_size=len(vocab), pad_token_id=0, **small)).save_pretrained(w2v)
+    (w2v / "vocab.json").write_text(json.dumps(vocab), encoding="utf-8")
+    x, fs, _ = tts_speech
+    for group in ("SBERT", "LPS"):
+        b = registry.resolve(group, tmp_path)
+        assert b.available and b.paper, b.describe()
+        scorer = b.make(1)
+        assert scorer(x, x, fs)[group] == pytest.approx(1.0, abs=1e-6)
+        assert scorer(x, noisy_speech, fs)[group] < 1.0

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from use_repro.models.mamba import (Mamba, fused_available, linear_scan, resolve_backend,
-                                    selective_scan, selective_scan_ref, selective_scan_torch)
+                                    scan_chunks, selective_scan, selective_scan_ref,
+                                    selective_scan_torch)
 
 LENGTHS = (1, 3, 16, 37, 100, 257)
 
@@ -32,11 +33,13 @@ def test_torch_scan_matches_reference_output_and_gradients(length):
     y_ref = selective_scan_ref(*xs[:7], delta_bias=xs[7], delta_softplus=True)
     g = torch.randn_like(y_ref)
     grads_ref = torch.autograd.grad((y_ref * g).sum(), xs)
-    y = selective_scan_torch(*xs[:7], delta_bias=xs[7], delta_softplus=True)
-    grads = torch.autograd.grad((y * g).sum(), xs)
-    torch.testing.assert_close(y, y_ref, atol=1e-4, rtol=1e-4)
-    for name, a, b in zip("u delta A B C D z delta_bias".split(), grads, grads_ref):
-        torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=lambda m, n=name: f"grad {n}: {m}")
+    for chunks in (None, 1, 3):       # automatic, a single pass, and a forced chunked scan
+        y = selective_scan_torch(*xs[:7], delta_bias=xs[7], delta_softplus=True, chunks=chunks)
+        # at L = 1 the torch scan never uses A (its gradient is exactly 0)
+        grads = torch.autograd.grad((y * g).sum(), xs, allow_unused=True, materialize_grads=True)
+        torch.testing.assert_close(y, y_ref, atol=1e-4, rtol=1e-4)
+        for name, a, b in zip("u delta A B C D z delta_bias".split(), grads, grads_ref):
+            torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=lambda m, n=name: f"grad {n}: {m}")
 
 
 @pytest.mark.parametrize("chunk", [1, 2, 5, 64])
@@ -51,6 +54,13 @@ def test_linear_scan_any_chunk(chunk):
     torch.testing.assert_close(linear_scan(log_a, b, chunk), torch.stack(out, 1), atol=1e-5, rtol=1e-5)
 
 
+def test_chunking_policy():
+    assert scan_chunks(2, 64, 16, 400, threads=1) == 20       # small steps: ~sqrt(L) chunks
+    assert scan_chunks(2, 64, 16, 1600, threads=1) == 32      # capped by the slab size
+    assert scan_chunks(161, 256, 16, 400, threads=1) == 1     # each step already a big vector op
+    assert scan_chunks(1, 8, 4, 3, threads=1) == 1            # too short to split
+
+
 def test_scan_without_optional_terms():
     u, delta, A, B, C, *_ = scan_inputs(length=20)
     torch.testing.assert_close(selective_scan_torch(u, delta, A, B, C), selective_scan_ref(u, delta, A, B, C),
@@ -61,9 +71,11 @@ def test_strong_decay_is_stable():
     # dt * |A| up to ~100 per step: exp underflows to 0, nothing overflows
     u, delta, A, B, C, D, z, bias = scan_inputs(length=64)
     A = A * 50
-    y = selective_scan_torch(u, delta + 3, A, B, C, D, z, bias, True)
-    assert torch.isfinite(y).all()
-    torch.testing.assert_close(y, selective_scan_ref(u, delta + 3, A, B, C, D, z, bias, True), atol=1e-4, rtol=1e-4)
+    ref = selective_scan_ref(u, delta + 3, A, B, C, D, z, bias, True)
+    for chunks in (1, 4, 8):
+        y = selective_scan_torch(u, delta + 3, A, B, C, D, z, bias, True, chunks=chunks)
+        assert torch.isfinite(y).all()
+        torch.testing.assert_close(y, ref, atol=1e-4, rtol=1e-4)
 
 
 def test_checkpointed_scan_same_gradients():

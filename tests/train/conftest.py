@@ -12,9 +12,6 @@ from use_repro.audio.io import write_audio
 from use_repro.config import CONFIG_DIR
 from use_repro.data.manifest import write_meta
 
-# 1 block, 8 channels: a forward/backward on 0.5 s of 8 kHz audio takes tens of milliseconds.
-TINY = {"num_blocks": 1, "channels": 8, "d_state": 4, "d_conv": 4, "expand": 2, "dense_depth": 2}
-TINY_DISC = {"channels": 4}
 TARGET_COLUMNS = ("clean_path", "clean_shifted_path", "clean_anechoic_path")
 
 
@@ -63,9 +60,11 @@ def tiny_meta(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_regression(tmp_path_factory) -> Path:
-    """An untrained tiny USEMamba checkpoint (what `--init` takes)."""
+    """An untrained USEMamba of the tiny profile's size (1 block, 4 channels), as `--init` takes it."""
+    from use_repro.config import load_config
+    from use_repro.models.build import build_regression
     from use_repro.models.checkpoint import save_checkpoint
-    from use_repro.models.usemamba import USEMamba
 
     torch.manual_seed(0)
-    return save_checkpoint(tmp_path_factory.mktemp("tiny_model") / "regression.pt", USEMamba(TINY))
+    return save_checkpoint(tmp_path_factory.mktemp("tiny_model") / "regression.pt",
+                           build_regression(load_config("tiny")))

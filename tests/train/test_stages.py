@@ -16,23 +16,19 @@ from use_repro.audio.stft import mag_pha_stft
 from use_repro.cli import stage_parser
 from use_repro.data.dataset import MetaDataset, load_rows
 from use_repro.models.checkpoint import load_model
+from use_repro.config import load_config
+from use_repro.models.build import build_regression
+from use_repro.seeding import derive_seed
 from use_repro.train import gan, regression, setup
 from use_repro.train.loop import CurveFile, list_checkpoints
 from use_repro.train.losses import weighted_sum
 
-from .conftest import TINY, TINY_DISC, write_profile
+from .conftest import write_profile
 
 
 def parse(*argv: str):
     parser, _ = stage_parser("train")
     return parser.parse_args([str(a) for a in argv])
-
-
-@pytest.fixture
-def tiny_sizes(monkeypatch):
-    """Generator and discriminator of the tiny size for in-process runs."""
-    sizes = {"regression": TINY, "generator": TINY, "discriminator": TINY_DISC}
-    monkeypatch.setattr(setup, "model_kwargs", lambda cfg, role, size="": dict(sizes[role]))
 
 
 def dataset_loss(model, meta: Path, weights: dict) -> float:
@@ -49,15 +45,17 @@ def dataset_loss(model, meta: Path, weights: dict) -> float:
     return total / len(ds)
 
 
-def test_regression_30_steps_reduce_the_loss(tmp_path, tiny_meta, tiny_regression):
+def test_regression_30_steps_reduce_the_loss(tmp_path, tiny_meta):
     cfg = write_profile(tmp_path / "tiny.yaml")
     out = tmp_path / "run"
     args = parse("regression", "--config", cfg, "--train-meta", tiny_meta, "--valid-meta", tiny_meta,
-                 "--target", "shifted", "--init", tiny_regression, "--steps", 30, "--out", out, "--device", "cpu")
+                 "--target", "shifted", "--steps", 30, "--out", out, "--device", "cpu")
     res = regression.train(args)
     assert res.step == 30 and res.nonfinite_total == 0
+    # the model the run started from: the profile's size, initialised from the run's seed
+    initial = setup.build(lambda: build_regression(load_config(cfg)), derive_seed(0, "train.init", "regression"))
     weights = {"magnitude": 0.9, "phase": 0.3, "complex": 0.1, "time": 0.2, "consistency": 0.1}
-    before = dataset_loss(load_model(tiny_regression), tiny_meta, weights)
+    before = dataset_loss(initial.eval(), tiny_meta, weights)
     after = dataset_loss(load_model(out / "final.pt"), tiny_meta, weights)
     assert after < 0.9 * before, (before, after)
     # the run's files: validation curves at 0, 10, 20, 30; the last two checkpoints; training log
@@ -72,10 +70,10 @@ def _cli(*argv) -> list[str]:
     return [sys.executable, "-m", "use_repro", "train", *map(str, argv)]
 
 
-def test_killed_run_resumes_to_the_same_parameters(tmp_path, tiny_meta, tiny_regression):
+def test_killed_run_resumes_to_the_same_parameters(tmp_path, tiny_meta):
     cfg = write_profile(tmp_path / "tiny.yaml", checkpoint_every=3, validate_every=5)
     common = ["--config", cfg, "--train-meta", tiny_meta, "--valid-meta", tiny_meta, "--target", "shifted",
-              "--init", tiny_regression, "--steps", 14, "--device", "cpu", "--threads", 1]
+              "--steps", 14, "--device", "cpu", "--threads", 1]
     env = {**os.environ, "PYTHONHASHSEED": "0"}
 
     ref = subprocess.run(_cli("regression", *common, "--out", tmp_path / "ref"), env=env,
@@ -105,7 +103,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, tiny_meta, tiny_reg
     assert CurveFile(run / "curves.csv").rows() == CurveFile(tmp_path / "ref" / "curves.csv").rows()
 
 
-def test_untrained_gan_stage_returns_the_regression_output(tmp_path, tiny_meta, tiny_regression, tiny_sizes):
+def test_untrained_gan_stage_returns_the_regression_output(tmp_path, tiny_meta, tiny_regression):
     cfg = write_profile(tmp_path / "tiny.yaml")
     out = tmp_path / "gan0"
     gan.train(parse("gan", "--config", cfg, "--train-meta", tiny_meta, "--target", "shifted",
@@ -124,7 +122,7 @@ def test_untrained_gan_stage_returns_the_regression_output(tmp_path, tiny_meta, 
 
 
 @pytest.mark.parametrize("stage", ["gan", "finetune"])
-def test_adversarial_stages_train_and_record_figure9_curves(tmp_path, tiny_meta, tiny_regression, tiny_sizes, stage):
+def test_adversarial_stages_train_and_record_figure9_curves(tmp_path, tiny_meta, tiny_regression, stage):
     cfg = write_profile(tmp_path / "tiny.yaml", validate_every=2,
                         valid_metrics=["pesq", "magnitude", "phase", "time"])
     out = tmp_path / stage

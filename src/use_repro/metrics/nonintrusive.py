@@ -6,7 +6,8 @@ challenge's `soxr.resample` default) before its model.
 
 DNSMOS follows the challenge (espnet's DNSMOS_local, itself Microsoft's dnsmos_local.py):
 the non-personalised P.835 network `sig_bak_ovr.onnx` on 9.01 s windows hopped by 1 s (a clip
-shorter than 9.01 s is tiled until it is long enough), each window's raw SIG/BAK/OVRL mapped by
+shorter than 9.01 s is tiled until it is long enough; windows whose float-computed end falls one
+sample short are skipped, as in the reference code), each window's raw SIG/BAK/OVRL mapped by
 the published polynomials, then averaged over windows. The P.808 head is not used by the
 challenge and is not run.
 """
@@ -60,8 +61,11 @@ class DNSMOS:
         while len(audio) < n:  # tile short clips, as the reference implementation does
             audio = np.append(audio, audio)
         hops = int(np.floor(len(audio) / TARGET_FS) - DNSMOS_INPUT_S) + 1
-        segs = [audio[i * TARGET_FS:i * TARGET_FS + n] for i in range(hops)]
-        segs = [s for s in segs if len(s) == n]
+        # Window ends are computed in floating point, as in every reference implementation
+        # (Microsoft's, espnet's, speechmos'): int((i + 9.01) * 16000) is 144159 samples after
+        # the start from i = 7 on, and such a short window is skipped. Reproduced on purpose.
+        segs = [audio[int(i * TARGET_FS):int((i + DNSMOS_INPUT_S) * TARGET_FS)] for i in range(hops)]
+        segs = [s for s in segs if len(s) >= n]
         raw = np.array([self.session.run(None, {self.input_name: s[None].astype(np.float32)})[0][0]
                         for s in segs])  # [hops, 3] = sig, bak, ovr
         return {"DNSMOS": float(np.mean(_P_OVR(raw[:, 2]))),

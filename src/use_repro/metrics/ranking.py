@@ -105,7 +105,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="profile name or YAML whose evaluate.rank_decimals sets --decimals")
     p.add_argument("--decimals", type=int, default=None,
                    help="round averages to this many decimals before ranking (-1: no rounding; "
-                        "default %(default)s, as the paper's Table 7)")
+                        f"default {DEFAULT_DECIMALS}, as the paper's Table 7)")
 
 
 def _load(inputs: list[str]) -> pd.DataFrame:
@@ -121,7 +121,10 @@ def _load(inputs: list[str]) -> pd.DataFrame:
     for path in inputs:
         info = json.loads(Path(path).read_text())
         rows.append({"team": Path(path).stem, **{k: v for k, v in info["averages"].items()}})
-    return pd.DataFrame(rows)
+    df = pd.DataFrame(rows)
+    for c in df.columns[1:]:
+        df[c] = pd.to_numeric(df[c], errors="coerce")  # JSON null (n/a) -> NaN
+    return df
 
 
 def run(args: argparse.Namespace) -> int:

@@ -29,6 +29,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+# Nothing in the metric suite may fetch from a model hub at run time.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
 # ---------------------------------------------------------------- names and ranking
 CATEGORIES: dict[str, tuple[str, ...]] = {
     "non-intrusive": ("DNSMOS", "NISQA", "UTMOS"),

@@ -146,8 +146,8 @@ class PocketsphinxLPS:
 
 class Wav2Vec2LPS:
     """LPS as the challenge: wav2vec2-lv-60-espeak-cv-ft greedy CTC phonemes, from a local folder
-    (config.json, weights, vocab.json). Decoding is done here (argmax, merge repeats, drop
-    special tokens), which needs neither phonemizer nor espeak."""
+    (config.json, weights, vocab.json). Decoding is done here (argmax, merge repeats, drop the
+    blank), which needs neither phonemizer nor espeak."""
 
     columns = ("LPS",)
 
@@ -161,7 +161,8 @@ class Wav2Vec2LPS:
         self.model = Wav2Vec2ForCTC.from_pretrained(str(model_dir), local_files_only=True).eval()
         vocab = json.loads((Path(model_dir) / "vocab.json").read_text(encoding="utf-8"))
         self.id2tok = {i: t for t, i in vocab.items()}
-        self.special = {t for t in vocab if t.startswith("<") and t.endswith(">")} | {"|"}
+        # CTC decoding as the tokenizer's batch_decode: merge repeats, drop only the pad (blank).
+        self.blank = self.model.config.pad_token_id
 
     def phone_string(self, x16: np.ndarray) -> str:
         x = (x16 - x16.mean()) / np.sqrt(x16.var() + 1e-7)  # the feature extractor's normalisation
@@ -169,10 +170,8 @@ class Wav2Vec2LPS:
             ids = self.model(self.torch.from_numpy(x.astype(np.float32))[None]).logits.argmax(-1)[0].tolist()
         toks, prev = [], None
         for i in ids:
-            if i != prev:
-                tok = self.id2tok.get(i, "")
-                if tok not in self.special:
-                    toks.append(tok)
+            if i != prev and i != self.blank:
+                toks.append(self.id2tok.get(i, ""))
             prev = i
         return "".join(toks).replace(" ", "")
 

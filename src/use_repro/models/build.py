@@ -1,15 +1,17 @@
-"""Build the paper's models from a profile's ``model`` section (the only place that reads it).
+"""Build the paper's models from a profile's ``model`` section.
 
 ``model`` keys (schema: ``experiments/config/schema.yaml``)::
 
     model:
-      regression:    {num_blocks, channels, d_state, d_conv, expand, dense_depth}
-      generator:     {num_blocks, channels, d_state, d_conv, expand, dense_depth}
+      regression:    {num_blocks, channels, d_state, d_conv, expand, dense_depth,
+                      scan_backend, scan_checkpoint}
+      generator:     {the same}
       discriminator: {channels, band_hz}
-      scan_backend: auto | torch | fused | reference
-      scan_checkpoint: true
+      sizes:         {<name>: {the same keys as regression}}   # picked by an experiment's `size`
 
-Models themselves take plain arguments; these helpers translate the config into them.
+The net sections are exactly :class:`use_repro.models.usemamba.USEMambaConfig` keywords, so
+``USEMamba(cfg["model"]["regression"])`` is equivalent to :func:`build_regression`. Models take
+plain arguments; these helpers only translate the config into them.
 """
 from __future__ import annotations
 
@@ -17,48 +19,42 @@ from use_repro.models.discriminator import MultiBandDiscriminator
 from use_repro.models.generator import ResidualGenerator, TwoStage
 from use_repro.models.usemamba import USEMamba, USEMambaConfig
 
-_NET_KEYS = ("num_blocks", "channels", "d_state", "d_conv", "expand", "dense_depth")
+NET_KEYS = ("num_blocks", "channels", "d_state", "d_conv", "expand", "dense_depth",
+            "scan_backend", "scan_checkpoint")
 
 
 def _section(cfg: dict) -> dict:
     return dict(cfg.get("model", cfg) or {})
 
 
-def _net_config(cfg: dict, which: str, **fixed) -> USEMambaConfig:
+def net_config(cfg: dict, role: str, size: str = "") -> USEMambaConfig:
+    """USEMambaConfig of ``model.<role>`` (``regression`` / ``generator``) or ``model.sizes.<size>``."""
     m = _section(cfg)
-    sizes = dict(m.get(which) or {})
-    unknown = sorted(set(sizes) - set(_NET_KEYS))
+    if size:
+        sizes = m.get("sizes") or {}
+        if size not in sizes:
+            raise ValueError(f"config key model.sizes.{size}: missing; sizes: {', '.join(sorted(sizes)) or 'none'}")
+        values, where = dict(sizes[size]), f"model.sizes.{size}"
+    else:
+        values, where = dict(m.get(role) or {}), f"model.{role}"
+    unknown = sorted(set(values) - set(NET_KEYS))
     if unknown:
-        raise ValueError(f"config key model.{which}: unknown key(s) {', '.join(unknown)}; "
-                         f"allowed: {', '.join(_NET_KEYS)}")
-    values = {**sizes, **fixed}
-    if "scan_backend" in m:
-        values["scan_backend"] = m["scan_backend"]
-    if "scan_checkpoint" in m:
-        values["scan_checkpoint"] = bool(m["scan_checkpoint"])
+        raise ValueError(f"config key {where}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(NET_KEYS)}")
+    if role == "generator":
+        values["in_channels"] = 4
     return USEMambaConfig.from_dict(values)
 
 
-def regression_config(cfg: dict) -> USEMambaConfig:
-    """USEMambaConfig of the regression model (``model.regression``)."""
-    return _net_config(cfg, "regression")
+def build_regression(cfg: dict, size: str = "") -> USEMamba:
+    return USEMamba(net_config(cfg, "regression", size))
 
 
-def generator_config(cfg: dict) -> USEMambaConfig:
-    """USEMambaConfig of the residual generator (``model.generator``; 4 input channels)."""
-    return _net_config(cfg, "generator", in_channels=4)
-
-
-def build_regression(cfg: dict) -> USEMamba:
-    return USEMamba(regression_config(cfg))
-
-
-def build_generator(cfg: dict) -> ResidualGenerator:
-    return ResidualGenerator(generator_config(cfg))
+def build_generator(cfg: dict, size: str = "") -> ResidualGenerator:
+    return ResidualGenerator(net_config(cfg, "generator", size))
 
 
 def build_two_stage(cfg: dict) -> TwoStage:
-    return TwoStage(regression_config(cfg), generator_config(cfg))
+    return TwoStage(net_config(cfg, "regression"), net_config(cfg, "generator"))
 
 
 def build_discriminator(cfg: dict) -> MultiBandDiscriminator:
@@ -67,5 +63,4 @@ def build_discriminator(cfg: dict) -> MultiBandDiscriminator:
     if unknown:
         raise ValueError(f"config key model.discriminator: unknown key(s) {', '.join(unknown)}; "
                          f"allowed: channels, band_hz")
-    return MultiBandDiscriminator(channels=int(d.get("channels", 32)),
-                                  band_hz=float(d.get("band_hz", 4000.0)))
+    return MultiBandDiscriminator(**d)

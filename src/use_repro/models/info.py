@@ -78,7 +78,7 @@ def describe(model_section: dict, which: str = "all", seconds: float = 1.0) -> d
 def _print_text(info: dict, paper: bool, profile: str) -> None:
     print(f"model sizes: {'the paper' if paper else 'profile ' + profile}")
     for name, d in info.items():
-        print(f"\n{name}: {d['class']}  {d['parameters']:,} parameters ({d['parameters'] / 1e6:.2f} M)")
+        print(f"\n{name}: {d['class']}  {d['parameters']:,} parameters ({d['parameters'] / 1e6:.3g} M)")
         if name != "discriminator":
             c = d["config"]
             print(f"  blocks {c['num_blocks']}, channels {c['channels']}, d_state {c['d_state']}, "

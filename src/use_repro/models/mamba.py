@@ -18,17 +18,21 @@ Backends (:func:`selective_scan`):
 - ``fused``: ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` — used when the
   package imports and the tensors are on CUDA.
 - ``torch``: :func:`selective_scan_torch`, a chunked scan that is parallel over the sequence:
-  the sequence is cut into ~sqrt(L) chunks; one vectorised pass scans inside every chunk at once,
-  a second carries the state across chunk boundaries, and the chunk-local decay (an exponentiated
-  cumulative sum) adds the carried state back. ~2 sqrt(L) vector steps instead of L, using only
-  products of decays (never their reciprocals), so it is as stable as the sequential recurrence.
+  the sequence is cut into chunks scanned side by side (one step of every chunk per vector op),
+  then the state entering each chunk is carried across chunk boundaries and the chunks are
+  scanned again from it: ~3 sqrt(L) vector steps instead of L, using only products of decays
+  (never their reciprocals), so it is as stable as the recurrence. How many chunks depends on
+  how much work one time step already is (:func:`scan_chunks`): a CPU gains from cutting the
+  sequence only while a step is a small vector op; for layers whose step is already large
+  (many sequences x d_inner x d_state) it runs as one chunk.
 - ``reference``: :func:`selective_scan_ref`, a plain loop over time steps; the ground truth for
   tests and the baseline of ``bench/models.py``.
 
-Memory: without the fused kernel the scan materialises ``[B, L, d_inner, d_state]`` tensors.
-During training the ``torch`` backend is wrapped in activation checkpointing (``checkpoint=True``,
-the default), so only one Mamba layer's scan intermediates are alive at a time and they are
-recomputed in the backward pass — the same trade the fused kernel makes.
+Memory: the fused kernel recomputes its intermediates in the backward pass. The torch scan,
+under autograd, keeps every step's ``[B, d_inner, d_state]`` decays and states (the size of the
+whole ``[B, L, d_inner, d_state]`` tensor); with ``checkpoint=True`` (the default of
+:class:`Mamba`) it is recomputed in the backward pass instead, so only one Mamba layer's scan
+intermediates are alive at a time — the same trade the fused kernel makes.
 """
 from __future__ import annotations
 
@@ -127,6 +131,16 @@ def linear_scan(log_a: torch.Tensor, b: torch.Tensor, chunk: int | None = None) 
     ``log_a`` and ``b``: ``[batch, L, *rest]`` (time on dim 1). Returns ``h`` with b's shape.
     Work is O(L); vector steps ~ L / chunk + chunk.
     """
+    return _chunked_scan(lambda x: x, log_a, b, chunk)
+
+
+def _chunked_scan(expand, rate: torch.Tensor, b: torch.Tensor, chunk: int | None) -> torch.Tensor:
+    """Chunked scan with ``log_a = expand(rate)``, where ``expand`` is linear and elementwise in
+    time (so the cumulative sum of log_a is ``expand`` of the cumulative sum of ``rate``).
+
+    The selective scan passes ``rate = dt [B, L, D]`` and ``expand = (* A)`` broadcasting to
+    ``[B, L, D, N]``: the cumulative sums then run on a tensor d_state times smaller.
+    """
     length = b.shape[1]
     if length == 0:
         return b
@@ -135,12 +149,12 @@ def linear_scan(log_a: torch.Tensor, b: torch.Tensor, chunk: int | None = None) 
     pad = n_chunks * k - length
     if pad:
         # a = 1, b = 0 after the end: outputs past L are discarded and earlier ones unaffected.
-        log_a = F.pad(log_a, (0,) * (2 * (log_a.dim() - 2)) + (0, pad))
+        rate = F.pad(rate, (0,) * (2 * (rate.dim() - 2)) + (0, pad))
         b = F.pad(b, (0,) * (2 * (b.dim() - 2)) + (0, pad))
-    rest = b.shape[2:]
-    log_a = log_a.reshape(b.shape[0], n_chunks, k, *rest)
-    b = b.reshape(b.shape[0], n_chunks, k, *rest)
-    a = torch.exp(log_a)
+    batch, rest = b.shape[0], b.shape[2:]
+    rate = rate.reshape(batch, n_chunks, k, *rate.shape[2:])
+    b = b.reshape(batch, n_chunks, k, *rest)
+    a = torch.exp(expand(rate))                            # [batch, chunks, k, *rest]
 
     # 1. scan inside every chunk at once (state starts at 0 in each chunk): k vector steps.
     # unbind, not indexing: the backward of k separate selections would zero-fill and add k
@@ -150,8 +164,8 @@ def linear_scan(log_a: torch.Tensor, b: torch.Tensor, chunk: int | None = None) 
     for i in range(1, k):
         states.append(a_steps[i] * states[-1] + b_steps[i])
     local = torch.stack(states, dim=2)                     # [batch, chunks, k, *rest]
-    # decay from each chunk's start to each position, exp of a cumulative sum of logs (<= 1)
-    decay = torch.exp(torch.cumsum(log_a, dim=2))          # [batch, chunks, k, *rest]
+    # decay from each chunk's start to each position: exp of a cumulative sum of logs (<= 1)
+    decay = torch.exp(expand(torch.cumsum(rate, dim=2)))   # [batch, chunks, k, *rest]
 
     # 2. carry the state across chunk boundaries: n_chunks vector steps
     decay_end = torch.unbind(decay[:, :, -1], dim=1)
@@ -163,26 +177,102 @@ def linear_scan(log_a: torch.Tensor, b: torch.Tensor, chunk: int | None = None) 
 
     # 3. every position gets its chunk's incoming state, decayed to it
     h = local + decay * carry.unsqueeze(2)
-    h = h.reshape(b.shape[0], n_chunks * k, *rest)
+    h = h.reshape(batch, n_chunks * k, *rest)
     return h[:, :length] if pad else h
+
+
+# Work per vector op that amortises PyTorch's per-op overhead (~5 us) on a CPU while staying in
+# cache: the scan cuts the sequence into as many chunks as it takes to give each step's slab
+# [batch, chunks, d_inner, d_state] about this many elements (per thread).
+SLAB_ELEMENTS = 1 << 16
+MIN_CHUNKS = 4   # below this the two-pass chunked form (12 vs 7 ops per element) does not pay
+
+
+def scan_chunks(batch: int, dim: int, state: int, length: int, threads: int | None = None) -> int:
+    """Number of chunks the torch scan cuts a ``length`` sequence into (1: a single pass).
+
+    About sqrt(L) chunks when one time step is little work (few sequences, narrow layers), so
+    ~3 sqrt(L) vector steps replace L; one chunk when a time step is already a large vector op
+    (B * d_inner * d_state >= SLAB_ELEMENTS * threads / MIN_CHUNKS), where splitting the
+    sequence would only add arithmetic.
+    """
+    threads = torch.get_num_threads() if threads is None else threads
+    per_step = max(1, batch * dim * state)
+    chunks = min(SLAB_ELEMENTS * max(1, threads) // per_step, int(math.isqrt(max(length, 1))))
+    return chunks if chunks >= MIN_CHUNKS else 1
 
 
 def selective_scan_torch(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                          C: torch.Tensor, D: torch.Tensor | None = None,
                          z: torch.Tensor | None = None, delta_bias: torch.Tensor | None = None,
-                         delta_softplus: bool = False, chunk: int | None = None) -> torch.Tensor:
-    """Pure-PyTorch selective scan, parallel over the sequence (see :func:`linear_scan`).
+                         delta_softplus: bool = False, chunks: int | None = None) -> torch.Tensor:
+    """Pure-PyTorch selective scan, parallel over the sequence.
 
-    Same arguments, shapes and result as :func:`selective_scan_ref`.
+    Same arguments, shapes and result as :func:`selective_scan_ref`; ``chunks`` overrides
+    :func:`scan_chunks`. The sequence is cut into ``chunks`` equal chunks that are scanned
+    side by side, one time step of every chunk per vector op:
+
+    1. every chunk scanned from a zero state, keeping only its final state (k steps);
+    2. the true state entering each chunk, carried across chunk boundaries with the chunk's total
+       decay ``exp(A * sum(dt))`` (``chunks`` small steps);
+    3. every chunk scanned again from its true entering state, emitting ``y`` (k steps).
+
+    Only products of decays appear (never their reciprocals), so it is as stable as the
+    recurrence. With one chunk (large layers, see :func:`scan_chunks`) steps 1-2 are skipped and
+    nothing of size ``[B, L, d_inner, d_state]`` is materialised: each step's decays and inputs
+    are made on the fly, as the fused kernel does, so every vector op stays in cache. With
+    several chunks, step 1 keeps its per-step terms for step 3 (the slabs are small then).
     """
     dtype = u.dtype
     u, delta = _prepare(u, delta, delta_bias, delta_softplus)
     A = A.float()
-    dt = delta.transpose(1, 2)                                       # [B, L, D]
-    log_a = dt.unsqueeze(-1) * A                                     # [B, L, D, N]
-    b = (dt * u.transpose(1, 2)).unsqueeze(-1) * B.float().transpose(1, 2).unsqueeze(2)
-    h = linear_scan(log_a, b, chunk)                                 # [B, L, D, N]
-    y = torch.matmul(h, C.float().transpose(1, 2).unsqueeze(-1)).squeeze(-1)   # [B, L, D]
+    batch, dim, length = u.shape
+    state = A.shape[1]
+    if length == 0:
+        return _finish(u.new_zeros(batch, dim, 0), u, D, z, dtype)
+    n_chunks = scan_chunks(batch, dim, state, length) if chunks is None else max(1, min(int(chunks), length))
+    k = -(-length // n_chunks)
+    pad = n_chunks * k - length
+
+    def steps(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """[B, X, L] -> k tensors [B, chunks, X] (step i of every chunk); padding: 0."""
+        if pad:
+            x = F.pad(x, (0, pad))
+        x = x.reshape(batch, x.shape[1], n_chunks, k).permute(3, 0, 2, 1).contiguous()
+        return torch.unbind(x, dim=0)
+
+    dt_s = steps(delta)                       # dt = 0 after the end: decay 1, input 0
+    du_s = steps(delta * u)
+    b_s, c_s = steps(B.float()), steps(C.float())
+
+    def step_terms(i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        a = torch.exp(dt_s[i].unsqueeze(-1) * A)                           # [B, chunks, D, N]
+        return a, du_s[i].unsqueeze(-1) * b_s[i].unsqueeze(-2)
+
+    terms = None
+    h = None
+    if n_chunks > 1:
+        # pass 1: each chunk from a zero state; its steps' decays and inputs are kept for pass 3
+        terms = [step_terms(i) for i in range(k)]
+        for a, inp in terms:
+            h = inp if h is None else torch.addcmul(inp, a, h)
+        # pass 2: the state entering each chunk
+        chunk_dt = F.pad(delta, (0, pad)).reshape(batch, dim, n_chunks, k).sum(-1).transpose(1, 2)
+        decay = torch.unbind(torch.exp(chunk_dt.unsqueeze(-1) * A), dim=1)   # [B, D, N] each
+        ends = torch.unbind(h, dim=1)
+        carried = [torch.zeros_like(ends[0])]
+        for c in range(n_chunks - 1):
+            carried.append(torch.addcmul(ends[c], decay[c], carried[-1]))
+        h = torch.stack(carried, dim=1)                                    # [B, chunks, D, N]
+    # pass 3 (the only pass with one chunk): scan from the entering states, emitting y
+    ys = []
+    for i in range(k):
+        a, inp = terms[i] if terms is not None else step_terms(i)
+        h = inp if h is None else torch.addcmul(inp, a, h)
+        ys.append(torch.linalg.vecdot(h, c_s[i].unsqueeze(-2)))           # [B, chunks, D]
+    y = torch.stack(ys, dim=2).reshape(batch, n_chunks * k, dim)           # [B, chunks, k, D]
+    if pad:
+        y = y[:, :length]
     return _finish(y.transpose(1, 2), u, D, z, dtype)
 
 

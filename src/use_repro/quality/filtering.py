@@ -92,7 +92,8 @@ def source_resolver(pattern: str = "", field: str = "info",
         text = getattr(entry, field)
         m = rx.search(text)
         if not m:
-            raise ValueError(f"{entry.uid}: source pattern {pattern!r} does not match its {field} {text!r}")
+            raise ValueError(f"{entry.uid}: source pattern {pattern!r} does not match its {field} {text!r} "
+                             "(config keys vqscore.source_pattern, vqscore.source_field)")
         if "source" in rx.groupindex:
             name = m.group("source")
         else:

@@ -18,14 +18,24 @@ Training loss = commitment (MSE between the normalised z and its detached code, 
 Score = mean over frames of cos(z_t, q(z_t)): clean speech lands close to a code learnt from
 clean speech; noise, hum, codec artefacts push z away from every code and the score falls.
 
-The released checkpoint of the original code can be loaded with `import_released` (see
-`RELEASED_KEY_MAP` for how its parameter names map onto these modules).
+Using the released checkpoint of the original code (what the paper scored URGENT 2025 with):
+copy `exp/QE_cbook_size_2048_1_32_IN_input_encoder_z_Librispeech_clean_github/
+checkpoint-dnsmos_ovr_CC=0.835.pkl` of the public VQscore repository to the path the profile's
+`vqscore.released_checkpoint` names (under `weights_dir`; the urgent2025 profile expects
+`weights/vqscore/checkpoint-dnsmos_ovr_CC=0.835.pkl`), or pass it as
+`use-repro vqscore train --released PATH`. `load_estimator` recognises the file by its layout
+(`{'model': {'VQVAE': state_dict}, ...}`), renames its parameters with `RELEASED_KEY_MAP`
+(`CNN_1D_encoder.conv_enc{i}` -> `encoder.convs.{i-1}`, `CNN_1D_decoder.conv_dec{i}` ->
+`decoder.convs.{i-1}`, `quantizer.quantizer._codebook.{embed,embed_avg,cluster_size,initted}` ->
+`codebook.*` with the leading head axis dropped; its instance norms have no weights) and
+infers the sizes from the tensors; `import_released` writes it in this project's format with
+origin `released`, which makes the threshold sweep use the paper's absolute scores.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
-import math
+import pickle
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -351,9 +361,12 @@ class TrainSettings:
 
 
 class SegmentSampler:
-    """Random fixed-length crops of 16 kHz clips, a file chosen with probability proportional
-    to its length (every second of speech is equally likely); shorter files are zero-padded.
-    Each crop gets a random gain (as the original) so the model sees many levels."""
+    """Random fixed-length crops of 16 kHz clips. A crop starts in a file chosen with
+    probability proportional to its length (every second of speech is equally likely); a file
+    shorter than the crop is followed by further random files, as a stream of utterances, so
+    the per-utterance instance statistics the encoder sees in training are those of speech
+    with its pauses, not of a clip padded with digital silence. Each crop gets a random gain
+    (as the original) so the model sees many levels."""
 
     def __init__(self, clips: Sequence[np.ndarray], segment: int, gain_range: tuple[float, float],
                  rng: np.random.Generator):
@@ -363,16 +376,25 @@ class SegmentSampler:
         lengths = np.array([len(c) for c in clips], dtype=np.float64)
         self.p = lengths / lengths.sum()
 
-    def batch(self, n: int) -> torch.Tensor:
-        out = np.zeros((n, self.segment), dtype=np.float32)
-        for i, k in enumerate(self.rng.choice(len(self.clips), size=n, p=self.p)):
-            clip = self.clips[k]
-            if len(clip) > self.segment:
+    def crop(self) -> np.ndarray:
+        out = np.zeros(self.segment, dtype=np.float32)
+        filled = 0
+        while filled < self.segment:
+            clip = self.clips[int(self.rng.choice(len(self.clips), p=self.p))]
+            if filled == 0 and len(clip) > self.segment:
                 start = int(self.rng.integers(0, len(clip) - self.segment + 1))
                 clip = clip[start:start + self.segment]
-            peak = float(np.abs(clip).max()) or 1.0
-            gain = min(self.rng.uniform(*self.gain_range), 1.0 / peak)
-            out[i, :len(clip)] = clip * gain
+            take = min(len(clip), self.segment - filled)
+            out[filled:filled + take] = clip[:take]
+            filled += take
+        return out
+
+    def batch(self, n: int) -> torch.Tensor:
+        out = np.empty((n, self.segment), dtype=np.float32)
+        for i in range(n):
+            x = self.crop()
+            peak = float(np.abs(x).max()) or 1.0
+            out[i] = x * min(self.rng.uniform(*self.gain_range), 1.0 / peak)
         return torch.from_numpy(out)
 
 
@@ -441,7 +463,14 @@ def load_estimator(path: str | Path, device: str | torch.device = "cpu") -> tupl
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such VQScore checkpoint")
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        # The original trainer pickled its checkpoints with whatever objects it held; a file
+        # the user copied in by hand may need the full unpickler.
+        log.warning("%s: not loadable as plain tensors (%s); loading it with the full unpickler", path,
+                    str(e).splitlines()[0])
+        ckpt = torch.load(path, map_location="cpu", weights_only=False)
     if isinstance(ckpt, dict) and "model" in ckpt and "VQVAE" in ckpt.get("model", {}):
         model = model_from_released_state(ckpt["model"]["VQVAE"], str(path))
         return model.to(device).eval(), {"origin": "released", "source": str(path)}
@@ -504,11 +533,3 @@ def import_released(src: str | Path, dst: str | Path) -> Path:
     into our checkpoint format at `dst`."""
     model, _ = load_estimator(src)
     return save_estimator(dst, model, origin="released", extra={"source": str(src)})
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def real_time_factor(seconds_of_audio: float, seconds_taken: float) -> float:
-    return seconds_of_audio / seconds_taken if seconds_taken > 0 else math.inf

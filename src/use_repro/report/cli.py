@@ -274,6 +274,17 @@ def _unseen_list(cfg: dict, args) -> int:
             mine = [mine[int(i * step)] for i in range(cap)]
         chosen += mine
         log.info("unseen-list: %s: %d utterance(s)", code, len(mine))
+    # Paths are written relative to the new list's folder, which every reader resolves
+    # (the corpus writes them relative to the working directory, and a reader that resolves
+    # against the list's folder would miss them).
+    import os
+
+    out_dir = Path(args.out_scp).resolve().parent
+    src_dir = Path(args.speech_scp).resolve().parent
+    def rebased(p: str) -> str:
+        full = Path(p) if Path(p).is_absolute() or Path(p).exists() else src_dir / p
+        return os.path.relpath(full.resolve(), out_dir)
+    chosen = [type(e)(e.uid, e.fs, rebased(e.path)) for e in chosen]
     if not chosen:
         log.error("unseen-list: no test utterance in the held-out languages %s (%s, %s)",
                   ", ".join(langs) or "(none configured)", args.speech_scp, args.utt2lang)

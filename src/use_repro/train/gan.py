@@ -111,8 +111,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def train(args: argparse.Namespace, stage: str, on_gradients=None) -> FitResult:
     """Run the `gan` or `finetune` stage described by `args`."""
     from use_repro.data.dataset import target_column
-    from use_repro.models.discriminator import MultiBandDiscriminator
-    from use_repro.models.generator import ResidualGenerator, TwoStage
+    from use_repro.models.build import build_discriminator, build_generator
+    from use_repro.models.generator import TwoStage
     from use_repro.models.usemamba import USEMamba
 
     if stage not in ("gan", "finetune"):
@@ -128,14 +128,12 @@ def train(args: argparse.Namespace, stage: str, on_gradients=None) -> FitResult:
         model = init
         log.info("gan: continuing the two-stage model of %s", args.init)
     elif isinstance(init, USEMamba):
-        kw = setup.model_kwargs(ctx.cfg, "generator", args.size)
-        generator = setup.build(lambda: ResidualGenerator(kw), ctx.init_seed)
+        generator = setup.build(lambda: build_generator(ctx.cfg, args.size), ctx.init_seed)
         model = TwoStage.from_models(init, generator.to(ctx.info.device))
     else:
         raise SystemExit(f"--init {args.init}: expected a USEMamba or TwoStage checkpoint, got {type(init).__name__}")
     model.train(True)
-    disc_kw = setup.model_kwargs(ctx.cfg, "discriminator")
-    disc = setup.build(lambda: MultiBandDiscriminator(**disc_kw), ctx.init_seed + 1)
+    disc = setup.build(lambda: build_discriminator(ctx.cfg), ctx.init_seed + 1)
     dataset = setup.training_dataset(args, ctx)
     meta = {**ctx.meta(args), "init": args.init}
     task = AdversarialTask(model, disc, ctx.cfg["train"]["gan_loss_weights"], ctx.info, meta)

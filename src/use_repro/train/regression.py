@@ -128,6 +128,7 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
 def train(args: argparse.Namespace, on_gradients=None) -> FitResult:
     """Run the regression stage described by `args` (see the module docstring)."""
     from use_repro.data.dataset import target_column
+    from use_repro.models.build import build_regression
     from use_repro.models.usemamba import USEMamba
 
     target_column(args.target)  # fail early on a misspelt target
@@ -138,8 +139,7 @@ def train(args: argparse.Namespace, on_gradients=None) -> FitResult:
             raise SystemExit(f"--init {args.init}: a {type(model).__name__}, not a USEMamba regression model")
         log.info("regression: starting from %s", args.init)
     else:
-        kw = setup.model_kwargs(ctx.cfg, "regression", args.size)
-        model = setup.build(lambda: USEMamba(kw), ctx.init_seed)
+        model = setup.build(lambda: build_regression(ctx.cfg, args.size), ctx.init_seed)
     model.train(True)
     dataset = setup.training_dataset(args, ctx)
     task = RegressionTask(model, ctx.cfg["train"]["loss_weights"], ctx.info, ctx.meta(args))

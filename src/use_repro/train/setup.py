@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from use_repro.config import ConfigError, load_config
+from use_repro.config import load_config
 from use_repro.seeding import derive_seed, seed_everything
 from use_repro.train import distributed as D
 from use_repro.train.loop import LoopSettings
@@ -66,20 +66,6 @@ def context(args: argparse.Namespace, stage: str, target: str) -> RunContext:
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
     return RunContext(stage, cfg, info, settings, out, seed, target)
-
-
-def model_kwargs(cfg: dict, role: str, size: str = "") -> dict:
-    """Constructor keywords of the `role` model (regression, generator, discriminator).
-
-    `size` names an entry of `model.sizes` (an experiment's `size`); otherwise `model.<role>`.
-    """
-    sec = cfg.get("model", {}) or {}
-    if size:
-        sizes = sec.get("sizes", {}) or {}
-        if size not in sizes:
-            raise ConfigError(f"config key model.sizes.{size}: missing; sizes: {', '.join(sorted(sizes)) or 'none'}")
-        return dict(sizes[size])
-    return dict(sec.get(role, {}) or {})
 
 
 def build(factory: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:

@@ -18,19 +18,22 @@ from .fakes import make_fake_cache
 REAL_CACHE = REPO_ROOT / ".cache" / "use-repro"
 
 
-def cache_for_tests(tmp_factory) -> tuple[Path, str]:
-    if os.environ.get("USE_REPRO_FAKE_DEBIAN") != "1" and all((REAL_CACHE / "debian" / p / ".complete").exists() for p in debian.ALL_PACKAGES):
-        return REAL_CACHE, "real"
-    return make_fake_cache(tmp_factory.mktemp("fake-cache")), "fake"
-
-
 def tiny_config(cache: Path, **corpus) -> dict:
     return load_config("tiny", overrides={"cache_dir": str(cache), "corpus": {"offline": True, **corpus}})
 
 
 @pytest.fixture(scope="session")
-def tiny_cache(tmp_path_factory):
-    return cache_for_tests(tmp_path_factory)
+def fake_cache(tmp_path_factory) -> Path:
+    """The fake package cache, made once per session (tests must not change it)."""
+    return make_fake_cache(tmp_path_factory.mktemp("fake-cache-shared"))
+
+
+@pytest.fixture(scope="session")
+def tiny_cache(request):
+    if os.environ.get("USE_REPRO_FAKE_DEBIAN") != "1" and all((REAL_CACHE / "debian" / p / ".complete").exists()
+                                                            for p in debian.ALL_PACKAGES):
+        return REAL_CACHE, "real"
+    return request.getfixturevalue("fake_cache"), "fake"
 
 
 @pytest.fixture(scope="session")

@@ -11,6 +11,32 @@ import soundfile as sf
 from use_repro.data.corpus import debian
 
 
+# Stands in for the flite binary (same arguments, a 16 kHz harmonic signal whose pitch depends on
+# the voice and whose length on the text and duration_stretch); standard library only.
+FAKE_FLITE = """#!/usr/bin/env python3
+import math, struct, sys, wave
+a = sys.argv[1:]
+if a == ["-lv"]:
+    print("Voices available: kal awb_time kal16 awb rms slt ")
+    sys.exit(0)
+voice, text, out, stretch = "kal", "", None, 1.0
+i = 0
+while i < len(a):
+    if a[i] == "-voice": voice = a[i + 1]; i += 2
+    elif a[i] == "-t": text = a[i + 1]; i += 2
+    elif a[i] == "-o": out = a[i + 1]; i += 2
+    elif a[i] == "--setf":
+        k, v = a[i + 1].split("="); stretch = float(v) if k == "duration_stretch" else stretch; i += 2
+    else: i += 1
+fs = 8000 if voice == "kal" else 16000
+f0 = {"awb": 110.0, "rms": 100.0, "slt": 180.0, "kal16": 105.0}.get(voice, 120.0)
+n = int(fs * 0.06 * len(text) * stretch)
+y = [0.4 * math.sin(2 * math.pi * f0 * t / fs) * max(0.0, math.sin(2 * math.pi * 4 * t / fs)) for t in range(n)]
+w = wave.open(out, "wb"); w.setnchannels(1); w.setsampwidth(2); w.setframerate(fs)
+w.writeframes(b"".join(struct.pack("<h", int(32767 * v)) for v in y)); w.close()
+"""
+
+
 def voiced(fs: int, seconds: float, f0: float, seed: int) -> np.ndarray:
     """Speech-like test signal [T]: a harmonic tone with syllable-rate bursts and a little noise."""
     rng = np.random.default_rng(seed)
@@ -97,6 +123,26 @@ def make_fake_cache(cache: Path, n_prompts: int = 14) -> Path:
                 sf.write(d / f"p{i}.{ext}", x, 8000, format="RAW", subtype=fmt)
             else:
                 sf.write(d / f"p{i}.{ext}", x, 8000, subtype="PCM_16")
+    root = _done(cache, "ktuberling-data")
+    d = root / debian.KT
+    for lang, fs, ext, words in [("en", 44100, "ogg", ["ball", "egypt_palmtree", "hat", "nose", "moon_ufo", "tie"]),
+                                 ("ru", 44100, "ogg", ["ball", "coat", "ear", "eye"]),
+                                 ("it", 8000, "wav", ["bocca", "naso", "occhio"]),
+                                 ("de", 44100, "ogg", ["ball", "hut"])]:  # de: a language the corpus leaves out
+        (d / lang).mkdir(parents=True)
+        for i, w in enumerate(words):
+            seed += 1
+            x = voiced(fs, 0.7 + 0.1 * (i % 3), 130 + 7 * i, seed)
+            if ext == "ogg":
+                sf.write(d / lang / f"{w}.ogg", np.stack([x, x], 1), fs, format="OGG", subtype="VORBIS")
+            else:
+                sf.write(d / lang / f"{w}.wav", x, fs, subtype="PCM_16")
+    for pkg in debian.FLITE_PACKAGES:
+        root = _done(cache, pkg)
+    exe = _done(cache, "flite") / "usr/bin/flite"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    exe.write_text(FAKE_FLITE)
+    exe.chmod(0o755)
     root = _done(cache, "sound-theme-freedesktop")
     d = root / "usr/share/sounds/freedesktop/stereo"
     d.mkdir(parents=True)

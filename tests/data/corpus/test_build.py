@@ -55,10 +55,76 @@ def test_every_sampling_rate_present(tiny_corpus):
     for bank in ("noise", "wind_noise"):
         rates = {e.fs for s in layout.SPLITS for e in read_scp(out / layout.scp_name(bank, s))}
         assert rates == set(SUPPORTED_RATES), bank
-    # a resampled TTS utterance says so; every other utterance is at its native rate
+    # a resampled TTS utterance says so; otherwise only a share of the test split is stored at
+    # another rate than its recording's, and says which
     for r in info:
         if r["fs"] != r["native_fs"]:
-            assert r["origin"] == "tts" and r["native_fs"] == "22050"
+            assert (r["origin"] == "tts" and r["native_fs"] == "22050") or r["split"] == "test", r
+    test = [r for r in info if r["split"] == "test"]
+    assert {int(r["fs"]) for r in test} == set(SUPPORTED_RATES), "the test split has speech at every rate"
+    converted = [r for r in test if r["fs"] != r["native_fs"] and r["origin"] != "tts"]
+    assert 0 < len(converted) <= len(test) // 2
+
+
+def test_test_split_rates_are_what_speech_info_says(tiny_corpus):
+    """Each converted test file is at its listed rate, and an upsampled one holds nothing above
+    its native Nyquist frequency (the label tells the truth about the bandwidth)."""
+    out, _, _ = tiny_corpus
+    info = {r["uid"]: r for r in tsv(out / "speech_info.tsv")}
+    native = {"asterisk": {8000}, "pocketsphinx": {16000}, "alsa": {48000}, "ktuberling": {8000, 44100},
+              "flite": {8000, 16000}}
+    for e in read_scp(out / layout.scp_name("speech", "test")):
+        r = info[e.uid]
+        assert int(r["native_fs"]) in native[r["origin"]], r
+        x, fs = read_audio(e.path)
+        assert fs == e.fs == int(r["fs"])
+        nfs = int(r["native_fs"])
+        if fs > nfs:
+            spec = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
+            f = np.fft.rfftfreq(len(x), 1 / fs)
+            assert spec[f > 0.5 * nfs * 1.02].sum() < 1e-4 * spec.sum(), e.uid
+
+
+def test_heldout_english_from_new_speakers_and_labelled_synthetic(tiny_corpus):
+    out, _, _ = tiny_corpus
+    info = tsv(out / "speech_info.tsv")
+    text = read_kv(out / "text")
+    test = [r for r in info if r["split"] == "test"]
+    seen_spk = {r["spk"] for r in info if r["split"] != "test"}
+    fl = [r for r in test if r["source"] == "flite"]
+    assert fl and all(r["spk"].startswith("flite_") and r["lang"] == "en" for r in fl)
+    assert not {r["spk"] for r in fl} & seen_spk
+    assert not any(r["origin"] == "flite" for r in info if r["split"] != "test"), "flite is test only"
+    train_text = {text[r["uid"]] for r in info if r["split"] != "test" and r["uid"] in text}
+    assert all(text.get(r["uid"]) and text[r["uid"]] not in train_text for r in fl)
+    kt = [r for r in test if r["source"] == "ktuberling"]
+    assert kt and {r["lang"] for r in kt} <= {"en", "it", "ru"}
+    assert all(text.get(r["uid"]) for r in kt if r["lang"] == "en"), "ktuberling English has its words"
+    summary = list(csv.DictReader(open(out / "summary.csv")))
+    for row in summary:
+        if row["kind"] == "speech" and row["group"] in ("flite", "tts"):
+            assert "synthetic" in row["note"], row
+        if row["kind"] == "speech" and row["group"] in ("ktuberling", "asterisk", "pocketsphinx", "alsa"):
+            assert "synthetic" not in row["note"], row
+        if row["kind"] == "speech" and row["fs"] != row["native_fs"]:
+            assert f"resampled from {row['native_fs']} Hz" in row["note"], row
+
+
+def test_wind_uids_carry_the_official_prefix(tiny_corpus):
+    from use_repro.data.augmentation import is_wind_row
+    from use_repro.data.simulate import find_manifest
+
+    out, _, _ = tiny_corpus
+    for split, sim_split in zip(layout.SPLITS, ("train", "valid", "test")):  # the simulation's split names
+        scp = find_manifest(out, "wind", sim_split)
+        assert scp == [out / layout.scp_name("wind_noise", split)]
+        uids = [e.uid for e in read_scp(scp[0])]
+        assert uids and all(u.startswith("wind_noise_") and is_wind_row(u, []) for u in uids)
+    noise = [e.uid for s in layout.SPLITS for e in read_scp(out / layout.scp_name("noise", s))]
+    assert not any(is_wind_row(u, []) for u in noise)
+    # the first wind clip of every split is at the top rate, so speech at any rate finds one
+    rows = tsv(out / "wind_info.tsv")
+    assert all(max(int(r["fs"]) for r in rows if r["split"] == s) == 48000 for s in layout.SPLITS)
 
 
 def test_splits_disjoint_in_speakers_noise_types_rooms(tiny_corpus, tiny_cache):
@@ -203,7 +269,9 @@ def test_same_seed_same_corpus_bit_for_bit(tiny_corpus, tmp_path):
 
 def test_other_seed_other_corpus(tiny_cache, tmp_path):
     cache, _ = tiny_cache
-    cfg = tiny_config(cache, sources=["debian"], speech_minutes={"train": 0.3, "validation": 0.1, "test": 0.1})
+    cfg = tiny_config(cache, sources=["debian"], speech_minutes={"train": 0.3, "validation": 0.1, "test": 0.1},
+                      noise={"per_type": {"train": 0, "validation": 0, "test": 0}},
+                      wind={"count": {"train": 1, "validation": 0, "test": 0}})
     cfg["seed"] = 1
     build(cfg, tmp_path / "a", threads=2)
     rir0 = sorted((tmp_path / "a" / "audio" / "rir").rglob("*.flac"))[0]
@@ -264,3 +332,21 @@ def test_cli_runs_the_stage(tmp_path, tiny_cache, monkeypatch):
     bad.write_text(yaml.safe_dump({"profile": "bad", "cache_dir": str(tmp_path / "none"),
                                    "corpus": {"offline": True, "sources": ["debian"]}}))
     assert main(["corpus", "--config", str(bad), "--out", str(tmp_path / "d")]) == 1
+
+
+def test_snakemake_lint_is_clean_for_the_corpus_rule():
+    import os
+    import subprocess
+    import sys
+
+    from use_repro.config import REPO_ROOT
+
+    bindir = Path(sys.executable).parent
+    if not (bindir / "snakemake").exists():
+        pytest.skip("snakemake is not installed in this environment")
+    env = {**os.environ, "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
+    r = subprocess.run([str(bindir / "snakemake"), "--lint", "--config", "profile=tiny"], cwd=REPO_ROOT,
+                       capture_output=True, text=True, env=env, timeout=120)
+    text = r.stdout + r.stderr
+    assert r.returncode == 0 or "Lints for" in text, text[-2000:]  # the workflow parsed and was linted
+    assert "corpus.smk" not in text, text[text.find("corpus.smk") - 200:][:1500]

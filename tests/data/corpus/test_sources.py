@@ -3,13 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import soundfile as sf
 
 from use_repro.audio.io import SUPPORTED_RATES
 from use_repro.data.corpus import crowd, debian, noise, rir, sentences, wind
 from use_repro.data.corpus.build import _rate_quota
 from use_repro.seeding import rng_for
 
-from .fakes import make_fake_cache, voiced
+from .fakes import voiced
 
 
 def test_sentences_are_distinct_and_seeded():
@@ -128,9 +129,8 @@ def test_wind_same_seed_same_noise():
     assert np.array_equal(a, b)
 
 
-def test_debian_catalogue_roles_and_transcripts(tmp_path):
-    cache = make_fake_cache(tmp_path)
-    roots, missing = debian.fetch_packages(debian.ALL_PACKAGES, cache, offline=True)
+def test_debian_catalogue_roles_and_transcripts(fake_cache):
+    roots, missing = debian.fetch_packages(debian.ALL_PACKAGES, fake_cache, offline=True)
     assert not missing
     groups = {g.name: g for g in debian.speech_groups(roots)}
     assert groups["asterisk-it"].role == "test" and groups["asterisk-ru"].role == "test"
@@ -150,3 +150,101 @@ def test_fetch_reports_why_a_package_is_missing(tmp_path, monkeypatch):
     monkeypatch.setattr(debian.shutil, "which", lambda name: None)
     roots, missing = debian.fetch_packages(["asterisk-core-sounds-en-wav"], tmp_path)
     assert not roots and "no apt-get" in missing["asterisk-core-sounds-en-wav"]
+
+
+def _job(uid, fs, split="test"):
+    from use_repro.data.corpus.build import SpeechJob
+
+    return SpeechJob(uid, split, "x", "x", "s", "en", None, fs, fs)
+
+
+def test_assign_test_rates_fills_every_rate_from_higher_rates_first():
+    from use_repro.data.corpus.build import assign_test_rates
+
+    jobs = ([_job(f"a{i}", 8000) for i in range(30)] + [_job(f"b{i}", 16000) for i in range(20)]
+            + [_job(f"c{i}", 44100) for i in range(40)] + [_job(f"d{i}", 48000) for i in range(3)])
+    new = assign_test_rates(jobs, list(SUPPORTED_RATES), 0.2, np.random.default_rng(0))
+    assert new == assign_test_rates(jobs, list(SUPPORTED_RATES), 0.2, np.random.default_rng(0))
+    assert len(new) == round(0.2 * len(jobs))
+    native = {j.uid: j.native_fs for j in jobs}
+    assert {22050, 24000, 32000} <= set(new.values()), "every rate the test split lacks gets speech"
+    assert not {8000, 16000, 44100} & set(new.values()), "plentiful rates get none"
+    for uid, fs in new.items():
+        assert native[uid] != fs
+        if fs < 44100:
+            assert native[uid] == 44100, (uid, fs)  # downsampled from the rate with most to spare
+    after = {r: sum(1 for j in jobs if new.get(j.uid, j.native_fs) == r) for r in SUPPORTED_RATES}
+    assert min(after.values()) > 0
+    assert after[44100] >= len(jobs) / len(SUPPORTED_RATES) - 1, "a donor keeps about its fair share"
+
+
+def test_assign_test_rates_edge_cases():
+    from use_repro.data.corpus.build import assign_test_rates
+
+    rng = np.random.default_rng(1)
+    assert assign_test_rates([], list(SUPPORTED_RATES), 0.2, rng) == {}
+    jobs = [_job(f"a{i}", 16000) for i in range(12)]
+    assert assign_test_rates(jobs, list(SUPPORTED_RATES), 0.0, rng) == {}
+    # one native rate only: every other rate still gets one (upsampled where nothing is higher)
+    new = assign_test_rates(jobs, list(SUPPORTED_RATES), 0.1, rng)
+    assert set(new.values()) == set(SUPPORTED_RATES) - {16000}
+    # every rate already has its share: nothing is converted
+    even = [_job(f"{r}_{i}", r) for r in SUPPORTED_RATES for i in range(3)]
+    assert assign_test_rates(even, list(SUPPORTED_RATES), 0.3, rng) == {}
+    # never more than half the split
+    few = [_job("x0", 8000), _job("x1", 8000), _job("x2", 8000)]
+    assert len(assign_test_rates(few, list(SUPPORTED_RATES), 0.5, rng)) == 1
+
+
+def test_ktuberling_word_lists(fake_cache):
+    roots, _ = debian.fetch_packages(debian.ALL_PACKAGES, fake_cache, offline=True)
+    kt = [g for g in debian.speech_groups(roots) if g.source == "ktuberling"]
+    assert {g.lang for g in kt} == {"en", "it", "ru"}, "only English and the held-out languages"
+    assert all(g.role == "test" and g.spk == f"kt_{g.lang}" for g in kt)
+    en = next(g for g in kt if g.lang == "en")
+    assert en.items[0].fs == 44100 and en.items[0].text == "ball palm tree hat UFO"
+    assert all(it.text is None for g in kt if g.lang != "en" for it in g.items)
+    for g in kt:
+        for it in g.items:
+            x, fs = debian.read_item(it)
+            parts = [sf.info(p).frames for p in it.parts]
+            assert fs == it.fs and len(x) == sum(parts) + round(debian.JOIN_PAUSE_S * fs) * (len(parts) - 1)
+    # joined lists are long enough to be utterances (the last one of a group may be shorter)
+    assert all(sum(sf.info(p).duration for p in it.parts) >= 2.5 for it in en.items[:-1])
+
+
+def test_flite_voices_and_reasons(fake_cache, tmp_path):
+    from use_repro.data.corpus import flite
+
+    roots, _ = debian.fetch_packages(debian.ALL_PACKAGES, fake_cache, offline=True)
+    fl, voices, why = flite.available(roots, ["slt", "awb", "nosuchvoice"])
+    assert why is None and voices == ["slt", "awb"]
+    x, fs = fl.synthesize("slt", "A short sentence for the test.", 1.2)
+    y, _ = fl.synthesize("slt", "A short sentence for the test.", 1.2)
+    assert fs == flite.NATIVE_FS["slt"] and len(x) > fs and np.array_equal(x, y)
+    assert flite.available(roots, ["nosuchvoice"])[2].startswith("none of the voices")
+    assert "not available" in flite.available({}, ["slt"])[2]
+    broken = dict(roots, flite=tmp_path / "nowhere")
+    assert "missing" in flite.available(broken, ["slt"])[2]
+
+
+def test_without_real_heldout_speakers_flite_takes_the_test_split(fake_cache, tmp_path):
+    from pathlib import Path
+
+    from use_repro.data.corpus.build import plan_corpus
+
+    from .conftest import tiny_config
+
+    cache = tmp_path / "cache"
+    (cache / "debian").mkdir(parents=True)
+    gone = {"asterisk-core-sounds-it-wav", "asterisk-core-sounds-ru-wav", "pocketsphinx-testdata", "alsa-utils",
+            "ktuberling-data"}
+    for pkg in (fake_cache / "debian").iterdir():
+        if pkg.name not in gone:
+            (cache / "debian" / pkg.name).symlink_to(pkg)
+    plan = plan_corpus(tiny_config(cache, sources=["debian", "flite"]), Path(tmp_path / "out"))
+    test = [j for j in plan.speech if j.split == "test"]
+    assert test and {j.origin for j in test} == {"flite"}
+    assert len(test) * 4.95 * 1.05 >= 0.5 * 60, "flite fills the test minutes"
+    assert any("flite's synthetic voices only" in w for w in plan.warnings)
+    assert not any(j.tts for j in plan.speech if j.split == "test"), "not the training TTS voice"

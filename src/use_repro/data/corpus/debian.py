@@ -5,7 +5,8 @@ into ``<cache_dir>/debian/<package>/root``; a ``.complete`` marker makes the cac
 rerun or a test never fetches twice. A package that cannot be had is reported with the exact
 reason and the build goes on with the rest.
 
-What each package gives (all rates native, nothing resampled):
+What each package gives (all rates native; the build may store a labelled share of the test
+utterances at another rate, see `build.assign_test_rates`):
 
 | package | material | speaker(s) | lang | rate | role |
 |---|---|---|---|---|---|
@@ -16,9 +17,15 @@ What each package gives (all rates native, nothing resampled):
 | codec2-examples | clean reference sentences (radio-channel and codec-processed files left out) | one per file | en | 8/16 kHz | train |
 | pocketsphinx-testdata | LibriVox excerpts, card names, digits, commands, with transcripts | 5 | en | 16 kHz | test |
 | alsa-utils | channel names ("Front Left", ...) | 1 | en | 48 kHz | test |
+| ktuberling-data | object names spoken by one volunteer per language, joined into word lists of one speaker and rate (transcripts for en, from the sound names) | 1 per language | en, it, ru | 8 / 44.1 kHz | test |
 | asterisk-prompt-fr-armelle, asterisk-prompt-es-co | GSM prompts | Armelle, a Colombian speaker | fr, es | 8 kHz | babble noise (train) |
 | asterisk-prompt-it-menardi-wav | prompts | Menardi | it | 8 kHz | babble noise (test) |
 | sound-theme-freedesktop, alsa-utils Noise.wav | desktop event sounds, a noise burst | - | - | 8-48 kHz | noise (test types) |
+| flite, libflite1, libasound2 | the flite synthesiser and its CMU voices (see `flite.py`) | awb, rms, slt, kal16 | en | 16 kHz | test (synthetic) |
+
+Searched and not usable (2025-05 bookworm main): gcompris-qt-data (voices are downloaded at run
+time, not packaged), fillets-ng-data (effects only; dialogue not in English), linphone-common
+and tuxtype-data (a few words, mostly effects), mbrola voices (non-free, not in `main`).
 """
 from __future__ import annotations
 
@@ -44,13 +51,15 @@ C2 = "usr/share/codec2"
 
 @dataclass(frozen=True)
 class Item:
-    """One real recording. `fmt` is None for self-describing files, else (subtype, fs) of a RAW file."""
+    """One real recording. `fmt` is None for self-describing files, else (subtype, fs) of a RAW file.
+    With `parts`, the recording is those files joined by `JOIN_PAUSE_S` of silence."""
 
     uid: str
     path: str
     fs: int
     text: str | None = None
     fmt: tuple[str, int] | None = None
+    parts: tuple[str, ...] | None = None  # several files of one speaker joined (`path` is the first)
 
 
 @dataclass
@@ -78,9 +87,20 @@ SPEECH_PACKAGES = [
     "asterisk-core-sounds-ru-wav", "asterisk-core-sounds-ru",
     "codec2-examples", "pocketsphinx-testdata", "alsa-utils",
     "asterisk-prompt-fr-armelle", "asterisk-prompt-es-co", "asterisk-prompt-it-menardi-wav",
+    "ktuberling-data",
 ]
 NOISE_PACKAGES = ["sound-theme-freedesktop", "alsa-utils"]
-ALL_PACKAGES = list(dict.fromkeys(SPEECH_PACKAGES + NOISE_PACKAGES))
+FLITE_PACKAGES = ["flite", "libflite1", "libasound2"]
+ALL_PACKAGES = list(dict.fromkeys(SPEECH_PACKAGES + NOISE_PACKAGES + FLITE_PACKAGES))
+KT = "usr/share/ktuberling/sounds"
+JOIN_PAUSE_S = 0.3
+# ktuberling languages used: English (more held-out English test speech) and the default held-out
+# languages; es/fr (seen languages, new speakers) would take test minutes from those, and the
+# other languages would be unseen languages the config does not hold out.
+KT_LANGS = ("en", "it", "ru")
+# ktuberling's English sound names that are not the spoken words as written
+_KT_EN_WORDS = {"palmtree": "palm tree", "fallingstar": "falling star", "moonwalker": "moon walker",
+                "sphynx": "sphinx", "broccolli": "broccoli", "ufo": "UFO"}
 
 # (wav package, base package with transcripts, voice folder, speaker id, language, role)
 _ASTERISK = [
@@ -197,6 +217,14 @@ def _unpack(deb: Path, dest: Path, timeout: float) -> None:
 
 def read_item(item: Item) -> tuple[np.ndarray, int]:
     """Samples (float32 [T], mono) and rate of one recording."""
+    if item.parts:
+        chunks = []
+        for p in item.parts:
+            x, fs = read_item(Item(item.uid, p, item.fs))
+            if fs != item.fs:
+                raise ValueError(f"{p}: {fs} Hz, expected {item.fs} Hz like the other parts of {item.uid}")
+            chunks += [x, np.zeros(int(round(JOIN_PAUSE_S * fs)), np.float32)]
+        return np.concatenate(chunks[:-1]).astype(np.float32), int(item.fs)
     if item.fmt is None:
         x, fs = sf.read(item.path, dtype="float32", always_2d=True)
     else:
@@ -267,6 +295,8 @@ def speech_groups(roots: dict[str, Path]) -> list[Group]:
                  for p in sorted(d.glob("*.wav")) if p.stem != "Noise"]
         if items:
             groups.append(Group("alsa", "alsa", "alsa", "en", "test", items))
+    if "ktuberling-data" in roots:
+        groups += _ktuberling(roots["ktuberling-data"] / KT)
     babble = [("asterisk-prompt-fr-armelle", "armelle", "fr", "babble_train", "*.gsm"),
               ("asterisk-prompt-es-co", "es-co", "es", "babble_train", "*.gsm"),
               ("asterisk-prompt-it-menardi-wav", "menardi", "it", "babble_test", "*.wav")]
@@ -303,6 +333,45 @@ def _pocketsphinx(d: Path) -> list[Group]:
         if p.exists():
             groups.append(Group(f"ps-{spk}", "pocketsphinx", spk, "en", "test",
                                 [Item(spk, str(p), 16000, text, ("PCM_16", 16000))]))
+    return groups
+
+
+def _kt_word(lang: str, stem: str) -> str | None:
+    """The English word(s) a ktuberling sound says, from its name ("egypt_palmtree" -> "palm tree")."""
+    if lang != "en":
+        return None  # other languages' names are ASCII-fied (fr) or English (ru): not transcripts
+    word = stem.split("_", 1)[-1]
+    return _KT_EN_WORDS.get(word, word.replace("-", " "))
+
+
+def _ktuberling(d: Path, min_s: float = 3.0, max_words: int = 6) -> list[Group]:
+    """One test group per (language, rate): consecutive words of one speaker joined into word
+    lists of at least `min_s` seconds (at most `max_words` words), so the utterances are not
+    single words. The words are real recordings; only the pauses between them are added."""
+    groups = []
+    for lang in KT_LANGS:
+        files = sorted(p for p in (d / lang).glob("*") if p.suffix in (".ogg", ".wav", ".opus"))
+        by_rate: dict[int, list[tuple[Path, float]]] = {}
+        for p in files:
+            try:
+                info = sf.info(str(p))
+            except RuntimeError as e:
+                log.warning("debian: %s: unreadable, skipped (%s)", p, e)
+                continue
+            by_rate.setdefault(int(info.samplerate), []).append((p, float(info.duration)))
+        for fs, words in sorted(by_rate.items()):
+            items, cur, dur = [], [], 0.0
+            for k, (p, d_s) in enumerate(words):
+                cur.append(p)
+                dur += d_s + (JOIN_PAUSE_S if len(cur) > 1 else 0.0)
+                if dur >= min_s or len(cur) >= max_words or k == len(words) - 1:
+                    texts = [_kt_word(lang, q.stem) for q in cur]
+                    text = " ".join(texts) if all(texts) else None
+                    items.append(Item(f"kt_{lang}_{fs // 1000}k{len(items):03d}", str(cur[0]), fs, text,
+                                      None, tuple(str(q) for q in cur)))
+                    cur, dur = [], 0.0
+            if items:
+                groups.append(Group(f"ktuberling-{lang}-{fs}", "ktuberling", f"kt_{lang}", lang, "test", items))
     return groups
 
 

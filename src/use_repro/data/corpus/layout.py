@@ -4,11 +4,15 @@
 
 - ``speech_{train,validation,test}.scp``, ``noise_{split}.scp``, ``rir_{split}.scp``,
   ``wind_noise_{split}.scp``: URGENT ``uid fs path`` lists; paths as the stage was given `--out`
-  (relative to the working directory in the DAG).
+  (relative to the working directory in the DAG). Wind uids start with ``wind_noise_``, the
+  prefix the official simulation uses to tell wind rows.
 - ``utt2spk``, ``utt2lang``, ``text``: side files over every speech uid of all three splits
   (``text`` only where the transcript is known).
 - ``speech_info.tsv``: uid, split, source, origin, spk, lang, fs, native_fs, duration_s, dirty.
-  `native_fs` differs from `fs` only for the TTS utterances stored at another rate.
+  `native_fs` differs from `fs` only for the TTS utterances stored at another rate and for the
+  share of test utterances stored at the rates the held-out recordings lack
+  (`corpus.test_resample_share`). Sources `tts` and `flite` (and origin `tts` in the crowd
+  share) are synthetic speech.
 - ``noise_info.tsv``: uid, split, category, type, source, fs, duration_s.
 - ``rir_info.tsv``: uid, split, room, fs, rt60_s (measured), rt60_target_s, delay_ms, room_x/y/z,
   src_x/y/z, mic_x/y/z.

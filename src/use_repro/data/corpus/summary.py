@@ -4,8 +4,10 @@ noise / RIR / wind counts; read back from the written info files, so it describe
 `summary.csv` is one tidy table, one row per (kind, split, group, ...) with the columns
 ``kind split group lang fs native_fs count hours speakers note``:
 
-- kind `speech`: group = source (tts, asterisk, codec2, pocketsphinx, alsa, crowd); one row per
-  (split, source, lang, fs, native_fs). `native_fs` != `fs` marks TTS stored at another rate.
+- kind `speech`: group = source (tts, flite, asterisk, codec2, pocketsphinx, alsa, ktuberling,
+  crowd); one row per (split, source, lang, fs, native_fs, synthetic or not). `note` says
+  `synthetic` for TTS and flite speech (also inside the crowd share) and `resampled from N Hz`
+  where `native_fs` != `fs` (TTS stored at another rate, the test share of `assign_test_rates`).
 - kind `noise`: group = category/type, fs = rate; kind `rir`: group = room range, note = RT60 and
   delay ranges; kind `wind`: per rate.
 - kind `source`: a source or package that is missing, with the reason in `note`.
@@ -19,6 +21,7 @@ from pathlib import Path
 from use_repro.fs import atomic_path
 
 COLUMNS = ("kind", "split", "group", "lang", "fs", "native_fs", "count", "hours", "speakers", "note")
+SYNTHETIC_ORIGINS = ("tts", "flite")
 
 
 def _read(path: Path) -> list[dict]:
@@ -34,14 +37,16 @@ def summarise(out: str | Path) -> list[dict]:
     speech = _read(out / "speech_info.tsv")
     agg: dict[tuple, list] = defaultdict(lambda: [0, 0.0, set()])
     for r in speech:
-        k = (r["split"], r["source"], r["lang"], int(r["fs"]), int(r["native_fs"]))
+        k = (r["split"], r["source"], r["lang"], int(r["fs"]), int(r["native_fs"]),
+             r.get("origin") in SYNTHETIC_ORIGINS)
         a = agg[k]
         a[0] += 1
         a[1] += float(r["duration_s"])
         a[2].add(r["spk"])
-    for (split, src, lang, fs, nfs), (n, sec, spk) in sorted(agg.items()):
+    for (split, src, lang, fs, nfs, syn), (n, sec, spk) in sorted(agg.items()):
+        note = "; ".join((["synthetic"] if syn else []) + ([f"resampled from {nfs} Hz"] if fs != nfs else []))
         rows.append(dict(kind="speech", split=split, group=src, lang=lang, fs=fs, native_fs=nfs, count=n,
-                         hours=round(sec / 3600, 4), speakers=len(spk), note=""))
+                         hours=round(sec / 3600, 4), speakers=len(spk), note=note))
     nagg: dict[tuple, list] = defaultdict(lambda: [0, 0.0])
     for r in _read(out / "noise_info.tsv"):
         k = (r["split"], f"{r['category']}/{r['type']}", int(r["fs"]))
@@ -97,7 +102,7 @@ def report(rows: list[dict], warnings: list[str] = ()) -> list[str]:
             v = acc[k]
             lines.append(f"    {str(k):<22} {v['train']:7.3f} {v['validation']:11.3f} {v['test']:7.3f}")
 
-    table("source", lambda r: r["group"])
+    table("source", lambda r: r["group"] + (" (synthetic)" if "synthetic" in r["note"] else ""))
     table("language", lambda r: r["lang"])
     table("rate (Hz)", lambda r: r["fs"] if r["fs"] == r["native_fs"] else f"{r['fs']} (from {r['native_fs']})")
     for split in ("train", "validation", "test"):

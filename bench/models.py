@@ -1,0 +1,323 @@
+"""Benchmark of the models: training and inference cost, the parallel scan, peak memory.
+
+    python bench/models.py [--threads 2] [--seconds 1.0] [--only SECTION ...] [--out FILE.json]
+
+Sections (all by default):
+
+1. ``train``  forward + backward (+ AdamW step) seconds per second of 16 kHz audio, for the
+   paper's regression model (30 blocks, 64 channels; ~9.65 M parameters) and the ``mini``
+   profile's, on ``--threads`` CPU threads, with the process's peak resident memory.
+2. ``infer``  inference real-time factor (STFT -> model -> iSTFT, no gradients) of the same two
+   models at 16 kHz, and of the paper model at 48 kHz.
+3. ``scan``   the pure-PyTorch parallel scan against the sequential reference (a Python loop
+   over time steps, mamba_ssm's ``selective_scan_ref`` semantics) at L = 100, 400, 1600, for a
+   small layer (2 sequences x d_inner 64) and for one the size of the paper model's layers
+   (8 sequences x d_inner 256), both d_state 16; forward, and forward + backward at L = 400.
+   The two are timed side by side in one process; the goal is >= 10x at L >= 400.
+4. ``gpu``    with CUDA: the fused ``mamba_ssm`` kernel against the torch scan, and the paper
+   model on a 10 s, 48 kHz utterance (inference and forward + backward) with peak GPU memory.
+   Skipped (and said so) without CUDA or without mamba_ssm.
+
+Every model measurement runs in a fresh subprocess, so "peak memory" (ru_maxrss) is that
+measurement's own. The machine may be shared: wall-clock times are printed with the load
+average and the process CPU time beside them (CPU time / threads ~ the wall time on idle cores).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(REPO, "src"))
+
+PAPER = {"num_blocks": 30, "channels": 64, "d_state": 16, "d_conv": 4, "expand": 4, "dense_depth": 4}
+SECTIONS = ("train", "infer", "scan", "gpu")
+
+
+def mini_sizes() -> dict:
+    from use_repro.config import load_config
+
+    return dict(load_config("mini")["model"]["regression"])
+
+
+# --------------------------------------------------------------------------------------------
+# workers (run in a subprocess; print one JSON line)
+# --------------------------------------------------------------------------------------------
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _clock():
+    return time.perf_counter(), time.process_time()
+
+
+def worker_model(job: dict) -> dict:
+    import torch
+
+    from use_repro.audio.stft import mag_pha_istft, mag_pha_stft
+    from use_repro.models.usemamba import USEMamba, count_parameters
+    from use_repro.train.losses import RECONSTRUCTION, reconstruction_losses_spec, weighted_sum
+
+    torch.set_num_threads(job["threads"])
+    device = torch.device(job.get("device", "cpu"))
+    torch.manual_seed(0)
+    model = USEMamba(job["sizes"]).to(device)
+    fs, seconds = job["fs"], job["seconds"]
+    x = 0.1 * torch.randn(1, int(fs * seconds), device=device)
+    base_rss = _rss_mb()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    weights = {"magnitude": 0.9, "phase": 0.3, "complex": 0.1, "time": 0.2, "consistency": 0.1}
+    opt = torch.optim.AdamW(model.parameters(), 2e-4) if job["mode"] == "train" else None
+
+    def once():
+        if job["mode"] == "infer":
+            model.eval()
+            with torch.no_grad():
+                y = model.enhance_waveform(x, fs)
+            return y
+        model.train()
+        mag_c, pha, com = mag_pha_stft(x, fs)
+        out = model(mag_c, pha)
+        wav = mag_pha_istft(out[0], out[1], fs, x.shape[-1])
+        est = {"mag_c": out[0], "pha": out[1], "com": out[2], "wav": wav}
+        ref = {"mag_c": mag_c, "pha": pha, "com": com, "wav": x}
+        loss = weighted_sum(reconstruction_losses_spec(est, ref, fs, RECONSTRUCTION), weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
+
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    once()                                   # warm-up (allocator, kernels)
+    sync()
+    walls, cpus = [], []
+    for _ in range(job["repeats"]):
+        w0, c0 = _clock()
+        once()
+        sync()
+        w1, c1 = _clock()
+        walls.append(w1 - w0)
+        cpus.append(c1 - c0)
+    res = {"parameters": count_parameters(model), "wall_s": min(walls), "cpu_s": min(cpus),
+           "peak_rss_mb": _rss_mb(), "rss_before_mb": base_rss}
+    if device.type == "cuda":
+        res["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return res
+
+
+def scan_inputs(batch, dim, state, length, device="cpu"):
+    import torch
+
+    g = torch.Generator().manual_seed(0)
+    u = torch.randn(batch, dim, length, generator=g)
+    delta = 0.5 * torch.randn(batch, dim, length, generator=g)
+    A = -torch.arange(1, state + 1, dtype=torch.float32).repeat(dim, 1)
+    B = torch.randn(batch, state, length, generator=g)
+    C = torch.randn(batch, state, length, generator=g)
+    D = torch.ones(dim)
+    z = torch.randn(batch, dim, length, generator=g)
+    bias = torch.full((dim,), -3.0)
+    return [t.to(device) for t in (u, delta, A, B, C, D, z, bias)]
+
+
+def worker_scan(job: dict) -> dict:
+    import torch
+
+    from use_repro.models.mamba import selective_scan_ref, selective_scan_torch
+
+    torch.set_num_threads(job["threads"])
+    xs = scan_inputs(job["batch"], job["dim"], job["state"], job["length"])
+    backward = job.get("backward", False)
+    if backward:
+        xs = [t.requires_grad_(True) for t in xs]
+
+    def timed(fn, repeats):
+        def run():
+            y = fn(*xs[:7], delta_bias=xs[7], delta_softplus=True)
+            if backward:
+                torch.autograd.grad(y.sum(), xs)
+        run()
+        walls, cpus = [], []
+        for _ in range(repeats):
+            w0, c0 = _clock()
+            run()
+            w1, c1 = _clock()
+            walls.append(w1 - w0)
+            cpus.append(c1 - c0)
+        return min(walls), min(cpus)
+
+    with torch.set_grad_enabled(backward):
+        # interleaved, so load changes on a shared machine hit both alike
+        ref_w, ref_c, tor_w, tor_c = [], [], [], []
+        for _ in range(job["rounds"]):
+            w, c = timed(selective_scan_ref, 1)
+            ref_w.append(w), ref_c.append(c)
+            w, c = timed(selective_scan_torch, 3)
+            tor_w.append(w), tor_c.append(c)
+    return {"ref_wall_s": min(ref_w), "ref_cpu_s": min(ref_c), "torch_wall_s": min(tor_w),
+            "torch_cpu_s": min(tor_c), "speedup_wall": min(ref_w) / min(tor_w),
+            "speedup_cpu": min(ref_c) / min(tor_c), "peak_rss_mb": _rss_mb()}
+
+
+def worker_gpu(job: dict) -> dict:
+    import torch
+
+    from use_repro.models.mamba import fused_available, selective_scan_fused, selective_scan_torch
+
+    out: dict = {"device": torch.cuda.get_device_name(0)}
+    if fused_available():
+        for length in (100, 400, 1600, 6400):
+            xs = scan_inputs(64, 256, 16, length, device="cuda")
+            times = {}
+            for name, fn in (("fused", selective_scan_fused), ("torch", selective_scan_torch)):
+                fn(*xs[:7], delta_bias=xs[7], delta_softplus=True)
+                torch.cuda.synchronize()
+                t0 = time.perf_counter()
+                for _ in range(5):
+                    fn(*xs[:7], delta_bias=xs[7], delta_softplus=True)
+                torch.cuda.synchronize()
+                times[name] = (time.perf_counter() - t0) / 5
+            out[f"scan_L{length}"] = {**{f"{k}_s": v for k, v in times.items()},
+                                     "fused_speedup": times["torch"] / times["fused"]}
+    else:
+        out["fused"] = "mamba_ssm not importable: fused kernel not measured"
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# driver
+# --------------------------------------------------------------------------------------------
+
+def run_worker(kind: str, job: dict, timeout: float = 3600) -> dict:
+    cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, json.dumps(job)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    if proc.returncode != 0:
+        return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _load() -> str:
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+def section_train_infer(args, results: dict) -> None:
+    mini = mini_sizes()
+    models = [("paper", PAPER), ("mini", mini)]
+    if "train" in args.only:
+        print(f"\n1. forward + backward + AdamW step, 16 kHz, {args.seconds:g} s clip, {args.threads} thread(s)")
+        print(f"   {'model':<6} {'params':>10} {'wall s/s audio':>15} {'cpu s/s audio':>14} {'peak RSS MB':>12}   load avg")
+        for name, sizes in models:
+            r = run_worker("model", {"sizes": sizes, "fs": 16000, "seconds": args.seconds, "mode": "train",
+                                     "threads": args.threads, "repeats": 1 if name == "paper" else 3})
+            results[f"train_{name}"] = r
+            if "error" in r:
+                print(f"   {name:<6} error: {r['error']}")
+                continue
+            print(f"   {name:<6} {r['parameters']:>10,} {r['wall_s'] / args.seconds:>15.2f} "
+                  f"{r['cpu_s'] / args.seconds:>14.2f} {r['peak_rss_mb']:>12.0f}   {_load()}")
+    if "infer" in args.only:
+        print(f"\n2. inference (STFT, model, iSTFT; no gradients), {args.threads} thread(s)")
+        print(f"   {'model':<6} {'fs':>6} {'RTF wall':>9} {'RTF cpu':>8} {'peak RSS MB':>12}   load avg")
+        for name, sizes, fs, seconds in (("paper", PAPER, 16000, 4.0), ("mini", mini, 16000, 4.0),
+                                         ("paper", PAPER, 48000, 4.0)):
+            r = run_worker("model", {"sizes": sizes, "fs": fs, "seconds": seconds, "mode": "infer",
+                                     "threads": args.threads, "repeats": 2})
+            results[f"infer_{name}_{fs}"] = r
+            if "error" in r:
+                print(f"   {name:<6} {fs:>6} error: {r['error']}")
+                continue
+            print(f"   {name:<6} {fs:>6} {r['wall_s'] / seconds:>9.3f} {r['cpu_s'] / seconds:>8.3f} "
+                  f"{r['peak_rss_mb']:>12.0f}   {_load()}")
+
+
+def section_scan(args, results: dict) -> None:
+    print(f"\n3. selective scan: parallel torch vs sequential reference, d_state 16, {args.threads} thread(s)")
+    print(f"   {'layer':<28} {'L':>5} {'pass':>8} {'ref ms':>9} {'torch ms':>9} {'speed-up':>9} {'(cpu)':>7}")
+    cases = []
+    for label, batch, dim in (("small: 2 seq x d_inner 64", 2, 64), ("paper: 8 seq x d_inner 256", 8, 256)):
+        for length in (100, 400, 1600):
+            cases.append((label, batch, dim, length, False))
+        cases.append((label, batch, dim, 400, True))
+    for label, batch, dim, length, backward in cases:
+        r = run_worker("scan", {"batch": batch, "dim": dim, "state": 16, "length": length,
+                                "backward": backward, "threads": args.threads, "rounds": 2})
+        key = f"scan_{batch}x{dim}_L{length}_{'fwdbwd' if backward else 'fwd'}"
+        results[key] = r
+        if "error" in r:
+            print(f"   {label:<28} {length:>5} error: {r['error']}")
+            continue
+        print(f"   {label:<28} {length:>5} {'fwd+bwd' if backward else 'fwd':>8} {r['ref_wall_s'] * 1e3:>9.1f} "
+              f"{r['torch_wall_s'] * 1e3:>9.1f} {r['speedup_wall']:>8.1f}x {r['speedup_cpu']:>6.1f}x")
+
+
+def section_gpu(args, results: dict) -> None:
+    try:
+        import torch
+        has_cuda = torch.cuda.is_available()
+    except ImportError:
+        has_cuda = False
+    print("\n4. GPU")
+    if not has_cuda:
+        print("   no CUDA device: fused-kernel and GPU measurements skipped")
+        results["gpu"] = "skipped: no CUDA"
+        return
+    r = run_worker("gpu", {})
+    results["gpu_scan"] = r
+    for k, v in r.items():
+        print(f"   {k}: {v}")
+    for mode in ("infer", "train"):
+        m = run_worker("model", {"sizes": PAPER, "fs": 48000, "seconds": 10.0, "mode": mode,
+                                 "threads": args.threads, "repeats": 3, "device": "cuda"})
+        results[f"gpu_paper_48k_10s_{mode}"] = m
+        if "error" in m:
+            print(f"   paper model, 10 s at 48 kHz, {mode}: error: {m['error']}")
+        else:
+            print(f"   paper model, 10 s at 48 kHz, {mode}: {m['wall_s']:.3f} s (RTF {m['wall_s'] / 10:.4f}), "
+                  f"peak GPU memory {m['peak_gpu_mb']:.0f} MB")
+
+
+def main(argv=None) -> int:
+    if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        kind, job = sys.argv[2], json.loads(sys.argv[3])
+        fn = {"model": worker_model, "scan": worker_scan, "gpu": worker_gpu}[kind]
+        print(json.dumps(fn(job)))
+        return 0
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    p.add_argument("--seconds", type=float, default=1.0, help="clip length of the training measurement")
+    p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
+    p.add_argument("--out", help="also write the results as JSON here")
+    args = p.parse_args(argv)
+    import torch
+
+    print(f"use-repro model benchmark: torch {torch.__version__}, {os.cpu_count()} CPUs, "
+          f"load average {_load()}")
+    results: dict = {"threads": args.threads, "torch": torch.__version__}
+    if {"train", "infer"} & set(args.only):
+        section_train_infer(args, results)
+    if "scan" in args.only:
+        section_scan(args, results)
+    if "gpu" in args.only:
+        section_gpu(args, results)
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(results, f, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
