@@ -149,6 +149,7 @@ def main() -> int:
 
     import torch
 
+    sys.stdout.reconfigure(line_buffering=True)  # progress lines show up in logs as they come
     results: dict = {"load_average_before": os.getloadavg(), "threads": args.threads}
     if args.only in (None, "cpu"):
         from use_repro.config import load_config

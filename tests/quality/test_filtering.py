@@ -31,19 +31,21 @@ def test_keep_fraction_of_utterances_is_exact(keep, ties):
         assert all(r.score <= cut for r in rows if r.uid not in kept)
 
 
-@pytest.mark.parametrize("keep", [1.0, 0.995, 0.5, 0.25])
-def test_keep_fraction_of_hours_reaches_it_by_less_than_one_utterance(keep):
+@pytest.mark.parametrize("keep", [1.0, 0.995, 0.5, 0.25, 0.0])
+def test_keep_fraction_of_hours_is_the_nearest_cut(keep):
     rows = _rows()
     total = sum(r.duration for r in rows)
     kept, cut = select(rows, Threshold("t", keep=keep), "keep", "hours")
-    sel = sorted((r for r in rows if r.uid in kept), key=lambda r: (r.score, r.uid))
-    hours = sum(r.duration for r in sel)
-    assert hours >= keep * total - 1e-9
-    # dropping the worst kept utterance would fall short: the cut is the smallest that reaches it
-    assert hours - sel[0].duration < keep * total
-    assert all(r.score <= cut for r in rows if r.uid not in kept)
-    if keep == 1.0:
-        assert len(kept) == len(rows)
+    ranked = sorted(rows, key=lambda r: (-r.score, r.uid))
+    n = len(kept)
+    assert {r.uid for r in ranked[:n]} == kept  # a prefix of the ranking
+    hours = sum(r.duration for r in ranked[:n])
+    # no other cut of the ranking comes nearer the asked share of the hours
+    best = min(abs(sum(r.duration for r in ranked[:m]) - keep * total) for m in range(len(rows) + 1))
+    assert abs(hours - keep * total) == pytest.approx(best)
+    if 0 < n < len(rows):
+        assert abs(hours - keep * total) <= max(ranked[n - 1].duration, ranked[n].duration) / 2 + 1e-9
+    assert n == {1.0: len(rows), 0.0: 0}.get(keep, n)
 
 
 def test_absolute_threshold_drops_scores_below_it():

@@ -53,10 +53,13 @@ def test_profiles_define_the_papers_experiments(profile):
     cfg = load_config(profile)
     exps = experiments(cfg)
     # Table 1: both targets with and without GAN correction, all scored on the test set
-    for name in ("early", "shifted", "early_gan", "shifted_gan"):
+    table1 = ("early", "shifted", "shifted_gan") + (("early_gan",) if profile != "tiny" else ())
+    for name in table1:
         assert exps[name].test, name
     assert exps["early"].target == "early" and exps["shifted"].target == "shifted"
-    assert exps["early_gan"].init == "early" and exps["shifted_gan"].init == "shifted"
+    assert exps["shifted_gan"].init == "shifted"
+    if profile != "tiny":
+        assert exps["early_gan"].init == "early"
     # Figure 9: two-stage vs conventional fine-tune from the same regression model
     ft = exps[cfg["report"]["fig9"]["finetune"]]
     assert ft.stage == "finetune" and ft.init == exps[cfg["report"]["fig9"]["two_stage"]].init

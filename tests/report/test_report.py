@@ -41,9 +41,10 @@ def test_scores_means_and_backends(synthetic_run):
     assert s.mean("SBERT") == pytest.approx(df["SBERT"].mean())
     assert math.isnan(s.mean("NISQA")) and s.na_reason("NISQA") == "provide weights/nisqa/nisqa.tar"
     assert s.mean("PESQ", ids=["utt0", "utt1"]) == pytest.approx(df["PESQ"][:2].mean())
-    assert s.backends["SBERT"].tag == "whisper-tiny encoder 1.0" and s.backends["PESQ"].tag == ""
-    assert s.backends["DistillMOS"].tag == "distillmos 0.9" and s.mean("DistillMOS") > 0
-    assert metric_header("SBERT", s.backends) == "SBERT [whisper-tiny encoder 1.0]"
+    assert s.backends["SBERT"].tag == "whisper-tiny encoder" and s.backends["PESQ"].tag == ""
+    assert s.backends["SBERT"].name == "whisper-tiny encoder 1.0"
+    assert s.backends["DistillMOS"].tag == "distillmos" and s.mean("DistillMOS") > 0
+    assert metric_header("SBERT", s.backends) == "SBERT [whisper-tiny encoder]"
     assert metric_header("MCD", s.backends) == "MCD ↓"
 
 
@@ -53,6 +54,18 @@ def test_pooled_cacc_when_counts_are_given(tmp_path):
     s = read_scores(p)
     assert s.mean("CAcc") == pytest.approx(95.0)          # 1 - 5/100, not the mean 75
     assert s.mean("CAcc", ids=["a"]) == pytest.approx(50.0)
+
+
+def test_backends_of_several_systems_merge_without_repeats():
+    from use_repro.report.scores import Scores, merge_backends
+
+    a = Backend("Whisper tiny.en (not OWSM / Whisper large) 1.0", False, short="Whisper tiny.en")
+    b = Backend("other 2", False, short="other")
+    frame = pd.DataFrame()
+    merged = merge_backends(Scores("x", frame, {"CAcc": a}), Scores("y", frame, {"CAcc": a}),
+                            Scores("z", frame, {"CAcc": b}))
+    assert merged["CAcc"].name == "Whisper tiny.en (not OWSM / Whisper large) 1.0 + other 2"
+    assert merged["CAcc"].tag == "Whisper tiny.en + other"
 
 
 def test_backend_json_shapes(tmp_path):
@@ -102,8 +115,9 @@ def test_table1_pairs_ours_with_reported_rows(synthetic_run):
     assert ours["PESQ"] == pytest.approx(df["PESQ"].mean(), abs=1e-6) and ours["n"] == 6
     assert pd.isna(ours["NISQA"])
     md = (tdir / "table1.md").read_text()
-    assert "SBERT [whisper-tiny encoder 1.0]" in md and "| DNSMOS |" in md
-    assert "DistillMOS [distillmos 0.9]" in md and "DistillMOS is not one of the paper's metrics" in md
+    assert "SBERT [whisper-tiny encoder]" in md and "| DNSMOS |" in md
+    assert "SBERT: whisper-tiny encoder 1.0" in md      # the full name and version in the notes
+    assert "DistillMOS [distillmos]" in md and "DistillMOS is not one of the paper's metrics" in md
     assert "NISQA is n/a for all our systems: provide weights/nisqa/nisqa.tar" in md
     assert pd.isna(ours["UTMOS"]) and ours["DistillMOS"] > 0
     # Table 6 is referenced against anechoic speech: a different file, different numbers

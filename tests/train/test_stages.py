@@ -147,3 +147,24 @@ def test_adversarial_stages_train_and_record_figure9_curves(tmp_path, tiny_meta,
         result = json.loads(js.read_text())
         assert result["utterances"] == 3 and result["target"] == "shifted"
         assert -1.0 <= result["mean_correlation"] <= 1.0
+
+
+def test_on_the_fly_simulation(tmp_path):
+    from tests.data.sim_fixtures import write_corpus
+    from use_repro.data.dataset import Draw, SimulatedDataset
+    from use_repro.data.params import SimConfig
+
+    corpus = write_corpus(tmp_path / "corpus", seconds=0.6, rates=(8000, 16000), n_noise=1)
+    cfg = write_profile(tmp_path / "tiny.yaml", segment_seconds=0.3)
+    args = parse("regression", "--config", cfg, "--simulate", "--corpus-dir", corpus, "--target", "early",
+                 "--steps", 2, "--out", tmp_path / "run", "--device", "cpu")
+    ctx = setup.context(args, "regression", "early")
+    ds = setup.training_dataset(args, ctx)
+    assert isinstance(ds, SimulatedDataset) and len(ds) == 4
+    a, b, c = ds[Draw(1, 123)], ds[Draw(1, 123)], ds[Draw(1, 124)]
+    assert torch.equal(a["noisy"], b["noisy"]) and torch.equal(a["clean"], b["clean"])  # seeded
+    assert not torch.equal(a["noisy"], c["noisy"])
+    assert a["noisy"].shape == a["clean"].shape and a["noisy"].shape[0] <= int(0.3 * a["fs"])
+    with pytest.raises(ValueError, match="not rendered"):
+        SimulatedDataset(ds.speech, ds.noise, ds.rir, ds.wind, SimConfig(), "early33ms")
+    assert regression.train(args).step == 2

@@ -53,14 +53,6 @@ def speech_uids(speech_list: str | os.PathLike) -> set[str]:
     return {e.uid for e in read_scp(speech_list)}
 
 
-def resolve_path(p: str, base: Path) -> str:
-    """A meta.tsv path as written when it exists (or is absolute), else relative to the meta's folder."""
-    if os.path.isabs(p) or os.path.exists(p):
-        return p
-    alt = base / p
-    return str(alt) if alt.exists() else p
-
-
 def load_rows(meta_path: str | os.PathLike, target: str, speech_list: str | os.PathLike | None = None,
               limit: int | None = None) -> list[dict]:
     """Rows of `meta_path` usable for `target`: {"id", "fs", "noisy", "clean"} with resolved paths.
@@ -68,6 +60,8 @@ def load_rows(meta_path: str | os.PathLike, target: str, speech_list: str | os.P
     Rows whose `speech_uid` is not in `speech_list` are skipped; so are rows without the target
     (`none`). With `limit`, the first `limit` rows in id order (a stable validation subset).
     """
+    from use_repro.data.render import resolve_path  # as written, else relative to the meta.tsv
+
     meta_path = Path(meta_path)
     col = target_column(target)
     rows = read_meta(meta_path)
@@ -84,8 +78,8 @@ def load_rows(meta_path: str | os.PathLike, target: str, speech_list: str | os.P
             skipped += 1
             continue
         out.append({"id": r["id"], "fs": int(float(r["fs"])),
-                    "noisy": resolve_path(r["noisy_path"], meta_path.parent),
-                    "clean": resolve_path(r[col], meta_path.parent)})
+                    "noisy": resolve_path(r["noisy_path"], meta_path),
+                    "clean": resolve_path(r[col], meta_path)})
     if keep is not None:
         log.info("%s: %d rows kept, %d skipped by the speech list %s", meta_path, len(out), skipped, speech_list)
     if not out:

@@ -30,9 +30,10 @@ Backends (:func:`selective_scan`):
 
 Memory: the fused kernel recomputes its intermediates in the backward pass. The torch scan,
 under autograd, keeps every step's ``[B, d_inner, d_state]`` decays and states (the size of the
-whole ``[B, L, d_inner, d_state]`` tensor); with ``checkpoint=True`` (the default of
-:class:`Mamba`) it is recomputed in the backward pass instead, so only one Mamba layer's scan
-intermediates are alive at a time — the same trade the fused kernel makes.
+whole ``[B, L, d_inner, d_state]`` tensor), and the layer's projections another ~3000 floats per
+token; with ``checkpoint=True`` (the default of :class:`Mamba`) a layer stores only its input and
+is recomputed in the backward pass, so one layer's intermediates are alive at a time — the trade
+the fused kernel makes.
 """
 from __future__ import annotations
 
@@ -315,7 +316,10 @@ class Mamba(nn.Module):
     dt_min, dt_max, dt_init, dt_scale, dt_init_floor, conv_bias, bias) plus
 
     - ``backend``: ``auto`` | ``torch`` | ``fused`` | ``reference`` (see the module docstring);
-    - ``checkpoint``: recompute the torch scan in backward (saves memory; default True).
+    - ``checkpoint``: with the torch/reference scan and gradients on, store only the layer's
+      input and recompute the whole layer in the backward pass (default True). Without it a
+      layer keeps ~3000 floats per token plus the scan's per-step states; the 30-block model on
+      1 s of 16 kHz audio would hold ~17 GB. The fused path recomputes internally already.
 
     forward: ``[B, L, d_model]`` -> ``[B, L, d_model]``.
     """
@@ -370,6 +374,11 @@ class Mamba(nn.Module):
         self.D._no_weight_decay = True
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.checkpoint and torch.is_grad_enabled() and resolve_backend(self.backend, hidden.device) != "fused":
+            return _checkpoint(self._forward, hidden, use_reentrant=False)
+        return self._forward(hidden)
+
+    def _forward(self, hidden: torch.Tensor) -> torch.Tensor:
         length = hidden.shape[1]
         xz = self.in_proj(hidden).transpose(1, 2)                        # [B, 2 d_inner, L]
         x, z = xz.chunk(2, dim=1)
@@ -379,8 +388,7 @@ class Mamba(nn.Module):
         dt = F.linear(dt, self.dt_proj.weight).transpose(1, 2)           # [B, d_inner, L]
         A = -torch.exp(self.A_log.float())
         y = selective_scan(x, dt, A, B.transpose(1, 2), C.transpose(1, 2), self.D, z,
-                           delta_bias=self.dt_proj.bias, delta_softplus=True,
-                           backend=self.backend, checkpoint=self.checkpoint)
+                           delta_bias=self.dt_proj.bias, delta_softplus=True, backend=self.backend)
         return self.out_proj(y.transpose(1, 2))
 
     def extra_repr(self) -> str:

@@ -37,9 +37,10 @@ from dataclasses import asdict, dataclass, fields
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from use_repro.audio.stft import mag_pha_istft, mag_pha_stft, mag_pha_to_com
-from use_repro.models.mamba import BACKENDS, Mamba
+from use_repro.models.mamba import BACKENDS, Mamba, resolve_backend
 
 MAG_MODES = ("residual", "mapping")
 
@@ -60,7 +61,7 @@ class USEMambaConfig:
     norm_eps: float = 1e-5        # LayerNorm epsilon in the Mamba branches
     mag_mode: str = "residual"    # "residual" | "mapping" (see the module docstring)
     scan_backend: str = "auto"    # selective scan: auto | torch | fused | reference
-    scan_checkpoint: bool = True  # recompute the torch scan in backward (memory)
+    mamba_checkpoint: bool = True  # recompute each bidirectional Mamba in backward (memory)
 
     def __post_init__(self):
         for name in ("num_blocks", "channels", "d_state", "d_conv", "expand", "in_channels",
@@ -187,13 +188,17 @@ class BiMamba(nn.Module):
     """Bidirectional Mamba along dim 1 of ``[B, L, C]``; returns ``[B, L, C]``.
 
     forward: x + Mamba_f(LN_f(x)); backward: the same on flip(x), flipped back; merged by a
-    linear layer (2C -> C) and added to x.
+    linear layer (2C -> C) and added to x. With ``checkpoint`` (and a non-fused scan) only the
+    input is stored for the backward pass and the whole module is recomputed there: its
+    activations are ~30 floats per token and channel, which for the 30-block model on a CPU would
+    otherwise be tens of GB per minute of audio.
     """
 
     def __init__(self, channels: int, d_state: int, d_conv: int, expand: int, eps: float,
                  backend: str, checkpoint: bool):
         super().__init__()
-        kw = dict(d_state=d_state, d_conv=d_conv, expand=expand, backend=backend, checkpoint=checkpoint)
+        kw = dict(d_state=d_state, d_conv=d_conv, expand=expand, backend=backend, checkpoint=False)
+        self.backend, self.checkpoint = backend, checkpoint
         self.norm_fwd = nn.LayerNorm(channels, eps=eps)
         self.mamba_fwd = Mamba(channels, **kw)
         self.norm_bwd = nn.LayerNorm(channels, eps=eps)
@@ -201,6 +206,12 @@ class BiMamba(nn.Module):
         self.merge = nn.Linear(2 * channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.checkpoint and torch.is_grad_enabled()
+                and resolve_backend(self.mamba_fwd.backend, x.device) != "fused"):
+            return _checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
         fwd = x + self.mamba_fwd(self.norm_fwd(x))
         xr = torch.flip(x, dims=[1])
         bwd = torch.flip(xr + self.mamba_bwd(self.norm_bwd(xr)), dims=[1])
@@ -265,20 +276,20 @@ class USEMamba(WaveformMixin, nn.Module):
         self.encoder = DenseEncoder(cfg.in_channels, c, cfg.dense_depth, cfg.time_stride, cfg.freq_stride)
         self.blocks = nn.ModuleList(
             TFMambaBlock(c, cfg.d_state, cfg.d_conv, cfg.expand, cfg.norm_eps, cfg.scan_backend,
-                         cfg.scan_checkpoint)
+                         cfg.mamba_checkpoint)
             for _ in range(cfg.num_blocks))
         self.mag_decoder = Decoder(c, 1, cfg.dense_depth, cfg.time_stride, cfg.freq_stride)
         self.pha_decoder = Decoder(c, 2, cfg.dense_depth, cfg.time_stride, cfg.freq_stride)
 
     def set_scan_backend(self, backend: str, checkpoint: bool | None = None) -> None:
-        """Switch every Mamba layer's scan backend (weights unchanged)."""
+        """Switch every Mamba layer's scan backend (weights unchanged); optionally checkpointing."""
         if backend not in BACKENDS:
             raise ValueError(f"unknown selective-scan backend {backend!r}; choose from {', '.join(BACKENDS)}")
         for m in self.modules():
             if isinstance(m, Mamba):
                 m.backend = backend
-                if checkpoint is not None:
-                    m.checkpoint = checkpoint
+            if isinstance(m, BiMamba) and checkpoint is not None:
+                m.checkpoint = checkpoint
 
     def trunk(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Raw decoder outputs of input maps ``[B, in_channels, N, F]`` (time, frequency).

@@ -12,7 +12,7 @@ Files:
 
 A threshold is either an absolute score (the paper's 0.50, 0.65, 0.72 for the released
 estimator: utterances scoring below it are dropped) or a kept fraction (keep the best-scoring
-utterances until that fraction of the hours, or of the utterances, is reached), which lets an
+utterances whose hours, or count, come nearest that fraction), which lets an
 estimator trained here mirror the paper's cuts (2518 -> 2506 -> 629 hours: 100 %, 99.5 %, 25 %).
 """
 from __future__ import annotations
@@ -260,9 +260,9 @@ def select(rows: Sequence[ScoreRow], threshold: Threshold, mode: str, keep_unit:
 
     mode `score`: keep score >= threshold.score.
     mode `keep`, unit `utterances`: keep exactly round(keep x N) best-scoring utterances.
-    mode `keep`, unit `hours`: keep the best-scoring utterances until their total duration
-    first reaches keep x the total (so the kept share is at least `keep`, by less than one
-    utterance). Ties in score are broken by uid, so the cut is deterministic.
+    mode `keep`, unit `hours`: keep the best-scoring utterances whose total duration is
+    nearest keep x the total (within half an utterance of it). Ties in score are broken by
+    uid, so the cut is deterministic.
     """
     if mode == "score":
         if threshold.score is None:
@@ -279,10 +279,11 @@ def select(rows: Sequence[ScoreRow], threshold: Threshold, mode: str, keep_unit:
             if not np.isfinite(durations).all():
                 raise ValueError("keep_unit 'hours' needs the duration column of vqscore.tsv")
             target = threshold.keep * durations.sum()
-            cum = np.cumsum(durations)
-            # first prefix whose total reaches the target (a tiny tolerance absorbs rounding)
-            n = int(np.searchsorted(cum, target - 1e-9 * max(1.0, target), side="left")) + 1
-            kept = ranked[: min(n, len(ranked))] if threshold.keep > 0 else []
+            cum = np.concatenate([[0.0], np.cumsum(durations)])
+            # the prefix whose total is nearest the target (the longer one on a tie)
+            gap = np.abs(cum - target)
+            n = int(np.flatnonzero(gap <= gap.min() + 1e-9 * max(1.0, target))[-1])
+            kept = ranked[:n]
         else:
             raise ValueError(f"keep_unit must be 'hours' or 'utterances', not {keep_unit!r}")
     else:

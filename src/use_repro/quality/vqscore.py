@@ -361,12 +361,10 @@ class TrainSettings:
 
 
 class SegmentSampler:
-    """Random fixed-length crops of 16 kHz clips. A crop starts in a file chosen with
-    probability proportional to its length (every second of speech is equally likely); a file
-    shorter than the crop is followed by further random files, as a stream of utterances, so
-    the per-utterance instance statistics the encoder sees in training are those of speech
-    with its pauses, not of a clip padded with digital silence. Each crop gets a random gain
-    (as the original) so the model sees many levels."""
+    """Random fixed-length crops of 16 kHz clips, as the original's loader: a file chosen with
+    probability proportional to its length (every second of speech is equally likely), a
+    random crop of it, zero-padded when the file is shorter. Each crop gets a random gain (as
+    the original) so the model sees many levels."""
 
     def __init__(self, clips: Sequence[np.ndarray], segment: int, gain_range: tuple[float, float],
                  rng: np.random.Generator):
@@ -376,25 +374,15 @@ class SegmentSampler:
         lengths = np.array([len(c) for c in clips], dtype=np.float64)
         self.p = lengths / lengths.sum()
 
-    def crop(self) -> np.ndarray:
-        out = np.zeros(self.segment, dtype=np.float32)
-        filled = 0
-        while filled < self.segment:
-            clip = self.clips[int(self.rng.choice(len(self.clips), p=self.p))]
-            if filled == 0 and len(clip) > self.segment:
+    def batch(self, n: int) -> torch.Tensor:
+        out = np.zeros((n, self.segment), dtype=np.float32)
+        for i, k in enumerate(self.rng.choice(len(self.clips), size=n, p=self.p)):
+            clip = self.clips[k]
+            if len(clip) > self.segment:
                 start = int(self.rng.integers(0, len(clip) - self.segment + 1))
                 clip = clip[start:start + self.segment]
-            take = min(len(clip), self.segment - filled)
-            out[filled:filled + take] = clip[:take]
-            filled += take
-        return out
-
-    def batch(self, n: int) -> torch.Tensor:
-        out = np.empty((n, self.segment), dtype=np.float32)
-        for i in range(n):
-            x = self.crop()
-            peak = float(np.abs(x).max()) or 1.0
-            out[i] = x * min(self.rng.uniform(*self.gain_range), 1.0 / peak)
+            peak = float(np.abs(clip).max()) or 1.0
+            out[i, :len(clip)] = clip * min(self.rng.uniform(*self.gain_range), 1.0 / peak)
         return torch.from_numpy(out)
 
 

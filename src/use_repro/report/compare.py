@@ -108,7 +108,7 @@ def _pair_claim(where, text, df, a, b, metrics, paper_df=None, reason="", better
             continue
         ok = better(va, vb, m)
         results.append(ok)
-        parts.append(f"{m} {_fmt(vb)} → {_fmt(va)} {'✓' if ok else '✗'}")
+        parts.append(f"{m} {_fmt(vb, 3)} → {_fmt(va, 3)} {'✓' if ok else '✗'}")
     c.ours = ", ".join(parts)
     c.verdict = _verdict(results)
     notes = [reason] if reason else []
@@ -143,7 +143,7 @@ def table1_claims(inp: Inputs) -> list[Claim]:
             if math.isnan(a) or math.isnan(b):
                 c.reason = "PESQ is n/a"
             else:
-                c.ours = f"PESQ {_fmt(b)} → {_fmt(a)} (Δ {a - b:+.3f})"
+                c.ours = f"PESQ {_fmt(b, 3)} → {_fmt(a, 3)} (Δ {a - b:+.3f})"
                 c.verdict = HOLDS if a >= b - tol else FAILS
         out.append(c)
         out.append(_pair_claim("Table 1", f"GAN correction raises SpkSim and CAcc ({reg})", t1, gan, reg,
@@ -187,11 +187,11 @@ def figure_claims(inp: Inputs) -> list[Claim]:
     out = []
     mos = inp.report.get("mos_metric", "UTMOS")
     fig3a = list(inp.report.get("fig3a") or [])
-    finals = {e: _final(inp.curves.get(e), mos) for e in fig3a}
 
     def final_claim(where, text, paper, a, b):
+        """`a` ends above `b` on the MOS curve."""
         c = Claim(where, text, paper)
-        fa, fb = finals.get(a) or _final(inp.curves.get(a), mos), finals.get(b) or _final(inp.curves.get(b), mos)
+        fa, fb = _final(inp.curves.get(a), mos), _final(inp.curves.get(b), mos)
         if a not in inp.curves or b not in inp.curves:
             c.reason = "curves.csv missing for " + ", ".join(x for x in (a, b) if x not in inp.curves)
         elif math.isnan(fa[0]) or math.isnan(fb[0]):

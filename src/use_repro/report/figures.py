@@ -225,7 +225,7 @@ def spectrogram_grid(rows: list[list[tuple[str, str | Path | None]]], title: str
             lim = max(1e-3, float(np.percentile(np.abs(d), 99)))
             ax.pcolormesh(t, f / 1000, d, shading="auto", cmap="coolwarm", vmin=-lim, vmax=lim,
                           rasterized=True)
-            ax.set_title(f"{row[a][0]} − {row[b][0]} (dB)", fontsize=8)
+            ax.set_title(f"{row[a][0].split(' (')[0]} − {row[b][0].split(' (')[0]} (dB)", fontsize=8)
             ax.set_xlabel("time (s)")
         for j in range(len(row), ncols - (1 if diff else 0)):
             axes[i][j].set_axis_off()

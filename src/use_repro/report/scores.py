@@ -57,14 +57,27 @@ def canonical(column: str) -> str | None:
 @dataclass(frozen=True)
 class Backend:
     """Which model produced a metric column, and whether it is the one URGENT 2025 used."""
-    name: str
+    name: str             # as the metric stage names it, with its version
     paper: bool
     reason: str = ""      # why the metric is n/a, when it is (e.g. the weights file to provide)
+    short: str = ""       # a few words for a table header
 
     @property
     def tag(self) -> str:
         """What tables print beside the metric name: nothing for the paper's backend."""
-        return "" if self.paper or not self.name else self.name
+        return "" if self.paper or not self.name else (self.short or self.name)
+
+
+def short_name(name: str, metric: str = "") -> str:
+    """`LPS, pocketsphinx en-us all-phone decoding (CMU phones; English only)` ->
+    `pocketsphinx en-us all-phone decoding`: no parentheses, first clause, no metric prefix."""
+    import re
+
+    s = re.sub(r"\([^()]*\)", "", name)
+    s = s.split(";")[0].strip()
+    for prefix in {metric, "SpeechBERTScore", "LPS", "CAcc", "SpkSim"} - {""}:
+        s = re.sub(rf"^{re.escape(prefix)}\s*(on|,|:)\s*", "", s)
+    return re.sub(r"\s+", " ", s).strip(" ,") or name
 
 
 @dataclass
@@ -169,14 +182,16 @@ def read_backends(json_path: str | Path) -> dict[str, Backend]:
             continue
         if isinstance(b, str):
             name, paper, reason = b, None, ""
+            raw_name = name
         elif isinstance(b, dict):
             name = str(b.get("name") or b.get("backend") or b.get("model") or "")
             paper = b.get("paper", b.get("paper_backend", b.get("paper_faithful")))
             reason = str(b.get("reason") or b.get("missing") or b.get("error") or "")
+            raw_name = name
             if b.get("version") and name and str(b["version"]) not in name:
                 name = f"{name} {b['version']}"
         elif b is None:
-            name, paper, reason = "", False, "no backend available"
+            name, paper, reason, raw_name = "", False, "no backend available", ""
         else:
             continue
         if paper is None:
@@ -184,7 +199,7 @@ def read_backends(json_path: str | Path) -> dict[str, Backend]:
             paper = any(s in low for s in _PAPER_NAMES.get(m, ())) and "embedded" not in low
         if name.lower() in ("n/a", "none", "unavailable"):
             name, paper = "", False
-        out[m] = Backend(name=name, paper=bool(paper), reason=reason)
+        out[m] = Backend(name=name, paper=bool(paper), reason=reason, short=short_name(raw_name, m) if name else "")
     return out
 
 
@@ -196,13 +211,20 @@ def metric_header(metric: str, backends: dict[str, Backend] | None = None, arrow
 
 
 def merge_backends(*scores: Scores) -> dict[str, Backend]:
-    """One backend per metric across systems; a mix is named `a / b`."""
-    out: dict[str, Backend] = {}
+    """One backend per metric across systems; different ones are joined with ` + `."""
+    seen: dict[str, list[Backend]] = {}
     for s in scores:
         for m, b in s.backends.items():
-            if m not in out:
-                out[m] = b
-            elif b.name and b.name not in out[m].name.split(" / "):
-                out[m] = Backend(f"{out[m].name} / {b.name}", out[m].paper and b.paper,
-                                 out[m].reason or b.reason)
+            lst = seen.setdefault(m, [])
+            if all(x.name != b.name for x in lst):
+                lst.append(b)
+    out = {}
+    for m, lst in seen.items():
+        named = [b for b in lst if b.name] or lst
+        if len(named) == 1:
+            out[m] = named[0]
+        else:
+            out[m] = Backend(" + ".join(b.name for b in named), all(b.paper for b in named),
+                             "; ".join(dict.fromkeys(b.reason for b in named if b.reason)),
+                             " + ".join(dict.fromkeys(b.short or b.name for b in named)))
     return out

@@ -218,7 +218,11 @@ def assign_test_rates(jobs: list[SpeechJob], rates: list[int], share: float,
         rng.shuffle(pools[r])
     left = dict(count)
     out: dict[str, int] = {}
-    for r in sorted(targets, reverse=True):
+    # the target rates in turn (highest first in each round), so spare utterances of a high
+    # rate are shared among all targets rather than used up by the first
+    per_rate = {r: targets.count(r) for r in sorted(set(targets), reverse=True)}
+    turns = [r for k in range(max(per_rate.values())) for r, c in per_rate.items() if k < c]
+    for r in turns:
         donors = [s for s in pools if s != r and pools[s]]
         if not donors:
             break
