@@ -14,7 +14,8 @@
 
 Every measurement runs in a fresh subprocess, so its peak memory is its own. Steps are timed
 after `--warmup` steps, between the requests of consecutive batches (so the time of a step is
-everything the loop does for it). The machine may be shared: the load average is printed.
+everything the loop does for it). The machine may be shared: the load average is printed, and
+the process CPU time per step beside the wall time (on idle cores, wall ~ CPU / threads).
 """
 from __future__ import annotations
 
@@ -99,7 +100,7 @@ def worker(job: dict) -> dict:
             for b in make(start):
                 if device.type == "cuda":
                     torch.cuda.synchronize()
-                stamps.append(time.perf_counter())
+                stamps.append((time.perf_counter(), time.process_time()))
                 yield b
 
         total = job["warmup"] + job["steps"]
@@ -107,15 +108,13 @@ def worker(job: dict) -> dict:
                                 amp=job["amp"], seed=0, **{k: cfg["train"][k] for k in ("lr", "grad_clip")})
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
-        c0 = time.process_time()
         Trainer(task, timed, settings, os.path.join(tmp, "run"), info).fit()
-        cpu = time.process_time() - c0
-        wall = time.perf_counter()
-        stamps.append(wall)
-    step_times = [b - a for a, b in zip(stamps[job["warmup"]:], stamps[job["warmup"] + 1:])][: job["steps"]]
+    timed_stamps = stamps[job["warmup"]: job["warmup"] + job["steps"] + 1]
+    step_times = [b[0] - a[0] for a, b in zip(timed_stamps, timed_stamps[1:])]
     mean = sum(step_times) / len(step_times)
+    cpu = (timed_stamps[-1][1] - timed_stamps[0][1]) / len(step_times)
     res = {"steps_per_s": 1.0 / mean, "s_per_step": mean, "min_s_per_step": min(step_times),
-           "audio_s_per_s": job["segment_seconds"] / mean, "cpu_s_total": cpu,
+           "cpu_s_per_step": cpu, "audio_s_per_s": job["segment_seconds"] / mean,
            "trainable_parameters": trainable, "peak_rss_mb": _rss_mb()}
     if device.type == "cuda":
         from use_repro.models.mamba import fused_available
@@ -168,7 +167,8 @@ def main() -> int:
                     print(f"{stage:>10} {fs // 1000:>2} kHz: failed: {r['error']}")
                     continue
                 print(f"{stage:>10} {fs // 1000:>2} kHz: {r['steps_per_s']:6.2f} steps/s "
-                      f"({r['s_per_step']:.3f} s/step, best {r['min_s_per_step']:.3f}), "
+                      f"({r['s_per_step']:.3f} s/step, best {r['min_s_per_step']:.3f}, "
+                      f"CPU {r['cpu_s_per_step']:.3f} s/step), "
                       f"{r['audio_s_per_s']:5.2f} s of audio/s, peak RSS {r['peak_rss_mb']:.0f} MB, "
                       f"{r['trainable_parameters']:,} trainable parameters")
     if args.only in (None, "gpu"):

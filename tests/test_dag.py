@@ -30,6 +30,7 @@ from use_repro.report.experiments import experiments
 BIN = Path(sys.executable).parent
 SNAKEFILE = REPO_ROOT / "Snakefile"
 SLURM_PROFILE = REPO_ROOT / "experiments" / "profiles" / "slurm"
+TINY_BUDGET_S = 300
 
 
 def snakemake(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
@@ -143,18 +144,21 @@ def tiny_run(tmp_path_factory):
         src.mkdir(exist_ok=True) if shared == ".cache" else None
         if src.exists():
             (work / shared).symlink_to(src, target_is_directory=True)
-    t0 = time.time()
-    r = snakemake(work, "tables", "--cores", "2", "--config", "profile=tiny", timeout=1500)
-    elapsed = time.time() - t0
-    print(f"tiny DAG: {elapsed:.0f} s on 2 cores")
+    t0, load0 = time.time(), os.getloadavg()[0]
+    r = snakemake(work, "tables", "--cores", "2", "--config", "profile=tiny", timeout=2400)
+    elapsed, load = time.time() - t0, (load0 + os.getloadavg()[1]) / 2
+    prov = work / "results" / "tiny" / "provenance.md"
+    print(f"tiny DAG: {elapsed:.0f} s on 2 cores (load average {load:.1f})")
+    if prov.exists():
+        print(prov.read_text())
     assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
-    return work, elapsed
+    return work, elapsed, load
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_tiny_dag_writes_every_table_and_figure(tiny_run):
-    work, elapsed = tiny_run
+    work, elapsed, load = tiny_run
     results, figures = work / "results" / "tiny", work / "figures" / "tiny"
     for t in layout.TABLES:
         for ext in ("md", "csv", "tex"):
@@ -168,13 +172,16 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_run):
             assert p.exists() and has_numbers(p), p
     prov = (results / "provenance.md").read_text()
     assert "## Wall time per stage" in prov and "| train |" in prov
-    assert elapsed < 600, f"the tiny DAG took {elapsed:.0f} s (budget: 300 s on 2 cores)"
+    # The budget is 5 min on 2 otherwise idle cores; on a shared machine the limit grows with
+    # the load average (a load of 8 on 2 cores leaves each job about a quarter of a core).
+    limit = TINY_BUDGET_S * max(1.0, load / 2)
+    assert elapsed < limit, f"the tiny DAG took {elapsed:.0f} s (budget {TINY_BUDGET_S} s on 2 idle cores; load {load:.1f})"
 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_deleting_a_figure_reruns_only_its_rule(tiny_run):
-    work, _ = tiny_run
+    work = tiny_run[0]
     target = work / "figures" / "tiny" / "fig3b.png"
     files = [p for d in ("results", "figures") for p in (work / d).rglob("*") if p.is_file()]
     before = {p: p.stat().st_mtime_ns for p in files if p != target}

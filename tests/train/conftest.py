@@ -46,7 +46,7 @@ def write_profile(path: Path, **train) -> Path:
     cfg = yaml.safe_load((CONFIG_DIR / "tiny.yaml").read_text())
     base = {"lr": 2e-3, "checkpoint_every": 5, "keep_last": 2, "validate_every": 10, "log_every": 5,
             "valid_utterances": 2, "valid_metrics": ["magnitude", "phase", "time"],
-            "segment_seconds": 0.4, "deterministic": True}
+            "segment_seconds": 0.25, "deterministic": True}
     base.update(train)
     cfg["train"] = {**(cfg.get("train") or {}), **base}
     path.write_text(yaml.safe_dump(cfg))

@@ -18,7 +18,7 @@ Training loss = commitment (MSE between the normalised z and its detached code, 
 Score = mean over frames of cos(z_t, q(z_t)): clean speech lands close to a code learnt from
 clean speech; noise, hum, codec artefacts push z away from every code and the score falls.
 
-Using the released checkpoint of the original code (what the paper scored URGENT 2025 with):
+Using the released checkpoint of the original code (the scale of the paper's thresholds):
 copy `exp/QE_cbook_size_2048_1_32_IN_input_encoder_z_Librispeech_clean_github/
 checkpoint-dnsmos_ovr_CC=0.835.pkl` of the public VQscore repository to the path the profile's
 `vqscore.released_checkpoint` names (under `weights_dir`; the urgent2025 profile expects
@@ -102,7 +102,7 @@ class Encoder(nn.Module):
 
     Every stage is conv -> LeakyReLU(0.3) -> instance norm over time (no affine), except the
     last, which has no activation. Stages 3 and 5 see the sum of the two stages before them.
-    Instance-normalising the input makes the score independent of the recording level.
+    Instance-normalising the input makes the score largely independent of the recording level.
     """
 
     def __init__(self, dim: int = 32, channels: Sequence[int] = (128, 64), kernel: int = 7):
