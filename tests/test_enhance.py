@@ -88,3 +88,16 @@ def test_overlap_add_of_chunks_is_exact_for_an_identity_model():
     # a rate the SFI STFT cannot use (not a multiple of 25 Hz) runs at the next supported rate
     y = enhance_signal(identity, tone(11111, 1.0, freq=300), 11111)
     assert y.shape == (11111,)
+
+
+def test_scp_list_input(tmp_path, tiny_ckpt):
+    d = tmp_path / "data"
+    d.mkdir()
+    sf.write(d / "a.wav", tone(22050, 0.3), 22050, subtype="FLOAT")
+    (d / "list.scp").write_text("utt_a 22050 a.wav\nutt_gone 16000 missing.flac\n")  # paths relative to the list
+    out = tmp_path / "out"
+    assert enhance(tiny_ckpt, d / "list.scp", out) == 1  # the missing file fails, the other is done
+    info = sf.info(str(out / "utt_a.wav"))
+    assert (info.samplerate, info.frames, info.subtype) == (22050, int(22050 * 0.3), "FLOAT")
+    assert (out / "enhanced.scp").read_text() == f"utt_a 22050 {out / 'utt_a.wav'}\n"
+    assert "utt_gone" in (out / "enhance_failures.tsv").read_text()

@@ -1,100 +1,114 @@
-# Stage: VQScore quality estimation and the training-data filtering sweep (paper Section 2.3/3.4,
-# Figures 2 and 7). train -> score -> filter (one speech list per threshold) -> histograms.
-# Library: src/use_repro/quality/; every rule is one `use-repro vqscore <action>` call.
-import os as _os
+# Stage 3: VQScore quality estimation and the training-data filtering sweep (paper Sections 2.3
+# and 3.4, Figures 2 and 7): train the estimator on the corpus's clean speech (or import the
+# released checkpoint) -> score every training speech file -> one filtered speech list per
+# threshold (read by training through filtered_speech_list(name)) + datasize.csv -> histograms.
+# Layout: results/<profile>/vqscore/{estimator.pt,vqscore.tsv,datasize.csv,filtered/,auc.json}
+# and figures/<profile>/fig2.*, fig7.*. Library: src/use_repro/quality/.
 
-VQ = f"{RESULTS}/vqscore"
-_VQ_THRESHOLDS = [t["name"] for t in config["vqscore"]["thresholds"]]
-
-
-def _vq_released(wildcards):
-    """The released checkpoint, as an input only when the user has put it there (so adding it
-    later retrains, i.e. re-imports)."""
-    name = config["vqscore"]["released_checkpoint"]
-    if not name:
-        return []
-    path = name if _os.path.isabs(name) or _os.path.exists(name) else _os.path.join(config["weights_dir"], name)
-    return [path] if _os.path.exists(path) else []
+# The released checkpoint is an input only when the user has put it in place, so adding it
+# later re-runs the import and everything downstream.
+_VQ_RELEASED_NAME = config["vqscore"]["released_checkpoint"]
+_VQ_RELEASED = [p for p in ([_VQ_RELEASED_NAME, os.path.join(config["weights_dir"], _VQ_RELEASED_NAME)]
+                            if _VQ_RELEASED_NAME else []) if os.path.isfile(p)][:1]
 
 
 rule vqscore_train:
     input:
         scp=f"{CORPUS}/speech_train.scp",
         info=f"{CORPUS}/speech_info.tsv",
-        released=_vq_released,
+        released=_VQ_RELEASED,
     output:
-        f"{VQ}/estimator.pt",
+        estimator=f"{VQSCORE}/estimator.pt",
     log:
-        f"{RESULTS}/logs/vqscore_train.log",
+        f"{RESULTS}/logs/vqscore/train.log",
     threads: workflow.cores
+    conda:
+        ENV
+    params:
+        cfg=CONFIG_FILE,
     shell:
-        "{USE_REPRO} vqscore train --config {CONFIG_FILE} --scp {input.scp} --info {input.info} "
-        "--out {output} --threads {threads} > {log} 2>&1"
+        "use-repro vqscore train --config {params.cfg} --scp {input.scp} --info {input.info}"
+        " --out {output.estimator} --threads {threads} > {log} 2>&1"
 
 
 rule vqscore_score:
     input:
-        estimator=f"{VQ}/estimator.pt",
+        estimator=f"{VQSCORE}/estimator.pt",
         scp=f"{CORPUS}/speech_train.scp",
         info=f"{CORPUS}/speech_info.tsv",
     output:
-        f"{VQ}/vqscore.tsv",
+        scores=f"{VQSCORE}/vqscore.tsv",
     log:
-        f"{RESULTS}/logs/vqscore_score.log",
+        f"{RESULTS}/logs/vqscore/score.log",
     threads: workflow.cores
+    conda:
+        ENV
+    params:
+        cfg=CONFIG_FILE,
     shell:
-        "{USE_REPRO} vqscore score --config {CONFIG_FILE} --estimator {input.estimator} --scp {input.scp} "
-        "--info {input.info} --out {output} --threads {threads} > {log} 2>&1"
+        "use-repro vqscore score --config {params.cfg} --estimator {input.estimator} --scp {input.scp}"
+        " --info {input.info} --out {output.scores} --threads {threads} > {log} 2>&1"
 
 
 rule vqscore_filter:
     input:
-        scores=f"{VQ}/vqscore.tsv",
+        scores=f"{VQSCORE}/vqscore.tsv",
         scp=f"{CORPUS}/speech_train.scp",
-        estimator=f"{VQ}/estimator.pt",
+        estimator=f"{VQSCORE}/estimator.pt",
     output:
-        datasize=f"{VQ}/datasize.csv",
-        lists=[f"{VQ}/filtered/speech_train.{name}.scp" for name in _VQ_THRESHOLDS],
+        datasize=VQ_DATASIZE,
+        lists=[filtered_speech_list(t["name"]) for t in config["vqscore"]["thresholds"]],
     log:
-        f"{RESULTS}/logs/vqscore_filter.log",
-    threads: 1
+        f"{RESULTS}/logs/vqscore/filter.log",
+    conda:
+        ENV
+    params:
+        cfg=CONFIG_FILE,
+        out=lambda wc, output: os.path.dirname(output.datasize),
     shell:
-        "{USE_REPRO} vqscore filter --config {CONFIG_FILE} --scores {input.scores} --scp {input.scp} "
-        "--estimator {input.estimator} --out-dir {VQ} > {log} 2>&1"
+        "use-repro vqscore filter --config {params.cfg} --scores {input.scores} --scp {input.scp}"
+        " --estimator {input.estimator} --out-dir {params.out} > {log} 2>&1"
 
 
 rule vqscore_histogram:
     input:
-        scores=f"{VQ}/vqscore.tsv",
+        scores=f"{VQSCORE}/vqscore.tsv",
+        estimator=f"{VQSCORE}/estimator.pt",
     output:
         fig2=f"{FIGURES}/fig2.png",
         fig2_pdf=f"{FIGURES}/fig2.pdf",
         fig7=f"{FIGURES}/fig7.png",
         fig7_pdf=f"{FIGURES}/fig7.pdf",
     log:
-        f"{RESULTS}/logs/vqscore_histogram.log",
-    threads: 1
+        f"{RESULTS}/logs/vqscore/histogram.log",
+    conda:
+        ENV
+    params:
+        cfg=CONFIG_FILE,
     shell:
-        "{USE_REPRO} vqscore histogram --config {CONFIG_FILE} --scores {input.scores} "
-        "--fig2 {output.fig2} --fig7 {output.fig7} > {log} 2>&1"
+        "use-repro vqscore histogram --config {params.cfg} --scores {input.scores} --estimator {input.estimator}"
+        " --fig2 {output.fig2} --fig7 {output.fig7} > {log} 2>&1"
 
 
-# The estimator against the corpus's ground truth of deliberately dirty utterances (embedded
-# corpus only: the official data has no such file).
+# The estimator against the corpus's ground truth of deliberately dirty utterances (the
+# embedded corpus only: the official data has no such file). The log holds the printed AUCs.
 rule vqscore_auc:
     input:
-        scores=f"{VQ}/vqscore.tsv",
+        scores=f"{VQSCORE}/vqscore.tsv",
         truth=f"{CORPUS}/crowd_dirty.tsv",
+        estimator=f"{VQSCORE}/estimator.pt",
     output:
-        f"{VQ}/auc.json",
+        auc=f"{VQSCORE}/auc.json",
     log:
-        f"{RESULTS}/logs/vqscore_auc.log",
-    threads: 1
+        f"{RESULTS}/logs/vqscore/auc.log",
+    conda:
+        ENV
     shell:
-        "{USE_REPRO} vqscore auc --scores {input.scores} --truth {input.truth} --out {output} > {log} 2>&1"
+        "use-repro vqscore auc --scores {input.scores} --truth {input.truth} --estimator {input.estimator}"
+        " --out {output.auc} > {log} 2>&1"
 
 
-TABLE_TARGETS.append(f"{VQ}/datasize.csv")
-FIGURE_TARGETS.extend([f"{FIGURES}/fig2.png", f"{FIGURES}/fig2.pdf", f"{FIGURES}/fig7.png", f"{FIGURES}/fig7.pdf"])
+TABLE_TARGETS.append(VQ_DATASIZE)
+FIGURE_TARGETS.extend(f"{FIGURES}/{f}.{ext}" for f in ("fig2", "fig7") for ext in ("png", "pdf"))
 if config["corpus"]["kind"] == "embedded":
-    TABLE_TARGETS.append(f"{VQ}/auc.json")
+    TABLE_TARGETS.append(f"{VQSCORE}/auc.json")

@@ -31,14 +31,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import numpy as np
-import soundfile as sf
-import torch
+# Before torch loads OpenMP: idle threads sleep rather than spin (see use_repro.train.cli).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy as np  # noqa: E402
+import soundfile as sf  # noqa: E402
+import torch  # noqa: E402
 
 from use_repro.audio.io import AudioError, read_audio, write_audio
 from use_repro.audio.resample import resample
 from use_repro.batch import Failures
 from use_repro.data.manifest import read_scp, write_scp
+from use_repro.data.render import resolve_path
 from use_repro.fs import refuse_overwrite
 
 log = logging.getLogger(__name__)
@@ -54,7 +58,7 @@ WaveFn = Callable[[torch.Tensor, int], torch.Tensor]
 # --- the model as a waveform function --------------------------------------------------------
 
 def load_enhancer(checkpoint: str | os.PathLike, device: str | torch.device = "cpu") -> torch.nn.Module:
-    """Load a `final.pt` (or a training checkpoint) written by `use-repro train` for inference."""
+    """Load the `final.pt` of a `use-repro train` run (a USEMamba or a two-stage model), in eval mode."""
     from use_repro.models.checkpoint import load_model
 
     model = load_model(checkpoint, map_location=device)
@@ -175,8 +179,8 @@ def collect_jobs(inputs: list[str], out_dir: Path) -> list[Job]:
                 uid = f.stem if unique else rel.with_suffix("").as_posix()
                 jobs.append(Job(uid, f, (out_dir / rel).with_suffix(_output_suffix(f))))
         elif p.suffix.lower() == ".scp":
-            for e in read_scp(p, base_dir=p.parent):
-                src = Path(e.path)
+            for e in read_scp(p):
+                src = Path(resolve_path(e.path, p))  # as written, else relative to the list
                 jobs.append(Job(e.uid, src, out_dir / f"{e.uid}{_output_suffix(src)}"))
         else:  # a single file; a missing one becomes a reported failure, not a crash
             jobs.append(Job(p.stem, p, out_dir / f"{p.stem}{_output_suffix(p)}"))

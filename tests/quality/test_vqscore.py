@@ -114,7 +114,7 @@ def test_straight_through_passes_gradient_to_the_encoder():
     out = model(mag, update=True, generator=torch.Generator().manual_seed(0))
     # the decoder sees the code values ...
     assert torch.allclose(out["q"], out["codes"], atol=1e-6)
-    terms = V.losses(out, mag)
+    terms = V.losses(out)
     assert terms["loss"].item() == pytest.approx(terms["vq"].item() + 45 * terms["cos"].item(), rel=1e-5)
     terms["loss"].backward()
     # ... and the encoder still gets a gradient through them
@@ -204,3 +204,25 @@ def test_other_rates_are_resampled_to_16k(tiny_estimator):
     s = V.score_waveform(model, x)
 
     assert V.score_waveform(model, resample(x, 16000, 48000), 48000) == pytest.approx(s, abs=5e-3)
+
+
+def test_input_transforms():
+    mag = V.magnitude(torch.cat([torch.zeros(4000), 0.1 * torch.randn(4000)]))
+    assert torch.equal(V.transform_input(mag, "none"), mag)
+    assert torch.allclose(V.transform_input(mag, "log1p"), torch.log1p(mag))
+    logm = V.transform_input(mag, "log")
+    assert logm.min().item() == pytest.approx(0.0, abs=1e-5)  # the silence floor maps to 0
+    with pytest.raises(ValueError, match="input_transform"):
+        V.transform_input(mag, "db")
+
+
+def test_log_variant_is_stored_and_used_when_scoring(tmp_path):
+    torch.manual_seed(0)
+    model = V.VQScoreModel(V.VQScoreArgs(codebook_size=32, codebook_dim=8, channels=(16, 8), input_transform="log"))
+    model.codebook.embed.copy_(V.l2norm(torch.randn(32, 8)))
+    out = model(V.magnitude(torch.randn(1, 8000)))
+    assert (out["input"] >= 0).all() and out["recon"].shape == out["input"].shape
+    loaded, _ = V.load_estimator(V.save_estimator(tmp_path / "e.pt", model, origin="trained"))
+    assert loaded.args.input_transform == "log"
+    mag = V.magnitude(torch.randn(1, 8000))
+    assert torch.allclose(loaded.score_magnitude(mag), model.eval().score_magnitude(mag))

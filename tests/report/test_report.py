@@ -56,6 +56,18 @@ def test_pooled_cacc_when_counts_are_given(tmp_path):
     assert s.mean("CAcc", ids=["a"]) == pytest.approx(50.0)
 
 
+def test_na_reason_from_the_per_utterance_notes(tmp_path):
+    p = tmp_path / "u.csv"
+    pd.DataFrame({"id": ["a", "b", "c"], "DNSMOS": [3.0, 3.1, 3.2], "CAcc": [np.nan] * 3,
+                  "error": ["", "", ""],
+                  "na": ["CAcc: language 'it': the ASR backend is English only"] * 2
+                  + ["CAcc: language 'ru': the ASR backend is English only"]}).to_csv(p, index=False)
+    s = read_scores(p)
+    assert s.na_reason("CAcc") == ("language 'it': the ASR backend is English only; "
+                                   "language 'ru': the ASR backend is English only")
+    assert s.na_reason("DNSMOS") == "no utterance has a value"
+
+
 def test_backends_of_several_systems_merge_without_repeats():
     from use_repro.report.scores import Scores, merge_backends
 

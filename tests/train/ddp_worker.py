@@ -1,6 +1,9 @@
-"""Run under torchrun by test_distributed.py: `train regression` with a gradient probe.
+"""Run under torchrun by test_distributed.py, in one process group:
 
-Saves the gradients of the first update (after DDP's all-reduce) to OUT/grads_rank<R>.pt.
+1. `train regression ARGS` with a gradient probe: the gradients of the first update (after
+   DDP's all-reduce) go to OUT/grads_rank<R>.pt;
+2. `train gan` from that run's final.pt for 3 steps into OUT/gan (the discriminator's used
+   bands change from step to step when the ranks' utterances have different rates).
 """
 import os
 import sys
@@ -9,7 +12,7 @@ import torch
 
 from use_repro.cli import stage_parser
 from use_repro.train import distributed as D
-from use_repro.train import regression
+from use_repro.train import gan, regression
 
 
 def main(argv: list[str]) -> None:
@@ -25,6 +28,9 @@ def main(argv: list[str]) -> None:
 
     try:
         regression.train(args, on_gradients=probe)
+        gan_argv = ["gan"] + argv[1:] + ["--init", os.path.join(args.out, "final.pt"),
+                                         "--out", os.path.join(args.out, "gan"), "--steps", "3"]
+        gan.train(parser.parse_args(gan_argv), "gan")
     finally:
         D.shutdown()
 

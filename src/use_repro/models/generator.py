@@ -19,7 +19,8 @@ Where the residual is added: in the model's own spectral domain,
 Initialisation: the magnitude head's weight and bias are 0 and the phase heads' weights are 0 with
 biases r = 1, i = 0, so ``delta = 0`` and ``atan2(0, 1) = 0`` exactly (with a well-defined
 gradient, unlike atan2(0, 0)). Before training the generator therefore returns the regression
-output bit for bit, and gradients still reach every layer through the heads.
+output bit for bit. At the first step only the heads receive gradients (zero weights pass none
+back); from the second step on, every layer does.
 """
 from __future__ import annotations
 

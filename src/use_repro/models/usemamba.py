@@ -29,6 +29,11 @@ clamps negative values to 0 when the waveform is made.
 
 Parameters: the paper configuration (30 blocks, 64 channels, d_state 16, d_conv 4, expand 4) has
 about 9.65 M parameters (``use-repro model-info --paper``), the paper quoting ~9.6 M.
+
+Memory: without the fused CUDA kernel every bidirectional Mamba is recomputed in the backward
+pass (``mamba_checkpoint``, default on), which is what lets the 30-block model train on a CPU.
+
+``enhance_waveform(wav [B, T], fs)`` runs SFI STFT -> model -> iSTFT (also on :class:`TwoStage`).
 """
 from __future__ import annotations
 

@@ -72,6 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     p = sub.add_parser("histogram", help="Figures 2 and 7")
     p.add_argument("--config", default=None)
+    p.add_argument("--estimator", default=None, help="the estimator that scored (names a variant on the axes)")
     p.add_argument("--scores", required=True)
     p.add_argument("--fig2", required=True, help="PNG path of Figure 2 (the PDF goes beside it)")
     p.add_argument("--fig7", required=True, help="PNG path of Figure 7 (the PDF goes beside it)")
@@ -80,6 +81,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", required=True)
     p.add_argument("--truth", required=True, help="crowd_dirty.tsv (uid, dirty 0/1, kind)")
     p.add_argument("--out", default=None, help="also write the report as JSON here")
+    p.add_argument("--estimator", default=None, help="the estimator that scored (recorded in the report)")
     p.add_argument("--source", action="append", default=None,
                    help="source(s) whose utterances are compared (default: those holding a dirty one)")
     p.add_argument("--min-auc", type=float, default=None, help="exit 1 when the AUC is below this")
@@ -98,8 +100,13 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     torch.set_num_threads(max(1, args.threads) if hasattr(args, "threads") else 1)
-    return {"train": _train, "score": _score, "filter": _filter, "histogram": _histogram,
-            "auc": _auc, "sweep": _sweep}[args.action](args)
+    action = {"train": _train, "score": _score, "filter": _filter, "histogram": _histogram,
+              "auc": _auc, "sweep": _sweep}[args.action]
+    try:
+        return action(args)
+    except (FileNotFoundError, ValueError) as e:  # bad paths, manifests, config values: one line
+        log.error("vqscore %s: %s", args.action, e)
+        return 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -143,7 +150,7 @@ def _train(args) -> int:
     from use_repro.audio.io import AudioError
     from use_repro.data.manifest import read_scp
     from use_repro.quality import vqscore as V
-    from use_repro.quality.filtering import _prefetch, load_16k
+    from use_repro.quality.filtering import load_16k, prefetch
     from use_repro.seeding import derive_seed
 
     cfg = _cfg(args)
@@ -162,12 +169,13 @@ def _train(args) -> int:
     excluded = set(vq["train_exclude_sources"])
     eligible = [e for e in entries if source_of(e) not in excluded]
     if not eligible:
-        raise SystemExit(f"{args.scp}: no training speech left after excluding sources {sorted(excluded)}")
+        raise ValueError(f"{args.scp}: no training speech left after excluding sources {sorted(excluded)} "
+                         "(config key vqscore.train_exclude_sources)")
     rng = np.random.default_rng(derive_seed(cfg["seed"], "vqscore", "train"))
     order = rng.permutation(len(eligible))
     budget = vq["train_max_hours"] * 3600 if vq["train_max_hours"] > 0 else float("inf")
     clips, seconds = [], 0.0
-    for _, loaded in _prefetch(load_16k, [eligible[i] for i in order], args.threads):
+    for _, loaded in prefetch(load_16k, [eligible[i] for i in order], args.threads):
         if isinstance(loaded, (AudioError, ValueError)):
             log.warning("skipping a training file: %s", loaded)
             continue
@@ -180,14 +188,9 @@ def _train(args) -> int:
     log.info("training the VQScore estimator on %d files, %.2f h (%d sources excluded: %s)",
              len(clips), seconds / 3600, len(excluded), ", ".join(sorted(excluded)) or "none")
 
-    t = vq["train"]
-    m = vq["model"]
-    settings = V.TrainSettings(steps=t["steps"], batch_size=t["batch_size"], segment_seconds=t["segment_seconds"],
-                               lr=t["lr"], lambda_vq=t["lambda_vq"], lambda_cos=t["lambda_cos"],
-                               log_every=t["log_every"], seed=derive_seed(cfg["seed"], "vqscore", "model") % 2**31)
-    model_args = V.VQScoreArgs(codebook_size=m["codebook_size"], codebook_dim=m["codebook_dim"],
-                               channels=tuple(m["channels"]), kernel=m["kernel"], decay=m["decay"],
-                               kmeans_iters=m["kmeans_iters"], dead_code_threshold=m["dead_code_threshold"])
+    # config keys are the dataclasses' field names
+    settings = V.TrainSettings(**vq["train"], seed=derive_seed(cfg["seed"], "vqscore", "model") % 2**31)
+    model_args = V.VQScoreArgs(**{**vq["model"], "channels": tuple(vq["model"]["channels"])})
 
     def on_log(row):
         log.info("step %d: loss %.4f vq %.5f cos %.4f codes used %d (%.1f s)", row["step"], row["loss"],
@@ -278,18 +281,32 @@ def _histogram(args) -> int:
         by_source[r.source].append(r.score)
     if not by_source:
         raise SystemExit(f"{args.scores}: no scores to draw")
+    label = _label(args.estimator)
     suffix = f" (profile {profile})" if profile else ""
-    figure2(by_source, args.fig2, bins, order, title=f"Figure 2: VQScore per speech source{suffix}; dashed: medians")
-    figure7(by_source, args.fig7, bins, order, title=f"Figure 7: VQScore histogram of each speech source{suffix}")
+    figure2(by_source, args.fig2, bins, order, label=label,
+            title=f"Figure 2: {label} per speech source{suffix}; dashed: medians")
+    figure7(by_source, args.fig7, bins, order, label=label,
+            title=f"Figure 7: {label} histogram of each speech source{suffix}")
     log.info("wrote %s and %s (+ PDF)", args.fig2, args.fig7)
     return 0
+
+
+def _label(estimator: str | None) -> str:
+    if not estimator:
+        return "VQScore"
+    import torch
+
+    from use_repro.quality.vqscore import estimator_label
+
+    return estimator_label(torch.load(estimator, map_location="cpu", weights_only=True))
 
 
 def _auc(args) -> int:
     from use_repro.quality.filtering import auc_report, read_scores, read_truth
 
     rep = auc_report(read_scores(args.scores), read_truth(args.truth), args.source)
-    print(f"ROC AUC of VQScore, clean vs dirty utterances of source(s) {', '.join(rep['sources'])} "
+    rep["estimator"] = _label(args.estimator)
+    print(f"ROC AUC of {rep['estimator']}, clean vs dirty utterances of source(s) {', '.join(rep['sources'])} "
           f"({rep['clean']} clean, {rep['dirty']} dirty; truth {args.truth}): {rep['auc']:.4f}")
     print(f"  median score clean {rep['clean_median']:.4f}, dirty {rep['dirty_median']:.4f}")
     for kind, k in rep["by_kind"].items():

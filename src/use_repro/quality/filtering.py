@@ -107,7 +107,7 @@ def source_resolver(pattern: str = "", field: str = "info",
 # Scoring
 # ---------------------------------------------------------------------------------------------
 
-def _prefetch(fn: Callable, items: Sequence, workers: int) -> Iterator[tuple[object, object]]:
+def prefetch(fn: Callable, items: Sequence, workers: int) -> Iterator[tuple[object, object]]:
     """Yield (item, fn(item) or the exception it raised), in order, with at most 2 x workers
     calls in flight on threads, so memory stays bounded however long the list is."""
     with ThreadPoolExecutor(max(1, workers)) as pool:

@@ -13,6 +13,9 @@ import numpy as np
 
 from use_repro.fs import atomic_path
 
+# Sources with fewer scores than this are drawn but do not set Figure 2's vertical scale.
+MIN_FOR_SCALE = 10
+
 
 def _pyplot():
     import matplotlib
@@ -50,7 +53,7 @@ def _save(fig, png: Path) -> list[Path]:
 
 
 def figure2(scores: Mapping[str, Sequence[float]], path: str | Path, bins: int = 40,
-            order: Sequence[str] = (), title: str = "") -> list[Path]:
+            order: Sequence[str] = (), title: str = "", label: str = "VQScore") -> list[Path]:
     """One panel, every source's density histogram and its median (dashed). Returns the PNG
     and PDF paths. scores: source -> scores."""
     plt = _pyplot()
@@ -58,16 +61,21 @@ def figure2(scores: Mapping[str, Sequence[float]], path: str | Path, bins: int =
     edges = _bins(scores, bins)
     colors = plt.get_cmap("tab10")
     fig, ax = plt.subplots(figsize=(7.0, 4.0))
+    peaks = []
     for i, name in enumerate(names):
         v = np.asarray(scores[name], dtype=float)
         c = colors(i % 10)
-        ax.hist(v, bins=edges, density=True, histtype="stepfilled", alpha=0.25, color=c)
+        dens, _, _ = ax.hist(v, bins=edges, density=True, histtype="stepfilled", alpha=0.25, color=c)
+        if v.size >= MIN_FOR_SCALE:
+            peaks.append(float(np.max(dens)))
         ax.hist(v, bins=edges, density=True, histtype="step", color=c, linewidth=1.2,
                 label=f"{name} (n={v.size}, median {np.median(v):.3f})")
         ax.axvline(float(np.median(v)), color=c, linestyle="--", linewidth=1.2)
-    ax.set_xlabel("VQScore")
+    if peaks:  # a source of a handful of files would otherwise set the scale with one spike
+        ax.set_ylim(0, 1.1 * max(peaks))
+    ax.set_xlabel(label)
     ax.set_ylabel("density")
-    ax.set_title(title or "VQScore per speech source (dashed: medians)")
+    ax.set_title(title or f"{label} per speech source (dashed: medians)")
     ax.legend(fontsize=7, frameon=False)
     fig.tight_layout()
     try:
@@ -77,7 +85,7 @@ def figure2(scores: Mapping[str, Sequence[float]], path: str | Path, bins: int =
 
 
 def figure7(scores: Mapping[str, Sequence[float]], path: str | Path, bins: int = 40,
-            order: Sequence[str] = (), title: str = "") -> list[Path]:
+            order: Sequence[str] = (), title: str = "", label: str = "VQScore") -> list[Path]:
     """One panel per source (counts, shared x axis), median dashed. Returns PNG and PDF paths."""
     plt = _pyplot()
     names = order_sources(scores, order)
@@ -98,7 +106,7 @@ def figure7(scores: Mapping[str, Sequence[float]], path: str | Path, bins: int =
         if i % cols == 0:
             ax.set_ylabel("utterances", fontsize=8)
         if i >= len(names) - cols:
-            ax.set_xlabel("VQScore", fontsize=8)
+            ax.set_xlabel(label, fontsize=8)
     if title:
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()

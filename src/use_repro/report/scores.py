@@ -87,6 +87,7 @@ class Scores:
     frame: pd.DataFrame                 # index: utterance id; columns: canonical metrics
     backends: dict[str, Backend] = field(default_factory=dict)
     pooled: dict[str, pd.DataFrame] = field(default_factory=dict)  # metric -> [errors, total] per utt
+    notes: pd.Series | None = None      # per utterance: why values are missing (`na`, `error`)
 
     def mean(self, metric: str, ids=None) -> float:
         """Mean over utterances (`ids` restricts to a subset); NaN when no utterance has a value.
@@ -116,11 +117,23 @@ class Scores:
         return len(self.frame) if ids is None else len(self.frame.index.intersection(ids))
 
     def na_reason(self, metric: str) -> str:
+        """Why `metric` has no value: the backend's reason, else the most common per-utterance
+        note (`CAcc: language 'it': the ASR backend is English only`)."""
         b = self.backends.get(metric)
         if b and b.reason:
             return b.reason
         if metric not in self.frame:
             return "not computed by the metric stage"
+        if self.notes is not None:
+            import re
+
+            found = []
+            for text in self.notes.dropna().astype(str):
+                for part in re.split(r";\s*(?=[A-Za-z_]+:)", text):
+                    if part.split(":", 1)[0].strip() in (metric, "*", "all"):
+                        found.append(part.split(":", 1)[1].strip())
+            if found:
+                return "; ".join(pd.Series(found).value_counts().index[:3])
         return "no utterance has a value"
 
 
@@ -149,9 +162,14 @@ def read_scores(csv_path: str | Path, system: str | None = None) -> Scores:
             pooled["CAcc"] = pd.DataFrame({errs: pd.to_numeric(raw[errs], errors="coerce"),
                                            tot: pd.to_numeric(raw[tot], errors="coerce")})
             break
+    notes = None
+    for col in ("na", "error"):
+        if col in raw:
+            part = raw[col].where(raw[col].notna() & (raw[col].astype(str).str.strip() != ""))
+            notes = part if notes is None else notes.fillna(part)
     js = csv_path.with_suffix(".json")
     backends = read_backends(js) if js.exists() else {}
-    return Scores(system or csv_path.parent.parent.name, frame, backends, pooled)
+    return Scores(system or csv_path.parent.parent.name, frame, backends, pooled, notes)
 
 
 # Substrings that identify the backends URGENT 2025 used (when the JSON does not say).

@@ -125,14 +125,18 @@ def unwrap(module: nn.Module) -> nn.Module:
 
 
 @contextlib.contextmanager
-def no_sync(module: nn.Module) -> Iterator[None]:
-    """Skip DDP's gradient all-reduce for the backward passes inside (a no-op otherwise).
+def frozen(module: nn.Module) -> Iterator[None]:
+    """`requires_grad=False` on `module`'s parameters inside, restored on exit.
 
-    The GAN's generator step back-propagates through the discriminator; those discriminator
-    gradients are discarded, so averaging them across ranks would be wasted traffic.
+    For a module used inside another's objective (the discriminator in the generator step): its
+    parameter gradients are not computed. Call the bare module there, not its DDP wrapper, so
+    DDP's bookkeeping only ever sees the module's own update.
     """
-    if isinstance(module, nn.parallel.DistributedDataParallel):
-        with module.no_sync():
-            yield
-    else:
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
         yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)

@@ -15,7 +15,8 @@ the whole two-stage model (frozen regression weights included), so one file enha
 adversarial objective and discriminator; `final.pt` is a USEMamba.
 
 Each step: the discriminator update on (target, detached output), then the generator update;
-real and enhanced speech go through the discriminator as one batch of two.
+real and enhanced speech go through the discriminator as one batch of two. In the generator
+update the discriminator is frozen (no parameter gradients, no DDP traffic).
 
     use-repro train residual-correlation --checkpoint GAN.pt --test-meta M [--target T] --out FILE.json
 
@@ -68,11 +69,15 @@ class AdversarialTask:
         est = output_spectra(self.g(x["mag_c"], x["pha"]), fs, clean.shape[-1])
 
         scores, _ = self.d(torch.cat([clean, est["wav"].detach()]), fs)
+        scores = scores.float()  # losses in float32 also under autocast
         loss_d = loss_discriminator(scores[:1], scores[1:])
         update("discriminator", loss_d)
 
-        with D.no_sync(self.d):  # discriminator gradients of the generator step are discarded
-            scores, feats = self.d(torch.cat([clean, est["wav"]]), fs)
+        # The generator step runs the bare discriminator with its parameters frozen: no DDP
+        # all-reduce and no parameter gradients for it, only the gradient to the generator.
+        with D.frozen(self.disc):
+            scores, feats = self.disc(torch.cat([clean, est["wav"]]), fs)
+        scores, feats = scores.float(), [f.float() for f in feats]
         losses = recon_losses(est, ref, fs, self.weights)
         losses["adversarial"] = loss_adversarial(scores[1:])
         losses["feature_matching"] = loss_feature_matching([f[:1] for f in feats], [f[1:] for f in feats])

@@ -212,7 +212,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict:
 
 def latest_checkpoint(ckpt_dir: str | os.PathLike) -> tuple[Path, dict] | None:
     """The newest checkpoint that loads; an unreadable one is reported and skipped."""
-    for step, path in reversed(list_checkpoints(ckpt_dir)):
+    for _, path in reversed(list_checkpoints(ckpt_dir)):
         try:
             return path, load_checkpoint(path)
         except Exception as e:  # noqa: BLE001 - any unreadable file falls back to an older one

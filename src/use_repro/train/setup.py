@@ -111,14 +111,15 @@ def simulation_sources(args: argparse.Namespace) -> tuple[list, list, list, list
     """(speech items, noise, rir, wind entries) of the train split for on-the-fly simulation:
     explicit --*-scp manifests, else those found under --corpus-dir as `simulate params` finds them."""
     from use_repro.audio.io import AudioError, audio_info
-    from use_repro.data.manifest import read_scp
+    from use_repro.data.manifest import ScpEntry, read_scp
     from use_repro.data.params import SpeechItem
+    from use_repro.data.render import resolve_path
     from use_repro.data.simulate import find_manifest
 
     def entries(kind: str) -> list:
         paths = getattr(args, f"{kind}_scp") or (find_manifest(args.corpus_dir, kind, "train")
                                                   if args.corpus_dir else [])
-        return [e for p in paths for e in read_scp(p, base_dir=Path(p).parent)]
+        return [ScpEntry(e.uid, e.fs, resolve_path(e.path, p)) for p in paths for e in read_scp(p)]
 
     speech = []
     for e in entries("speech"):
