@@ -134,6 +134,27 @@ def run_job(job: dict) -> dict:
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def measure(results: dict, where: str, stages, base: dict) -> None:
+    """Run each stage at 16 and 48 kHz in its own process; print a line and keep the numbers."""
+    for stage in stages:
+        for fs in (16000, 48000):
+            r = run_job({**base, "stage": stage, "fs": fs})
+            results[f"{where}_{stage}_{fs // 1000}k"] = r
+            head = f"{stage:>10} {fs // 1000:>2} kHz:"
+            if "error" in r:
+                print(f"{head} failed: {r['error']}")
+                continue
+            line = (f"{head} {r['steps_per_s']:6.2f} steps/s ({r['s_per_step']:.3f} s/step, best "
+                    f"{r['min_s_per_step']:.3f}, CPU {r['cpu_s_per_step']:.3f} s/step), "
+                    f"{r['audio_s_per_s']:5.2f} s of audio/s, ")
+            if "peak_gpu_mb" in r:
+                line += f"peak GPU {r['peak_gpu_mb']:.0f} MB, fused kernel: {r['fused_kernel']}"
+            else:
+                line += (f"peak RSS {r['peak_rss_mb']:.0f} MB, "
+                         f"{r['trainable_parameters']:,} trainable parameters")
+            print(line)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--threads", type=int, default=2)
@@ -151,45 +172,25 @@ def main() -> int:
 
     sys.stdout.reconfigure(line_buffering=True)  # progress lines show up in logs as they come
     results: dict = {"load_average_before": os.getloadavg(), "threads": args.threads}
+    common = {"threads": args.threads, "steps": args.steps, "warmup": args.warmup}
     if args.only in (None, "cpu"):
         from use_repro.config import load_config
 
         seg = float(load_config("mini")["train"]["segment_seconds"])
         print(f"== mini profile on {args.threads} CPU threads, {seg:g} s crops "
               f"(load average {os.getloadavg()[0]:.2f}) ==")
-        for stage in ("regression", "gan", "finetune"):
-            for fs in (16000, 48000):
-                job = {"stage": stage, "fs": fs, "profile": "mini", "device": "cpu", "threads": args.threads,
-                       "segment_seconds": seg, "utterance_seconds": seg + 1.0, "steps": args.steps,
-                       "warmup": args.warmup, "amp": False}
-                r = run_job(job)
-                results[f"cpu_{stage}_{fs // 1000}k"] = r
-                if "error" in r:
-                    print(f"{stage:>10} {fs // 1000:>2} kHz: failed: {r['error']}")
-                    continue
-                print(f"{stage:>10} {fs // 1000:>2} kHz: {r['steps_per_s']:6.2f} steps/s "
-                      f"({r['s_per_step']:.3f} s/step, best {r['min_s_per_step']:.3f}, "
-                      f"CPU {r['cpu_s_per_step']:.3f} s/step), "
-                      f"{r['audio_s_per_s']:5.2f} s of audio/s, peak RSS {r['peak_rss_mb']:.0f} MB, "
-                      f"{r['trainable_parameters']:,} trainable parameters")
+        measure(results, "cpu", ("regression", "gan", "finetune"),
+                {**common, "profile": "mini", "device": "cpu", "segment_seconds": seg,
+                 "utterance_seconds": seg + 1.0, "amp": False})
     if args.only in (None, "gpu"):
         if not torch.cuda.is_available():
             print("== gpu: skipped (no CUDA device) ==")
             results["gpu"] = "skipped: no CUDA device"
         else:
             print(f"== gpu profile (paper models) on {torch.cuda.get_device_name(0)}, 4 s utterances, bf16 ==")
-            for stage in ("regression", "gan"):
-                for fs in (16000, 48000):
-                    job = {"stage": stage, "fs": fs, "profile": "gpu", "device": "cuda", "threads": args.threads,
-                           "segment_seconds": 4.0, "utterance_seconds": 4.0, "steps": args.steps,
-                           "warmup": args.warmup, "amp": True}
-                    r = run_job(job)
-                    results[f"gpu_{stage}_{fs // 1000}k"] = r
-                    if "error" in r:
-                        print(f"{stage:>10} {fs // 1000:>2} kHz: failed: {r['error']}")
-                        continue
-                    print(f"{stage:>10} {fs // 1000:>2} kHz: {r['steps_per_s']:6.2f} steps/s, "
-                          f"peak GPU {r['peak_gpu_mb']:.0f} MB, fused kernel: {r['fused_kernel']}")
+            measure(results, "gpu", ("regression", "gan"),
+                    {**common, "profile": "gpu", "device": "cuda", "segment_seconds": 4.0,
+                     "utterance_seconds": 4.0, "amp": True})
     results["load_average_after"] = os.getloadavg()
     if args.out:
         with open(args.out, "w") as f:

@@ -13,6 +13,7 @@ from use_repro.cli import main
 from use_repro.enhance import chunk_spans, crossfade_weights, enhance_signal
 
 from .conftest import tone
+from .train.conftest import one_thread  # noqa: F401 (autouse: one torch thread)
 
 
 @pytest.fixture(scope="module")

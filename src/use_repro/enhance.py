@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,9 +119,11 @@ def crossfade_weights(spans: list[tuple[int, int]]) -> list[np.ndarray]:
     return out
 
 
-def normalized_call(fn: WaveFn, x: np.ndarray, fs: int, device: torch.device, eps: float = 1e-8) -> np.ndarray:
+def normalized_call(fn: WaveFn, x: np.ndarray, fs: int, device: torch.device) -> np.ndarray:
     """Scale `x` [T] to unit RMS (as in training), run the model, undo the scaling."""
-    g = 1.0 / math.sqrt(float(np.mean(x.astype(np.float64) ** 2)) + eps)
+    from use_repro.data.dataset import unit_rms_gain
+
+    g = unit_rms_gain(x)
     t = torch.from_numpy(np.ascontiguousarray(x * g, dtype=np.float32)).to(device)[None]
     with torch.inference_mode():
         y = fn(t, fs)[0].float().cpu().numpy()

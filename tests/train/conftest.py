@@ -53,6 +53,15 @@ def write_profile(path: Path, **train) -> Path:
     return path
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine the idle one spins."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def tiny_meta(tmp_path_factory) -> Path:
     return make_meta(tmp_path_factory.mktemp("tiny_data"))

@@ -126,9 +126,14 @@ class DrawSampler(Sampler):
             k += 1
 
 
-def normalize_pair(noisy: np.ndarray, clean: np.ndarray, eps: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
+def unit_rms_gain(x: np.ndarray, eps: float = 1e-8) -> float:
+    """The gain that brings `x` to unit RMS (the model's input scaling)."""
+    return float(1.0 / np.sqrt(np.mean(np.asarray(x, dtype=np.float64) ** 2) + eps))
+
+
+def normalize_pair(noisy: np.ndarray, clean: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Scale both so the noisy signal has unit RMS."""
-    g = 1.0 / np.sqrt(np.mean(noisy.astype(np.float64) ** 2) + eps)
+    g = unit_rms_gain(noisy)
     return (noisy * g).astype(np.float32), (clean * g).astype(np.float32)
 
 

@@ -44,7 +44,7 @@ class RunContext:
     def meta(self, args: argparse.Namespace) -> dict:
         """Stored in checkpoints and final.pt: enough to know what made them."""
         return {"stage": self.stage, "target": self.target, "seed": self.seed,
-                "args": {k: v for k, v in vars(args).items() if k != "func" and _jsonable(v)},
+                "args": {k: v for k, v in vars(args).items() if _jsonable(v)},
                 "config": self.cfg}
 
 

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from use_repro.audio.io import read_audio
-from use_repro.data.dataset import normalize_pair
+from use_repro.data.dataset import unit_rms_gain
 from use_repro.train import distributed as D
 
 log = logging.getLogger(__name__)
@@ -57,12 +57,15 @@ class Validator:
         return self._mos
 
     def _pair(self, i: int):
+        """(fs, noisy, target, gain): the pair scaled as in training (noisy at unit RMS) and the
+        gain that scaling applied."""
         if i not in self._cache:  # validation sets are small: keep the decoded audio
             row = self.rows[i]
             noisy, fs = read_audio(row["noisy"])
             ref, _ = read_audio(row["clean"])
             n = min(len(noisy), len(ref))
-            self._cache[i] = (row["id"], fs, *normalize_pair(noisy[:n], ref[:n]))
+            gain = unit_rms_gain(noisy[:n])
+            self._cache[i] = (fs, (noisy[:n] * gain).astype(np.float32), (ref[:n] * gain).astype(np.float32), gain)
         return self._cache[i]
 
     def _skip(self, metric: str, err: Exception) -> None:
@@ -70,8 +73,9 @@ class Validator:
             log.warning("validation: %s left out (%s)", metric, err)
             self._missing.add(metric)
 
-    def score(self, est: np.ndarray, ref: np.ndarray, fs: int) -> dict[str, float]:
-        """All metrics of one utterance (`est`, `ref` [T] float32 at `fs`)."""
+    def score(self, est: np.ndarray, ref: np.ndarray, fs: int, gain: float = 1.0) -> dict[str, float]:
+        """All metrics of one utterance: `est`, `ref` [T] float32 at `fs`, both scaled by `gain`
+        (the losses are taken there, as in training; PESQ and MOS at the original level)."""
         out: dict[str, float] = {}
         wanted_losses = [m for m in self.metrics if m in LOSS_METRICS]
         if wanted_losses:
@@ -85,13 +89,13 @@ class Validator:
             try:
                 from use_repro.metrics.intrusive import pesq_score
 
-                out["PESQ"] = pesq_score(ref, est, fs)
+                out["PESQ"] = pesq_score(ref / gain, est / gain, fs)
             except (ImportError, ValueError) as err:
                 self._skip("pesq", err)
         if "mos" in self.metrics and "mos" not in self._missing:
             try:
                 name, fn = self._mos_backend()
-                out[name] = fn(est, fs)
+                out[name] = fn(est / gain, fs)
             except (ImportError, RuntimeError) as err:
                 self._skip("mos", err)
         return out
@@ -100,11 +104,11 @@ class Validator:
         mine = range(self.info.rank, len(self.rows), self.info.world_size)
         per_utt = []
         for i in mine:
-            uid, fs, noisy, ref = self._pair(i)
+            fs, noisy, ref, gain = self._pair(i)
             x = torch.from_numpy(noisy).to(self.info.device)[None]
             with torch.no_grad():
                 est = fn(x, fs)[0].float().cpu().numpy()
-            per_utt.append(self.score(est, ref, fs))
+            per_utt.append(self.score(est, ref, fs, gain))
         gathered = [u for part in D.all_gather_objects(per_utt) for u in part]
         if not self.info.is_main:
             return None
