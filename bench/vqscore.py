@@ -16,7 +16,7 @@ Throughput is seconds of audio per second, "x real time"; goals: >= 100x on one 
 >= 1000x on a GPU. The machine may be shared: wall-clock numbers are printed with the load
 average, and CPU-time numbers (the work itself) beside them. Without --estimator an untrained
 2048 x 32 model is used (the cost does not depend on the weights). The audio is made here:
-speech-like voiced syllables at `--rate`, written as FLAC.
+the tests' speech-like voiced syllables (tests/quality/conftest.py) at `--rate`, as FLAC.
 """
 from __future__ import annotations
 
@@ -28,34 +28,16 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "src"), str(ROOT)]
 
+from tests.quality.conftest import babble_voice  # noqa: E402  (the tests' speech-like audio)
 from use_repro.audio.io import write_audio  # noqa: E402
 from use_repro.data.manifest import ScpEntry  # noqa: E402
 from use_repro.quality import vqscore as V  # noqa: E402
 from use_repro.quality.filtering import load_16k  # noqa: E402
-
-
-def speechlike(seconds: float, fs: int, seed: int) -> np.ndarray:
-    """Voiced syllables with moving formants and pauses, [T] float32 (same recipe as the tests)."""
-    rng = np.random.default_rng(seed)
-    n = int(seconds * fs)
-    out = np.zeros(n)
-    pos = 0
-    while pos < n:
-        seg = min(int(rng.uniform(0.12, 0.35) * fs), n - pos)
-        t = np.arange(seg) / fs
-        f0 = rng.uniform(90, 220)
-        f1, f2 = rng.uniform(300, 900), rng.uniform(900, 2500)
-        syl = sum((np.exp(-((k * f0 - f1) / 250) ** 2) + 0.6 * np.exp(-((k * f0 - f2) / 350) ** 2) + 0.02)
-                  * np.sin(2 * np.pi * k * f0 * t) / np.sqrt(k) for k in range(1, int(4000 / f0)))
-        out[pos:pos + seg] = syl * np.sin(np.pi * np.arange(seg) / seg) ** 0.7
-        pos += seg + int(rng.uniform(0.03, 0.2) * fs)
-    out += 0.002 * rng.standard_normal(n)
-    return (0.5 * out / np.abs(out).max()).astype(np.float32)
 
 
 def timed(fn, repeats: int = 1) -> tuple[float, float]:
@@ -93,7 +75,7 @@ def main() -> int:
         entries = []
         for i in range(args.files):
             p = Path(tmp) / f"u{i:03d}.flac"
-            write_audio(p, speechlike(args.seconds, args.rate, i), args.rate)
+            write_audio(p, babble_voice(args.seconds, args.rate, seed=i), args.rate)
             entries.append(ScpEntry(f"u{i:03d}", args.rate, str(p)))
         wavs16 = [load_16k(e)[0] for e in entries]
 

@@ -13,7 +13,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
+
+# Idle OpenMP threads spin by default; on a shared or oversubscribed CPU that multiplied the CPU
+# cost of a 2-thread training step by ~8 (measured in bench/train.py). Set before torch loads;
+# a user's own setting wins.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # name -> (module, one-line summary). Order is the order of the pipeline.
 STAGES: dict[str, tuple[str, str]] = {

@@ -3,10 +3,15 @@ import itertools
 
 import numpy as np
 import pytest
+import torch
 
+from tests.quality.conftest import babble_voice
+from use_repro.audio.io import write_audio
+from use_repro.batch import Failures
 from use_repro.data.manifest import ScpEntry, read_scp
 from use_repro.quality.filtering import (ScoreRow, Threshold, auc_report, filter_sweep, read_scores, resolve_mode,
-                                         roc_auc, select, source_resolver, write_scores)
+                                         roc_auc, score_entries, select, source_resolver, write_scores)
+from use_repro.quality.vqscore import VQScoreArgs, VQScoreModel, l2norm
 
 
 def _rows(n=200, seed=0, ties=False):
@@ -134,3 +139,22 @@ def test_source_resolvers():
         source_resolver("^zzz", "uid")(e)
     with pytest.raises(ValueError, match="speech_info"):
         source_resolver(field="info", info={})(e)
+
+
+def test_scoring_in_worker_processes_matches_scoring_here(tmp_path):
+    torch.manual_seed(0)
+    model = VQScoreModel(VQScoreArgs(codebook_size=64)).eval()
+    model.codebook.embed.copy_(l2norm(torch.randn(64, 32)))
+    entries = []
+    for i in range(6):
+        fs = (16000, 22050)[i % 2]
+        write_audio(tmp_path / f"u{i}.flac", babble_voice(1.0, fs, seed=i), fs)
+        entries.append(ScpEntry(f"u{i}", fs, str(tmp_path / f"u{i}.flac")))
+    entries.append(ScpEntry("gone", 16000, str(tmp_path / "gone.flac")))
+    of = source_resolver("^([a-z])", "uid")
+    failures = Failures("vqscore score")
+    here = score_entries(model, entries[:6], of)
+    pooled = score_entries(model, entries, of, workers=2, chunk=2, failures=failures)  # 2 processes
+    assert [r.uid for r in pooled] == [r.uid for r in here]
+    assert [r.score for r in pooled] == pytest.approx([r.score for r in here], abs=1e-6)
+    assert [uid for uid, _ in failures.items] == ["gone"]

@@ -132,8 +132,10 @@ def test_table1_pairs_ours_with_reported_rows(synthetic_run):
     assert "DistillMOS [distillmos]" in md and "DistillMOS is not one of the paper's metrics" in md
     assert "NISQA is n/a for all our systems: provide weights/nisqa/nisqa.tar" in md
     assert pd.isna(ours["UTMOS"]) and ours["DistillMOS"] > 0
-    # Table 6 is referenced against anechoic speech: a different file, different numbers
+    # Table 6 is referenced against anechoic speech: a different file, the paper's five metrics
     t6 = pd.read_csv(tdir / "table6.csv")
+    assert list(t6.columns[4:]) == ["PESQ", "ESTOI", "SBERT", "LPS", "SpkSim"]
+    assert "noisy" not in set(t6["system"])
     a = t6[(t6.system == "early") & (t6.source == "reproduced")]["PESQ"].iloc[0]
     assert a == pytest.approx(pd.read_csv(layout.eval_csv(synthetic_run["results"], "early", "test", "anechoic"))["PESQ"].mean(), abs=1e-6)
 

@@ -12,7 +12,6 @@ import os
 import re
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
 from use_repro.config import REPO_ROOT

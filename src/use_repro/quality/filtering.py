@@ -35,7 +35,7 @@ from use_repro.batch import Failures
 from use_repro.data.manifest import ScpEntry, write_scp
 from use_repro.fs import atomic_path
 from use_repro.progress import progress
-from use_repro.quality.vqscore import VQScoreModel, magnitude, to_16k
+from use_repro.quality.vqscore import VQScoreModel, magnitude, model_from_state, to_16k
 
 log = logging.getLogger(__name__)
 
@@ -152,13 +152,7 @@ def _worker_init(args: dict, state: dict) -> None:
     # One intra-op thread per process: processes scale over cores, where OpenMP threads
     # contending for the same cores spin and slow everything down.
     torch.set_num_threads(1)
-    from use_repro.quality.vqscore import VQScoreArgs
-
-    a = dict(args)
-    a["channels"] = tuple(a["channels"])
-    model = VQScoreModel(VQScoreArgs(**a))
-    model.load_state_dict(state)
-    _WORKER["model"] = model.eval()
+    _WORKER["model"] = model_from_state(args, state)
 
 
 def _worker_score(chunk: list[ScpEntry]) -> list:

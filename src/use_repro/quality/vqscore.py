@@ -499,11 +499,14 @@ def load_estimator(path: str | Path, device: str | torch.device = "cpu") -> tupl
     if not isinstance(ckpt, dict) or ckpt.get("class") != "VQScoreModel":
         raise ValueError(f"{path}: not a VQScore checkpoint (expected keys class=VQScoreModel, "
                          f"or the original code's model.VQVAE)")
-    a = dict(ckpt["args"])
-    a["channels"] = tuple(a["channels"])
-    model = VQScoreModel(VQScoreArgs(**a))
-    model.load_state_dict(ckpt["state_dict"])
-    return model.to(device).eval(), ckpt
+    return model_from_state(ckpt["args"], ckpt["state_dict"]).to(device), ckpt
+
+
+def model_from_state(args: dict, state: dict[str, torch.Tensor]) -> VQScoreModel:
+    """A model in eval mode from its constructor arguments (as a dict) and weights."""
+    model = VQScoreModel(VQScoreArgs(**{**args, "channels": tuple(args["channels"])}))
+    model.load_state_dict(state)
+    return model.eval()
 
 
 # The original code's names (VQVAE_QE in models/VQVAE_models.py, lucidrains' VectorQuantize

@@ -125,12 +125,12 @@ def _tables(cfg: dict, results: Path, args) -> int:
         table = T.table4(original, systems, lang, T.read_reported("table4"), profile, dec)
     else:
         ref = "anechoic" if name == "table6" else "early"
-        noisy = _system(results, cfg, NOISY, "test", ref)
+        noisy = _system(results, cfg, NOISY, "test", ref) if name != "table6" else None
         systems = [_system(results, cfg, n, "test", ref) for n in table_systems(cfg)]
         if name == "table1":
             table = T.table1(noisy, systems, T.read_reported("table1"), profile, dec)
         elif name == "table6":
-            table = T.table6(noisy, systems, T.read_reported("table6"), profile, dec)
+            table = T.table6(systems, T.read_reported("table6"), profile, dec)
         elif name == "table2":
             proposed = cfg["report"].get("proposed")
             for s in systems:
