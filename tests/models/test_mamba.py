@@ -6,9 +6,8 @@ import math
 import pytest
 import torch
 
-from use_repro.models.mamba import (Mamba, fused_available, linear_scan, resolve_backend,
-                                    scan_chunks, selective_scan, selective_scan_ref,
-                                    selective_scan_torch)
+from use_repro.models.mamba import (Mamba, fused_available, resolve_backend, scan_chunks,
+                                    selective_scan, selective_scan_ref, selective_scan_torch)
 
 LENGTHS = (1, 3, 16, 37, 100, 257)
 
@@ -40,18 +39,6 @@ def test_torch_scan_matches_reference_output_and_gradients(length):
         torch.testing.assert_close(y, y_ref, atol=1e-4, rtol=1e-4)
         for name, a, b in zip("u delta A B C D z delta_bias".split(), grads, grads_ref):
             torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-4, msg=lambda m, n=name: f"grad {n}: {m}")
-
-
-@pytest.mark.parametrize("chunk", [1, 2, 5, 64])
-def test_linear_scan_any_chunk(chunk):
-    g = torch.Generator().manual_seed(1)
-    log_a = -torch.rand(3, 50, 4, generator=g)
-    b = torch.randn(3, 50, 4, generator=g)
-    h, out = torch.zeros(3, 4), []
-    for t in range(50):
-        h = torch.exp(log_a[:, t]) * h + b[:, t]
-        out.append(h)
-    torch.testing.assert_close(linear_scan(log_a, b, chunk), torch.stack(out, 1), atol=1e-5, rtol=1e-5)
 
 
 def test_chunking_policy():

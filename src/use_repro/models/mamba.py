@@ -121,72 +121,11 @@ def selective_scan_ref(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B:
     return _finish(y, u, D, z, dtype)
 
 
-def default_chunk(length: int) -> int:
-    """Chunk size of the parallel scan: about sqrt(L), which minimises the vector steps."""
-    return max(1, int(math.ceil(math.sqrt(max(length, 1)))))
-
-
-def linear_scan(log_a: torch.Tensor, b: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
-    """Parallel (chunked) solution of ``h[t] = exp(log_a[t]) * h[t-1] + b[t]``, ``h[-1] = 0``.
-
-    ``log_a`` and ``b``: ``[batch, L, *rest]`` (time on dim 1). Returns ``h`` with b's shape.
-    Work is O(L); vector steps ~ L / chunk + chunk.
-    """
-    return _chunked_scan(lambda x: x, log_a, b, chunk)
-
-
-def _chunked_scan(expand, rate: torch.Tensor, b: torch.Tensor, chunk: int | None) -> torch.Tensor:
-    """Chunked scan with ``log_a = expand(rate)``, where ``expand`` is linear and elementwise in
-    time (so the cumulative sum of log_a is ``expand`` of the cumulative sum of ``rate``).
-
-    The selective scan passes ``rate = dt [B, L, D]`` and ``expand = (* A)`` broadcasting to
-    ``[B, L, D, N]``: the cumulative sums then run on a tensor d_state times smaller.
-    """
-    length = b.shape[1]
-    if length == 0:
-        return b
-    k = default_chunk(length) if chunk is None else max(1, min(int(chunk), length))
-    n_chunks = -(-length // k)
-    pad = n_chunks * k - length
-    if pad:
-        # a = 1, b = 0 after the end: outputs past L are discarded and earlier ones unaffected.
-        rate = F.pad(rate, (0,) * (2 * (rate.dim() - 2)) + (0, pad))
-        b = F.pad(b, (0,) * (2 * (b.dim() - 2)) + (0, pad))
-    batch, rest = b.shape[0], b.shape[2:]
-    rate = rate.reshape(batch, n_chunks, k, *rate.shape[2:])
-    b = b.reshape(batch, n_chunks, k, *rest)
-    a = torch.exp(expand(rate))                            # [batch, chunks, k, *rest]
-
-    # 1. scan inside every chunk at once (state starts at 0 in each chunk): k vector steps.
-    # unbind, not indexing: the backward of k separate selections would zero-fill and add k
-    # full-size gradient tensors (quadratic traffic); unbind's backward is one stack.
-    a_steps, b_steps = torch.unbind(a, dim=2), torch.unbind(b, dim=2)
-    states = [b_steps[0]]
-    for i in range(1, k):
-        states.append(a_steps[i] * states[-1] + b_steps[i])
-    local = torch.stack(states, dim=2)                     # [batch, chunks, k, *rest]
-    # decay from each chunk's start to each position: exp of a cumulative sum of logs (<= 1)
-    decay = torch.exp(expand(torch.cumsum(rate, dim=2)))   # [batch, chunks, k, *rest]
-
-    # 2. carry the state across chunk boundaries: n_chunks vector steps
-    decay_end = torch.unbind(decay[:, :, -1], dim=1)
-    local_end = torch.unbind(states[-1], dim=1)
-    carried = [torch.zeros_like(local_end[0])]
-    for c in range(n_chunks - 1):
-        carried.append(decay_end[c] * carried[-1] + local_end[c])
-    carry = torch.stack(carried, dim=1)                    # [batch, chunks, *rest]
-
-    # 3. every position gets its chunk's incoming state, decayed to it
-    h = local + decay * carry.unsqueeze(2)
-    h = h.reshape(batch, n_chunks * k, *rest)
-    return h[:, :length] if pad else h
-
-
 # Work per vector op that amortises PyTorch's per-op overhead (~5 us) on a CPU while staying in
 # cache: the scan cuts the sequence into as many chunks as it takes to give each step's slab
 # [batch, chunks, d_inner, d_state] about this many elements (per thread).
 SLAB_ELEMENTS = 1 << 16
-MIN_CHUNKS = 4   # below this the two-pass chunked form (12 vs 7 ops per element) does not pay
+MIN_CHUNKS = 4   # fewer chunks save too few steps to pay for the extra pass and stored step terms
 
 
 def scan_chunks(batch: int, dim: int, state: int, length: int, threads: int | None = None) -> int:
@@ -222,7 +161,8 @@ def selective_scan_torch(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, 
     recurrence. With one chunk (large layers, see :func:`scan_chunks`) steps 1-2 are skipped and
     nothing of size ``[B, L, d_inner, d_state]`` is materialised: each step's decays and inputs
     are made on the fly, as the fused kernel does, so every vector op stays in cache. With
-    several chunks, step 1 keeps its per-step terms for step 3 (the slabs are small then).
+    several chunks (small layers only) every step's decays and inputs are made in one vector op
+    each and shared by steps 1 and 3.
     """
     dtype = u.dtype
     u, delta = _prepare(u, delta, delta_bias, delta_softplus)
@@ -235,43 +175,47 @@ def selective_scan_torch(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, 
     k = -(-length // n_chunks)
     pad = n_chunks * k - length
 
-    def steps(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """[B, X, L] -> k tensors [B, chunks, X] (step i of every chunk); padding: 0."""
+    def by_step(x: torch.Tensor) -> torch.Tensor:
+        """[B, X, L] -> [k, B, chunks, X]: step i of every chunk (padding: 0)."""
         if pad:
             x = F.pad(x, (0, pad))
-        x = x.reshape(batch, x.shape[1], n_chunks, k).permute(3, 0, 2, 1).contiguous()
-        return torch.unbind(x, dim=0)
+        return x.reshape(batch, x.shape[1], n_chunks, k).permute(3, 0, 2, 1).contiguous()
 
-    dt_s = steps(delta)                       # dt = 0 after the end: decay 1, input 0
-    du_s = steps(delta * u)
-    b_s, c_s = steps(B.float()), steps(C.float())
+    dt_k = by_step(delta)                     # dt = 0 after the end: decay 1, input 0
+    du_k = by_step(delta * u)
+    b_k, c_k = by_step(B.float()), by_step(C.float())
 
-    def step_terms(i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        a = torch.exp(dt_s[i].unsqueeze(-1) * A)                           # [B, chunks, D, N]
-        return a, du_s[i].unsqueeze(-1) * b_s[i].unsqueeze(-2)
-
-    terms = None
-    h = None
-    if n_chunks > 1:
-        # pass 1: each chunk from a zero state; its steps' decays and inputs are kept for pass 3
-        terms = [step_terms(i) for i in range(k)]
-        for a, inp in terms:
-            h = inp if h is None else torch.addcmul(inp, a, h)
-        # pass 2: the state entering each chunk
-        chunk_dt = F.pad(delta, (0, pad)).reshape(batch, dim, n_chunks, k).sum(-1).transpose(1, 2)
-        decay = torch.unbind(torch.exp(chunk_dt.unsqueeze(-1) * A), dim=1)   # [B, D, N] each
-        ends = torch.unbind(h, dim=1)
+    if n_chunks == 1:
+        # one pass, every step's terms made on the fly: [B, d_inner, d_state] ops stay in cache
+        ys, h = [], None
+        for dt_i, du_i, b_i, c_i in zip(dt_k.unbind(0), du_k.unbind(0), b_k.unbind(0), c_k.unbind(0)):
+            inp = du_i.unsqueeze(-1) * b_i.unsqueeze(-2)                      # [B, 1, D, N]
+            h = inp if h is None else torch.addcmul(inp, torch.exp(dt_i.unsqueeze(-1) * A), h)
+            ys.append(torch.linalg.vecdot(h, c_i.unsqueeze(-2)))              # [B, 1, D]
+        y = torch.stack(ys, dim=0)                                            # [k, B, 1, D]
+    else:
+        # the slabs are small here (see scan_chunks): make every step's terms in one op each
+        a_k = torch.exp(dt_k.unsqueeze(-1) * A).unbind(0)                     # k x [B, chunks, D, N]
+        inp_k = (du_k.unsqueeze(-1) * b_k.unsqueeze(-2)).unbind(0)
+        # 1. every chunk from a zero state: its final state
+        h = inp_k[0]
+        for a, inp in zip(a_k[1:], inp_k[1:]):
+            h = torch.addcmul(inp, a, h)
+        # 2. the state entering each chunk, carried with the chunks' total decays
+        chunk_dt = dt_k.sum(0)                                                # [B, chunks, D]
+        decay = torch.exp(chunk_dt.unsqueeze(-1) * A).unbind(1)              # chunks x [B, D, N]
+        ends = h.unbind(1)
         carried = [torch.zeros_like(ends[0])]
         for c in range(n_chunks - 1):
             carried.append(torch.addcmul(ends[c], decay[c], carried[-1]))
-        h = torch.stack(carried, dim=1)                                    # [B, chunks, D, N]
-    # pass 3 (the only pass with one chunk): scan from the entering states, emitting y
-    ys = []
-    for i in range(k):
-        a, inp = terms[i] if terms is not None else step_terms(i)
-        h = inp if h is None else torch.addcmul(inp, a, h)
-        ys.append(torch.linalg.vecdot(h, c_s[i].unsqueeze(-2)))           # [B, chunks, D]
-    y = torch.stack(ys, dim=2).reshape(batch, n_chunks * k, dim)           # [B, chunks, k, D]
+        h = torch.stack(carried, dim=1)                                       # [B, chunks, D, N]
+        # 3. every chunk again from its entering state
+        hs = []
+        for a, inp in zip(a_k, inp_k):
+            h = torch.addcmul(inp, a, h)
+            hs.append(h)
+        y = torch.linalg.vecdot(torch.stack(hs, dim=0), c_k.unsqueeze(-2))    # [k, B, chunks, D]
+    y = y.permute(1, 2, 0, 3).reshape(batch, n_chunks * k, dim)
     if pad:
         y = y[:, :length]
     return _finish(y.transpose(1, 2), u, D, z, dtype)
