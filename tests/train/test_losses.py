@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from use_repro.audio.stft import mag_pha_istft, mag_pha_stft
-from use_repro.train.losses import (DEFAULT_WEIGHTS, LOSS_NAMES, anti_wrap, canonical,
+from use_repro.train.losses import (DEFAULT_WEIGHTS, LOSS_NAMES, REGRESSION_WEIGHTS, anti_wrap, canonical,
                                     loss_adversarial, loss_complex, loss_consistency,
                                     loss_discriminator, loss_feature_matching, loss_magnitude,
                                     loss_phase, loss_time, phase_terms, reconstruction_losses,
@@ -30,9 +30,18 @@ def test_names():
     assert LOSS_NAMES == ("magnitude", "complex", "phase", "time", "consistency", "adversarial",
                           "feature_matching")
     assert set(DEFAULT_WEIGHTS) == set(LOSS_NAMES)
+    assert set(REGRESSION_WEIGHTS) == {"magnitude", "complex", "phase", "time", "consistency"}
     assert canonical("loss_phase") == "phase"
     with pytest.raises(KeyError):
         canonical("loss_nope")
+
+
+def test_config_defaults_are_these_weights():
+    from use_repro.config import fill_defaults, load_schema
+
+    train = fill_defaults({}, load_schema())["train"]
+    assert train["gan_loss_weights"] == DEFAULT_WEIGHTS
+    assert train["loss_weights"] == REGRESSION_WEIGHTS
 
 
 def test_zero_at_the_target():
@@ -114,7 +123,7 @@ def test_gradients_flow_through_every_reconstruction_loss():
     pha = (ref["pha"] + 0.1).requires_grad_(True)
     com = torch.stack([mag_c * torch.cos(pha), mag_c * torch.sin(pha)], -1)
     losses = reconstruction_losses_spec(dict(mag_c=mag_c, pha=pha, com=com), ref, fs)
-    total = weighted_sum(losses, DEFAULT_WEIGHTS)
+    total = weighted_sum(losses, REGRESSION_WEIGHTS)
     total.backward()
     assert torch.isfinite(mag_c.grad).all() and mag_c.grad.abs().sum() > 0
     assert torch.isfinite(pha.grad).all() and pha.grad.abs().sum() > 0

@@ -14,11 +14,12 @@ the profile's config and the column of the training logs and learning curves:
 | ``feature_matching`` | :func:`loss_feature_matching` | L1 between discriminator feature maps of real and fake |
 | ``discriminator``    | :func:`loss_discriminator`    | least-squares GAN, discriminator side |
 
-``DEFAULT_WEIGHTS`` holds SEMamba's published weights for the reconstruction terms (its recipe
-``SEMamba_advanced.yaml``: magnitude 0.9, phase 0.3, complex 0.1, time 0.2, consistency 0.1)
-and, for the GAN terms, HiFi-GAN/DAC-style weights (adversarial 1, feature matching 2) scaled so
-the GAN terms do not swamp the reconstruction terms at the start of training. The paper gives no
-weights; the trainer reads them from the config.
+``DEFAULT_WEIGHTS`` are the defaults of the profile's ``train.gan_loss_weights`` (and, for the
+reconstruction terms, of ``train.loss_weights``); the paper gives no weights. Reconstruction:
+SEMamba's published weights (recipe ``SEMamba_advanced.yaml``: magnitude 0.9, phase 0.3, complex
+0.1, time 0.2, consistency 0.1). GAN: HiFi-GAN/DAC's 1 : 2 adversarial : feature-matching ratio,
+scaled to 0.05 : 0.1 so the GAN terms do not swamp the reconstruction terms at the start
+(SEMamba's metric-discriminator term also has weight 0.05). The trainer reads the config.
 
 Conventions: spectra ``[B, F, N]`` (``com`` ``[B, F, N, 2]``), waveforms ``[B, T]``; every loss
 is a scalar mean, so it does not depend on batch size, length or rate. The factor 2 of the
@@ -45,6 +46,7 @@ DEFAULT_WEIGHTS: dict[str, float] = {
     "magnitude": 0.9, "complex": 0.1, "phase": 0.3, "time": 0.2, "consistency": 0.1,
     "adversarial": 0.05, "feature_matching": 0.1,
 }
+REGRESSION_WEIGHTS: dict[str, float] = {k: DEFAULT_WEIGHTS[k] for k in RECONSTRUCTION}
 
 
 def canonical(name: str) -> str:
