@@ -271,18 +271,22 @@ def test_provenance_from_snakemake_job_records(synthetic_run, tmp_path):
     meta.mkdir()
     now = time.time()
     res = str(synthetic_run["results"])
-    for i, (rule, path, dur) in enumerate([("corpus", f"{res}/corpus/summary.csv", 10.0),
-                                           ("train", f"{res}/shifted/final.pt", 20.0),
-                                           ("train", f"{res}/early/final.pt", 30.0),
-                                           ("other", "/elsewhere/x", 99.0)]):
+    jobs = [("corpus", f"{res}/corpus/summary.csv", 10.0, 0, 0.0),
+            ("corpus", f"{res}/corpus/text", 10.0, 0, 0.001),        # a second output of that job
+            ("train", f"{res}/shifted/final.pt", 20.0, 1, 1.0),
+            ("train", f"{res}/shifted/curves.csv", 20.0, 1, 1.002),
+            ("train", f"{res}/early/final.pt", 30.0, 2, 2.0),
+            ("other", "/elsewhere/x", 99.0, 3, 3.0)]
+    for rule, path, dur, job, t in jobs:
         name = base64.urlsafe_b64encode(path.encode()).decode()
-        (meta / name).write_text(json.dumps({"rule": rule, "starttime": now + i, "endtime": now + i + dur,
-                                             "job_hash": i, "incomplete": False}))
+        (meta / name).write_text(json.dumps({"rule": rule, "starttime": now + t, "endtime": now + t + dur,
+                                             "job_hash": job, "incomplete": False}))
     out = synthetic_run["results"] / "provenance.md"
     assert report(synthetic_run, "provenance", "--metadata", str(meta), "--out", str(out)) == 0
     data = json.loads(out.with_suffix(".json").read_text())
     stages = {s["stage"]: s for s in data["stages"]}
     assert set(stages) == {"corpus", "train"} and stages["train"]["jobs"] == 2
+    assert stages["corpus"]["jobs"] == 1 and len(data["jobs"]) == 3
     assert stages["train"]["job_seconds"] == pytest.approx(50.0, abs=0.1)
     assert data["backends"]["SBERT"]["name"] == "whisper-tiny encoder 1.0" and data["commit"]
     assert data["backends"]["UTMOS"]["reason"].startswith("provide weights/utmos")

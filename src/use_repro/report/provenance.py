@@ -74,7 +74,7 @@ def read_jobs(metadata_dir: str | Path, prefixes: tuple[str, ...] = ()) -> pd.Da
     outputs under one of `prefixes` (e.g. `results/mini/`, `figures/mini/`) are kept."""
     import base64
 
-    rows = {}
+    records = []
     mdir = Path(metadata_dir)
     for p in sorted(mdir.iterdir()) if mdir.exists() else []:
         try:
@@ -87,10 +87,19 @@ def read_jobs(metadata_dir: str | Path, prefixes: tuple[str, ...] = ()) -> pd.Da
         start, end = rec.get("starttime"), rec.get("endtime")
         if start is None or end is None or rec.get("incomplete"):
             continue
-        key = (rec.get("rule", "?"), rec.get("job_hash"), start)
-        if key not in rows or name < rows[key]["job"]:
-            rows[key] = {"rule": key[0], "job": name, "start": float(start), "end": float(end)}
-    df = pd.DataFrame(list(rows.values()), columns=["rule", "job", "start", "end"])
+        records.append((rec.get("rule", "?"), rec.get("job_hash"), float(start), float(end), name))
+    # One record per output file: the outputs of one job share rule and job hash and start
+    # within moments of each other (a rerun of the same job starts much later).
+    rows: list[dict] = []
+    for rule, job_hash, start, end, name in sorted(records, key=lambda r: (r[0], str(r[1]), r[2])):
+        last = rows[-1] if rows else None
+        if last and last["rule"] == rule and last["hash"] == job_hash and start - last["start"] < 5.0:
+            last["end"] = max(last["end"], end)
+            last["job"] = min(last["job"], name)
+            continue
+        rows.append({"rule": rule, "hash": job_hash, "job": name, "start": start, "end": end})
+    rows = [{k: v for k, v in r.items() if k != "hash"} for r in rows]
+    df = pd.DataFrame(rows, columns=["rule", "job", "start", "end"])
     df["seconds"] = df["end"] - df["start"]
     return df.sort_values("start").reset_index(drop=True)
 
