@@ -31,13 +31,13 @@ $(STAMP): pyproject.toml
 	touch $@
 
 tables: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --config profile=$(PROFILE) tables
+	$(BIN)/snakemake tables --cores $(CORES) --config profile=$(PROFILE)
 
 figures: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --config profile=$(PROFILE) figures
+	$(BIN)/snakemake figures --cores $(CORES) --config profile=$(PROFILE)
 
 compare: $(STAMP)
-	$(BIN)/snakemake --cores $(CORES) --config profile=$(PROFILE) compare
+	$(BIN)/snakemake compare --cores $(CORES) --config profile=$(PROFILE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -100,9 +101,21 @@ def urgent_profile(tmp_path: Path) -> Path:
     return path
 
 
+def makefile_snakemake_args(target: str, profile: str) -> list[str]:
+    """The arguments `make <target> PROFILE=<profile>` passes to snakemake (from `make -n`)."""
+    r = subprocess.run(["make", "-n", "-s", "-C", str(REPO_ROOT), target, f"PROFILE={profile}", "CORES=2"],
+                       capture_output=True, text=True, timeout=60)
+    lines = [ln for ln in r.stdout.splitlines() if re.search(r"/snakemake\s", ln)]
+    assert r.returncode == 0 and len(lines) == 1, r.stdout + r.stderr
+    return shlex.split(lines[0])[1:]
+
+
 def test_dry_run_plans_urgent2025(tmp_path):
+    # the very command `make tables` runs, planned against the fake official layout
     cfg_path = urgent_profile(tmp_path)
-    r = snakemake(tmp_path, "tables", "-n", "--cores", "2", "--config", f"profile={cfg_path}")
+    args = makefile_snakemake_args("tables", str(cfg_path))
+    assert args[0] == "tables" and f"profile={cfg_path}" in args, args
+    r = snakemake(tmp_path, *args, "-n")
     assert r.returncode == 0, r.stdout + r.stderr
     counts = job_counts(r.stdout + r.stderr)
     exps = experiments(load_config(cfg_path))
