@@ -13,7 +13,7 @@ Paper-backend files, relative to `weights_dir` (download them yourself; nothing 
 |--------|--------------------------------------------------|-----------------------|
 | DNSMOS | dnsmos/sig_bak_ovr.onnx                          | (speechmos ships it)  |
 | NISQA  | nisqa/nisqa.tar                                  | pip install --no-deps nisqa |
-| UTMOS  | utmos/utmos22_strong_step7459_v1.pt              | a UTMOS22 loader (not implemented: n/a)  |
+| UTMOS  | utmos/utmos22_strong_step7459_v1.pt              | (SpeechMOS release v1.0.0; model in utmos.py) |
 | SBERT  | mhubert-147/ (Hugging Face folder)               | transformers          |
 | LPS    | wav2vec2-lv-60-espeak-cv-ft/ (Hugging Face folder)| transformers         |
 | SpkSim | spkrec-ecapa-voxceleb/ (SpeechBrain folder)      | speechbrain           |
@@ -159,10 +159,14 @@ def _nisqa(wd) -> Backend:
 
 def _utmos(wd) -> Backend:
     own = _weights(wd, "UTMOS")
-    reason = (f"{own} found, but no UTMOS22-strong loader is implemented here" if own else
-              f"{_need(wd, 'UTMOS')} (UTMOS22 strong; no package on the registries ships it). "
-              f"DistillMOS, a different MOS predictor, is reported in its own column")
-    return Backend("UTMOS", ("UTMOS",), na_reason=reason)
+    if own is None:
+        return Backend("UTMOS", ("UTMOS",), na_reason=(
+            f"{_need(wd, 'UTMOS')} (UTMOS22 strong as released by SpeechMOS; no package on the registries "
+            f"ships it). DistillMOS, a different MOS predictor, is reported in its own column"))
+    from use_repro.metrics import utmos
+
+    return Backend("UTMOS", ("UTMOS",), f"UTMOS22 strong (SaruLab; pure-torch re-implementation) {own}",
+                   own.name, True, lambda t: utmos.UTMOS(own, t))
 
 
 def _distillmos(wd) -> Backend:
