@@ -66,6 +66,23 @@ def test_phase_in_range_and_residual_magnitude(models):
     assert p.abs().max() <= math.pi + 1e-6
 
 
+def test_residual_phase_starts_at_the_noisy_phase_and_learns():
+    # pha_mode="residual": the phase heads start as the identity rotation, so before training the
+    # output phase is the noisy phase exactly; one gradient step moves it away from it
+    torch.manual_seed(1)
+    reg = USEMamba(SMALL, pha_mode="residual")
+    _, mag_c, pha, _ = spec(16000)
+    with torch.no_grad():
+        assert torch.equal(reg(mag_c, pha)[1], pha)
+    opt = torch.optim.SGD(reg.parameters(), lr=0.1)
+    loss = (reg(mag_c, pha)[1] - (pha + 0.5)).pow(2).mean()
+    loss.backward()
+    opt.step()
+    with torch.no_grad():
+        moved = (reg(mag_c, pha)[1] - pha).abs().mean().item()
+    assert moved > 1e-3
+
+
 def test_same_weights_every_rate_and_backward(models):
     reg, _ = models
     reg = USEMamba(SMALL)
@@ -123,6 +140,8 @@ def test_config_validation():
         USEMamba({"num_blockz": 3})
     with pytest.raises(ValueError, match="mag_mode"):
         USEMambaConfig(mag_mode="mask")
+    with pytest.raises(ValueError, match="pha_mode"):
+        USEMambaConfig(pha_mode="mask")
     assert USEMamba(SMALL, num_blocks=2).config.num_blocks == 2
 
 

@@ -24,7 +24,14 @@ Magnitude output (``mag_mode``): ``residual`` (default) predicts the compressed 
 noisy compressed magnitude plus a learned correction, ``mapping`` predicts it directly. Both can
 add energy where the input has none (bandwidth extension, packet loss), which SEMamba's bounded
 mask cannot; ``residual`` starts from the identity, as SEMamba's mask does at initialisation.
-The output is not clamped (a clamp would stop gradients); :func:`use_repro.audio.stft.decompress`
+Phase output (``pha_mode``): ``mapping`` (default, the paper's and SEMamba's) is atan2 of the
+phase decoder's two outputs; ``residual`` rotates the noisy phase by that angle (the heads start
+at weights 0, biases r = 1, i = 0, so the output phase is the noisy phase until trained — the
+construction of the GAN generator's phase residual, :mod:`use_repro.models.generator`). The sum is
+not re-wrapped to (-pi, pi]: every consumer is 2-pi periodic. A mapped phase starts as noise and
+takes many thousand steps to become useful, which a CPU profile of a few hundred steps never
+reaches (its output would be worse than its input); the small profiles use ``residual`` and say so.
+The magnitude output is not clamped (a clamp would stop gradients); :func:`use_repro.audio.stft.decompress`
 clamps negative values to 0 when the waveform is made.
 
 Parameters: the paper configuration (30 blocks, 64 channels, d_state 16, d_conv 4, expand 4) has
@@ -48,6 +55,7 @@ from use_repro.audio.stft import mag_pha_istft, mag_pha_stft, mag_pha_to_com
 from use_repro.models.mamba import BACKENDS, Mamba, resolve_backend
 
 MAG_MODES = ("residual", "mapping")
+PHA_MODES = ("mapping", "residual")
 
 
 @dataclass
@@ -65,6 +73,7 @@ class USEMambaConfig:
     freq_stride: int = 2          # encoder downsampling along frequency
     norm_eps: float = 1e-5        # LayerNorm epsilon in the Mamba branches
     mag_mode: str = "residual"    # "residual" | "mapping" (see the module docstring)
+    pha_mode: str = "mapping"     # "mapping" (the paper's) | "residual" (see the module docstring)
     scan_backend: str = "auto"    # selective scan: auto | torch | fused | reference
     mamba_checkpoint: bool = True  # recompute each bidirectional Mamba in backward (memory)
 
@@ -76,6 +85,8 @@ class USEMambaConfig:
                 raise ValueError(f"USEMambaConfig.{name}: {value!r} must be a positive integer")
         if self.mag_mode not in MAG_MODES:
             raise ValueError(f"USEMambaConfig.mag_mode: {self.mag_mode!r}; choose from {', '.join(MAG_MODES)}")
+        if self.pha_mode not in PHA_MODES:
+            raise ValueError(f"USEMambaConfig.pha_mode: {self.pha_mode!r}; choose from {', '.join(PHA_MODES)}")
         if self.scan_backend not in BACKENDS:
             raise ValueError(f"USEMambaConfig.scan_backend: {self.scan_backend!r}; choose from {', '.join(BACKENDS)}")
 
@@ -285,6 +296,23 @@ class USEMamba(WaveformMixin, nn.Module):
             for _ in range(cfg.num_blocks))
         self.mag_decoder = Decoder(c, 1, cfg.dense_depth, cfg.time_stride, cfg.freq_stride)
         self.pha_decoder = Decoder(c, 2, cfg.dense_depth, cfg.time_stride, cfg.freq_stride)
+        if cfg.mag_mode == "residual":
+            self.reset_magnitude_residual()
+        if cfg.pha_mode == "residual":
+            self.reset_phase_rotation()
+
+    @torch.no_grad()
+    def reset_magnitude_residual(self) -> None:
+        """Magnitude head to zero, so a `residual` magnitude starts as the noisy magnitude exactly."""
+        self.mag_decoder.head.weight.zero_()
+        self.mag_decoder.head.bias.zero_()
+
+    @torch.no_grad()
+    def reset_phase_rotation(self) -> None:
+        """Phase heads to the identity rotation: weights 0, biases r = 1, i = 0 (atan2(0, 1) = 0)."""
+        head = self.pha_decoder.head   # output channel 0: r, 1: i
+        head.weight.zero_()
+        head.bias.copy_(torch.tensor([1.0, 0.0]))
 
     def set_scan_backend(self, backend: str, checkpoint: bool | None = None) -> None:
         """Switch every Mamba layer's scan backend (weights unchanged); optionally checkpointing."""
@@ -324,6 +352,8 @@ class USEMamba(WaveformMixin, nn.Module):
         if self.config.mag_mode == "residual":
             mag_c = noisy_mag_c + mag_c
         pha = torch.atan2(pha_i, pha_r).transpose(1, 2)
+        if self.config.pha_mode == "residual":
+            pha = noisy_pha + pha     # a rotation of the noisy phase (not re-wrapped: see above)
         return mag_c, pha, mag_pha_to_com(mag_c, pha)
 
 

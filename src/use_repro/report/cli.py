@@ -217,6 +217,21 @@ def _spectrograms(cfg, results, args, exps) -> None:
                            "shifted anechoic learning target", args.out, secs)
 
 
+def _model_scale(cfg: dict) -> str:
+    """The regression and generator sizes of a profile, with where they depart from the paper."""
+    from use_repro.models.build import net_config
+    from use_repro.models.usemamba import USEMambaConfig
+
+    paper, parts = USEMambaConfig(), []
+    for role in ("regression", "generator"):
+        c = net_config(cfg, role)
+        text = f"{role} {c.num_blocks} blocks x {c.channels} channels (d_state {c.d_state}, expand {c.expand})"
+        if role == "regression" and c.pha_mode != paper.pha_mode:
+            text += f", phase {c.pha_mode} (the paper's is {paper.pha_mode})"
+        parts.append(text)
+    return "; ".join(parts) + f"; learning rate {cfg['train']['lr']:g} (the paper's 2e-4)"
+
+
 def _compare(cfg: dict, results: Path, args) -> int:
     from use_repro.report import figures as F
     from use_repro.report.compare import Inputs, write_compare
@@ -250,7 +265,8 @@ def _compare(cfg: dict, results: Path, args) -> int:
              "test utterances": str(n_test) if n_test is not None else "unknown",
              "training speech (before filtering)": f"{float(ds['hours'].iloc[0]):.2f} h" if ds is not None and len(ds) else "unknown",
              "experiments": "; ".join(f"{n}: {e.stage}, target {e.target}, filter {e.filter}, "
-                                      f"{e.steps} steps{', size ' + e.size if e.size else ''}" for n, e in exps.items())}
+                                      f"{e.steps} steps{', size ' + e.size if e.size else ''}" for n, e in exps.items()),
+             "models": _model_scale(cfg)}
     inp = Inputs(profile=cfg["profile"], tables=tables, curves=curves, residual=residual,
                  backends=collect_backends(jsons), report=cfg["report"], experiments=exps, scale=scale)
     write_compare(inp, args.out_dir, int(cfg["report"].get("decimals", 2)))
