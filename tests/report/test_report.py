@@ -1,6 +1,7 @@
 """Tables, figures, comparison and provenance on synthetic runs in the stages' contract formats."""
 from __future__ import annotations
 
+import subprocess
 import json
 import math
 
@@ -292,3 +293,23 @@ def test_provenance_from_snakemake_job_records(synthetic_run, tmp_path):
     assert data["backends"]["UTMOS"]["reason"].startswith("provide weights/utmos")
     text = out.read_text()
     assert "## Wall time per stage" in text and "cpu_cores_visible" in text
+
+
+def test_provenance_dirty_flag_ignores_the_runs_own_outputs(tmp_path):
+    from use_repro.report.provenance import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.email=t@t", "-c", "user.name=t", *args], cwd=tmp_path,
+                       check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "summary.csv").write_text("a\n1\n")
+    git("add", "-A")
+    git("commit", "-qm", "c")
+    assert git_commit(tmp_path)["dirty"] == "no"
+    (tmp_path / "results" / "summary.csv").write_text("a\n2\n")      # a tracked output rewritten
+    assert git_commit(tmp_path)["dirty"] == "no"
+    (tmp_path / "code.py").write_text("x = 2\n")                       # the code itself changed
+    assert git_commit(tmp_path)["dirty"] == "yes"

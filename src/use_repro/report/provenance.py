@@ -27,7 +27,10 @@ def git_commit(repo: str | Path) -> dict[str, str]:
             return ""
 
     commit = run("rev-parse", "HEAD")
-    dirty = bool(run("status", "--porcelain", "--untracked-files=no"))
+    # The run's own outputs (results/, figures/; a few are tracked, e.g. the committed mini
+    # summaries) are not changes to the code that produced them.
+    dirty = bool(run("status", "--porcelain", "--untracked-files=no", "--", ".",
+                     ":(exclude)results", ":(exclude)figures"))
     return {"commit": commit or "unknown", "dirty": "yes" if dirty else "no",
             "describe": run("log", "-1", "--format=%s") or ""}
 
