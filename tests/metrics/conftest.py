@@ -55,3 +55,14 @@ def add_noise(x: np.ndarray, snr_db: float, seed: int = 0) -> np.ndarray:
 def noisy_speech(tts_speech) -> np.ndarray:
     """The TTS sentence at 5 dB SNR, [T] float32 at 16 kHz."""
     return add_noise(tts_speech[0], 5.0)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Run a module's neural backends on one torch thread (the suite's workers do the same)."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)

@@ -22,12 +22,7 @@ TINY = utmos.UTMOS22Config(conv_channels=16, dim=32, n_layers=2, n_heads=4, ffn_
                            pos_conv_groups=4, domain_dim=8, judge_dim=8, lstm_hidden=16, proj_hidden=32)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def released_layout() -> dict[str, tuple[int, ...]]:
