@@ -85,8 +85,7 @@ def parent(path):
 # Metric groups per evaluation: the challenge's reference gets the whole suite (the profile's
 # evaluate.metrics); the anechoic reference the five metrics of the paper's Table 6; the held-out
 # languages what Table 4 prints.
-TABLE6_METRICS = ["PESQ", "ESTOI", "SBERT", "LPS", "SpkSim"]
-TEST_METRICS = {"early": "", "anechoic": "--metrics " + " ".join(TABLE6_METRICS)}
+TEST_METRICS = {"early": "", "anechoic": "--metrics " + " ".join(L.TABLE6_METRICS)}
 UNSEEN_METRICS = "--metrics DNSMOS SpkSim CAcc"
 
 

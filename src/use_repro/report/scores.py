@@ -22,8 +22,6 @@ METRICS = ("DNSMOS", "NISQA", "UTMOS", "PESQ", "ESTOI", "SDR", "MCD", "LSD", "SB
 # never fills UTMOS). Tables print it after the twelve when a run has it, marked as such.
 EXTRA_METRICS = ("DistillMOS",)
 LOWER_IS_BETTER = frozenset({"MCD", "LSD"})
-# Metrics that compare with a reference signal (the ones Table 6 re-references).
-REFERENCE_METRICS = ("PESQ", "ESTOI", "SDR", "MCD", "LSD", "SBERT", "LPS", "SpkSim")
 CATEGORIES = {
     "non-intrusive": ("DNSMOS", "NISQA", "UTMOS"),
     "intrusive": ("PESQ", "ESTOI", "SDR", "MCD", "LSD"),

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from use_repro.report import layout
 from use_repro.report.render import Table
 from use_repro.report.scores import (EXTRA_METRICS, METRICS, Backend, Scores,
                                      merge_backends, metric_header)
@@ -136,14 +137,10 @@ def table1(noisy: System, systems: list[System], reported: pd.DataFrame, profile
     return t
 
 
-# The reference-based metrics the paper's Table 6 prints.
-TABLE6_METRICS = ("PESQ", "ESTOI", "SBERT", "LPS", "SpkSim")
-
-
 def table6(systems: list[System], reported: pd.DataFrame, profile: str, decimals: int = 2) -> Table:
     """Table 6: the same systems against anechoic clean speech (the paper's five metrics)."""
     backends = merge_backends(*(s.scores for s in systems))
-    metrics = list(TABLE6_METRICS)
+    metrics = list(layout.TABLE6_METRICS)
     t = Table(
         name="table6",
         title=(f"Table 6 (reproduced, profile {profile}). Test set referenced against anechoic "
