@@ -57,12 +57,8 @@ class ResidualGenerator(nn.Module):
     @torch.no_grad()
     def reset_residual(self) -> None:
         """Zero the last layers so the generator returns the regression output exactly."""
-        mag_head = self.net.mag_decoder.head
-        mag_head.weight.zero_()
-        mag_head.bias.zero_()
-        pha_head = self.net.pha_decoder.head   # output channel 0: r, 1: i
-        pha_head.weight.zero_()
-        pha_head.bias.copy_(torch.tensor([1.0, 0.0]))
+        self.net.reset_magnitude_residual()
+        self.net.reset_phase_rotation()
 
     def forward(self, noisy_mag_c: torch.Tensor, noisy_pha: torch.Tensor,
                 reg_mag_c: torch.Tensor, reg_pha: torch.Tensor):
