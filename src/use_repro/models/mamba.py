@@ -233,20 +233,23 @@ def selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
-                   backend: str = "auto", checkpoint: bool = False):
+                   backend: str = "auto"):
     """Dispatch to the fused kernel (CUDA + mamba_ssm), the parallel torch scan or the reference.
 
-    ``checkpoint=True`` recomputes the torch scan in the backward pass instead of storing its
-    ``[B, L, D, N]`` intermediates (only when gradients are being recorded).
+    Recomputation in the backward pass is the calling layer's (:func:`recompute_in_backward`).
     """
     name = resolve_backend(backend, u.device)
     if name == "fused":
         return selective_scan_fused(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
     fn = selective_scan_torch if name == "torch" else selective_scan_ref
-    if checkpoint and torch.is_grad_enabled():
-        return _checkpoint(fn, u, delta, A, B, C, D, z, delta_bias, delta_softplus,
-                           use_reentrant=False)
     return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
+
+
+def recompute_in_backward(enabled: bool, backend: str, device: torch.device) -> bool:
+    """Whether a layer running the scan `backend` on `device` should store only its input and
+    be recomputed in the backward pass: asked for, gradients being recorded, and not the fused
+    kernel (which recomputes its own intermediates)."""
+    return enabled and torch.is_grad_enabled() and resolve_backend(backend, device) != "fused"
 
 
 # --------------------------------------------------------------------------------------------
@@ -318,7 +321,7 @@ class Mamba(nn.Module):
         self.D._no_weight_decay = True
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        if self.checkpoint and torch.is_grad_enabled() and resolve_backend(self.backend, hidden.device) != "fused":
+        if recompute_in_backward(self.checkpoint, self.backend, hidden.device):
             return _checkpoint(self._forward, hidden, use_reentrant=False)
         return self._forward(hidden)
 

@@ -52,7 +52,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from use_repro.audio.stft import mag_pha_istft, mag_pha_stft, mag_pha_to_com
-from use_repro.models.mamba import BACKENDS, Mamba, resolve_backend
+from use_repro.models.mamba import BACKENDS, Mamba, recompute_in_backward
 
 MAG_MODES = ("residual", "mapping")
 PHA_MODES = ("mapping", "residual")
@@ -214,7 +214,7 @@ class BiMamba(nn.Module):
                  backend: str, checkpoint: bool):
         super().__init__()
         kw = dict(d_state=d_state, d_conv=d_conv, expand=expand, backend=backend, checkpoint=False)
-        self.backend, self.checkpoint = backend, checkpoint
+        self.checkpoint = checkpoint
         self.norm_fwd = nn.LayerNorm(channels, eps=eps)
         self.mamba_fwd = Mamba(channels, **kw)
         self.norm_bwd = nn.LayerNorm(channels, eps=eps)
@@ -222,8 +222,7 @@ class BiMamba(nn.Module):
         self.merge = nn.Linear(2 * channels, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if (self.checkpoint and torch.is_grad_enabled()
-                and resolve_backend(self.mamba_fwd.backend, x.device) != "fused"):
+        if recompute_in_backward(self.checkpoint, self.mamba_fwd.backend, x.device):
             return _checkpoint(self._forward, x, use_reentrant=False)
         return self._forward(x)
 
