@@ -79,3 +79,18 @@ def test_bands(fs, n):
     assert all(hi - lo == 160 for lo, hi in bands[:-1])   # 4 kHz of 25 Hz bins
     if fs == 22050:
         assert bands == [(0, 160), (160, 320), (320, 442)]
+
+
+def test_window_first_made_under_inference_mode_still_trains():
+    # enhancement (inference mode) may be the first to ask for a rate's window; a training step
+    # in the same process must still be able to back-propagate through that cached window
+    from use_repro.audio import stft as S
+
+    S._window_cpu.cache_clear()
+    x = torch.randn(1, 1600)
+    with torch.inference_mode():
+        mag_pha_stft(x, 16000)
+    w = torch.randn(1, 1600, requires_grad=True)
+    mag_c, _, _ = mag_pha_stft(w, 16000)
+    mag_c.sum().backward()
+    assert w.grad is not None and torch.isfinite(w.grad).all()

@@ -84,7 +84,10 @@ def bin_frequencies(fs: int) -> torch.Tensor:
 
 @lru_cache(maxsize=64)
 def _window_cpu(win_length: int, dtype: torch.dtype) -> torch.Tensor:
-    return torch.hann_window(win_length, periodic=True, dtype=dtype)
+    # Made as a normal tensor even when the first caller runs under torch.inference_mode
+    # (enhancement): a cached inference tensor could not be used by a later training step.
+    with torch.inference_mode(False):
+        return torch.hann_window(win_length, periodic=True, dtype=dtype)
 
 
 def _window(win_length: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
