@@ -126,7 +126,7 @@ def worker(job: dict) -> dict:
 
 def run_job(job: dict) -> dict:
     env = {**os.environ, "OMP_NUM_THREADS": str(job["threads"]), "MKL_NUM_THREADS": str(job["threads"])}
-    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `use-repro train` runs (see use_repro.train.cli)
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `use-repro train` runs (see use_repro.cli)
     r = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True,
                        text=True, env=env)
     if r.returncode != 0:

@@ -18,7 +18,8 @@ import sys
 
 # Idle OpenMP threads spin by default; on a shared or oversubscribed CPU that multiplied the CPU
 # cost of a 2-thread training step by ~8 (measured in bench/train.py). Set before torch loads;
-# a user's own setting wins.
+# a user's own setting wins. Every entry point (the console script, `python -m use_repro`,
+# `torchrun -m use_repro`) comes through here before any stage module imports torch.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 # name -> (module, one-line summary). Order is the order of the pipeline.

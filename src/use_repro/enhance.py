@@ -30,12 +30,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-# Before torch loads OpenMP: idle threads sleep rather than spin (see use_repro.train.cli).
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numpy as np  # noqa: E402
-import soundfile as sf  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import soundfile as sf
+import torch
 
 from use_repro.audio.io import AudioError, read_audio, write_audio
 from use_repro.audio.resample import resample

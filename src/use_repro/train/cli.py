@@ -19,12 +19,6 @@ Trainer settings come from the profile's `train` section (experiments/config/sch
 from __future__ import annotations
 
 import argparse
-import os
-
-# Before torch loads OpenMP: idle OpenMP threads sleep instead of spinning. On a shared or
-# oversubscribed CPU (Snakemake running several jobs on 2 cores) spinning threads made a
-# 2-thread training step 5-8x slower in CPU time; set OMP_WAIT_POLICY yourself to override.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
