@@ -3,29 +3,41 @@
     use-repro enhance --checkpoint CKPT --in FILE|DIR|SCP [--in ...] --out DIR
                       [--threads N] [--chunk-seconds S] [--overlap-seconds O] [--device auto|cpu|cuda]
 
-- Inputs: an audio file, a folder (searched recursively for .flac/.wav/.ogg/.mp3/.aiff), or an
-  URGENT scp list (``uid fs path`` per line, suffix .scp). Outputs keep the input's relative path
-  (folders), its file name (files) or ``<uid>.flac`` (scp lists) under `--out`; FLAC and WAV keep
-  their format and sample encoding, other formats are written as FLAC. `--out/enhanced.scp` lists
-  every finished output as ``uid fs path`` (uid: the scp's uid, else the file's stem, or its
-  relative path when stems repeat in a folder) and `--out/enhance_failures.tsv` every failure.
+- Inputs: an audio file, a folder (searched recursively; every file libsndfile reads, whatever
+  its suffix or case: FLAC, WAV, Ogg/Opus, MP3, AIFF, CAF, ...), or an URGENT scp list (``uid fs
+  path`` per line, suffix .scp). A folder's other files are named in `enhance_skipped.tsv` and the
+  log; an audio container libsndfile cannot decode (.m4a, .aac, ...) is a failure with a hint.
+- Uids are valid URGENT uids and unique (case-insensitively) whatever the file names: the scp's
+  uid, else the file's stem, else (stems repeat) its relative path joined by "-", else that plus
+  its extension (`a.wav` beside `a.flac`), spaces and separators becoming "_". Every output is
+  `--out/<uid><ext>`; FLAC and WAV keep their format and sample encoding, others become FLAC.
+- `--out/enhanced.tsv` maps each uid to its output, its original source file and the sha256 of
+  the checkpoint that made it; `--out/enhanced.scp` lists every output as ``uid fs path``. Both
+  are merged with what --out already holds, so runs over several inputs add up.
 - Any rate 8-48 kHz goes through the same model (sampling-frequency-independent STFT); rates it
   cannot represent directly are resampled to the nearest rate above that it can, and back.
   The output has the input's rate, length and channel count (channels are enhanced one by one).
 - Long files are enhanced in chunks of `--chunk-seconds` that overlap by `--overlap-seconds`,
   cross-faded (cos^2/sin^2 ramps summing to one) over each overlap.
-- Resumable: an output that already exists is skipped (outputs are written to a temp file and
-  renamed, so an existing one is complete). An output path that is one of the inputs is refused.
-- A file that cannot be read or enhanced is reported and skipped; the command ends with a summary
-  and exit status 1 when anything failed (0 otherwise).
+- Resumable: an output is kept only when the same checkpoint made it from the same, unchanged
+  source; an output another checkpoint made is replaced (or removed, if its source is not in
+  this run). Each finished file is journalled as it completes and the lists are written even
+  when the run fails, so nothing done is lost.
+- Inputs are never overwritten: an --out that is, or lies inside, an input folder is refused
+  (exit 2) before anything runs, and an output path that is one of the inputs is a failure.
+- A file that cannot be read or enhanced is reported (`enhance_failures.tsv`) and skipped; the
+  command ends with a summary and exit status 1 when anything failed (0 otherwise).
 
 This is also the tool for cleaning TTS training data (paper Section 3.9).
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import logging
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -37,13 +49,12 @@ import torch
 from use_repro.audio.io import AudioError, read_audio, write_audio
 from use_repro.audio.resample import resample
 from use_repro.batch import Failures
-from use_repro.data.manifest import read_scp, write_scp
+from use_repro.data.manifest import write_scp
 from use_repro.data.render import resolve_path
-from use_repro.fs import refuse_overwrite
+from use_repro.fs import atomic_path, refuse_overwrite
 
 log = logging.getLogger(__name__)
 
-AUDIO_SUFFIXES = {".flac", ".wav", ".ogg", ".mp3", ".aiff", ".aif"}
 KEEP_FORMAT = {".flac", ".wav"}
 MIN_RATE, MAX_RATE = 8000, 48000
 
@@ -150,6 +161,27 @@ def enhance_signal(fn: WaveFn, x: np.ndarray, fs: int, device: torch.device | st
 
 # --- jobs: which input goes to which output ---------------------------------------------------
 
+# Suffixes that name audio formats libsndfile reads (its own list plus common aliases). A file with
+# one of them becomes a job (a damaged one is a reported failure); a file with another suffix is
+# still probed, so any file libsndfile can read is enhanced whatever its name.
+SNDFILE_SUFFIXES = {".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif", ".aiff", ".aifc",
+                    ".au", ".snd", ".caf", ".w64", ".rf64", ".sd2", ".voc", ".paf", ".iff", ".svx",
+                    ".nist", ".sph", ".wve", ".mat", ".mat4", ".mat5", ".pvf", ".xi", ".htk", ".sf",
+                    ".ircam", ".avr", ".sds", ".mpc"}
+# Audio containers libsndfile cannot decode: named as failures (the user asked for them to be
+# enhanced and they were not), with a conversion hint.
+FOREIGN_AUDIO = {".m4a", ".aac", ".mp4", ".wma", ".amr", ".ape", ".alac", ".webm", ".mka", ".3gp", ".wv"}
+
+MANIFEST = "enhanced.tsv"          # uid -> output, source, checkpoint digest (the mapping file)
+JOURNAL = "enhance_journal.tsv"    # appended per finished file; folded into the lists at the end
+MANIFEST_COLUMNS = ("uid", "fs", "path", "source", "source_size", "source_mtime_ns", "checkpoint")
+_UNSAFE = re.compile(r"[\s/\\:*?\"<>|\x00-\x1f]+")
+
+
+class EnhanceSetupError(ValueError):
+    """Arguments that cannot work (e.g. --out equal to or inside an input folder)."""
+
+
 @dataclass(frozen=True)
 class Job:
     uid: str
@@ -157,42 +189,160 @@ class Job:
     dst: Path
 
 
+@dataclass(frozen=True)
+class Candidate:
+    """An input file before its uid is fixed: uid candidates from most to least preferred."""
+    src: Path
+    names: tuple[str, ...]
+    fixed: bool = False  # an scp uid: used as given (made unique only if two lists repeat it)
+
+
+def safe_uid(name: str) -> str:
+    """`name` as a valid URGENT uid and file name: no whitespace, separators or control
+    characters (each run of them becomes "_"), no leading dot (a hidden file)."""
+    uid = _UNSAFE.sub("_", name).lstrip(".")
+    return uid or "utt"
+
+
+def checkpoint_digest(path: str | os.PathLike) -> str:
+    """sha256 of a checkpoint file, or of every file of a checkpoint folder (names and bytes,
+    in sorted order): what `enhanced.tsv` records as the maker of each output."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(q for q in path.rglob("*") if q.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(f.relative_to(path).as_posix().encode() + b"\0")
+        with open(f, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
+    return h.hexdigest()
+
+
 def _output_suffix(src: Path) -> str:
     return src.suffix.lower() if src.suffix.lower() in KEEP_FORMAT else ".flac"
 
 
-def collect_jobs(inputs: list[str], out_dir: Path) -> list[Job]:
-    """Expand files, folders and scp lists into (uid, source, destination) jobs."""
-    jobs: list[Job] = []
+def _inside(path: Path, folder: Path) -> bool:
+    return path == folder or folder in path.parents
+
+
+def check_layout(inputs: list[str], out_dir: Path) -> None:
+    """Refuse an --out that is an input folder or lies inside one (outputs would mix with, and
+    could replace, the inputs), or that is an input file."""
+    out = out_dir.resolve()
+    for item in inputs:
+        p = Path(item).resolve()
+        if p.is_dir() and _inside(out, p):
+            what = "is" if out == p else "lies inside"
+            raise EnhanceSetupError(f"--out {out_dir} {what} the input folder {item}; choose an output "
+                                    f"folder outside it (inputs are never overwritten)")
+        if p.is_file() and out == p:
+            raise EnhanceSetupError(f"--out {out_dir} is the input file {item}")
+
+
+def scan_folder(folder: Path, out_dir: Path, skipped: list[tuple[str, str]]) -> list[Path]:
+    """Files of `folder` (recursively, hidden ones aside) that libsndfile reads or that carry an
+    audio suffix; everything else is appended to `skipped` as (path, reason)."""
+    out = out_dir.resolve()
+    files = []
+    for q in sorted(folder.rglob("*")):
+        rel = q.relative_to(folder)
+        if not q.is_file() or any(part.startswith(".") for part in rel.parts) or _inside(q.resolve(), out):
+            continue
+        suffix = q.suffix.lower()
+        if suffix in SNDFILE_SUFFIXES or suffix in FOREIGN_AUDIO:
+            files.append(q)
+            continue
+        try:
+            sf.info(str(q))
+        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+            skipped.append((str(q), f"not a format libsndfile reads ({str(e).strip() or type(e).__name__})"))
+            continue
+        files.append(q)
+    return files
+
+
+def _candidates_of_folder(folder: Path, files: list[Path]) -> list[Candidate]:
+    out = []
+    for f in files:
+        rel = f.relative_to(folder)
+        joined = "-".join(rel.with_suffix("").parts)
+        # stem; the relative path (stems repeat in subfolders); plus the extension (a.wav, a.flac)
+        out.append(Candidate(f, (safe_uid(f.stem), safe_uid(joined), safe_uid(f"{joined}_{f.suffix.lstrip('.')}"))))
+    return out
+
+
+def assign_uids(cands: list[Candidate], previous: dict[str, str]) -> list[str]:
+    """One uid per candidate, unique case-insensitively (outputs are `<uid><ext>` files, and
+    file systems may fold case) and valid for the scp format.
+
+    `previous` (uid -> resolved source) is what this --out already holds: a source enhanced
+    before keeps its uid, and a uid taken by another source is not reused. Otherwise each file
+    takes the first of its names that no other file of this run shares at that level (so `a.wav`
+    and `a.flac` become `a_wav` and `a_flac`, not `a` and `a_flac`), with `_2`, `_3`... last.
+    """
+    by_source = {src: uid for uid, src in previous.items()}
+    taken = {uid.lower(): src for uid, src in previous.items()}
+    result: list[str | None] = [None] * len(cands)
+    for i, c in enumerate(cands):
+        key = str(c.src.resolve())
+        if key in by_source and taken.get(by_source[key].lower()) == key:
+            result[i] = by_source[key]
+    levels = max((len(c.names) for c in cands), default=0)
+    for level in range(levels):
+        pending = [i for i, c in enumerate(cands) if result[i] is None]
+        counts: dict[str, int] = {}
+        for i in pending:
+            name = cands[i].names[min(level, len(cands[i].names) - 1)]
+            counts[name.lower()] = counts.get(name.lower(), 0) + 1
+        for i in pending:
+            c = cands[i]
+            name = c.names[min(level, len(c.names) - 1)]
+            if (counts[name.lower()] == 1 or c.fixed) and name.lower() not in taken:
+                result[i] = name
+                taken[name.lower()] = str(c.src.resolve())
+    for i, c in enumerate(cands):
+        if result[i] is None:
+            base, n = c.names[-1], 2
+            while f"{base}_{n}".lower() in taken:
+                n += 1
+            result[i] = f"{base}_{n}"
+            taken[result[i].lower()] = str(c.src.resolve())
+    return [r for r in result if r is not None]
+
+
+def collect_jobs(inputs: list[str], out_dir: Path, previous: dict[str, str] | None = None,
+                 skipped: list[tuple[str, str]] | None = None) -> list[Job]:
+    """Expand files, folders and scp lists into (uid, source, destination) jobs.
+
+    Every output is `<out_dir>/<uid><ext>` (flat: a uid is unique in --out). Files of a folder
+    that are not audio go to `skipped` (path, reason).
+    """
+    from use_repro.data.manifest import read_scp
+
+    skipped = skipped if skipped is not None else []
+    cands: list[Candidate] = []
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            files = [f for f in sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in AUDIO_SUFFIXES)
-                     if out_dir.resolve() not in f.resolve().parents]  # not our own earlier outputs
-            # uid = file stem (the simulation's row id), or the relative path where stems repeat
-            stems = [f.stem for f in files]
-            unique = len(set(stems)) == len(stems)
-            for f in files:
-                rel = f.relative_to(p)
-                uid = f.stem if unique else rel.with_suffix("").as_posix()
-                jobs.append(Job(uid, f, (out_dir / rel).with_suffix(_output_suffix(f))))
+            cands += _candidates_of_folder(p, scan_folder(p, out_dir, skipped))
         elif p.suffix.lower() == ".scp":
             for e in read_scp(p):
                 src = Path(resolve_path(e.path, p))  # as written, else relative to the list
-                jobs.append(Job(e.uid, src, out_dir / f"{e.uid}{_output_suffix(src)}"))
+                cands.append(Candidate(src, (safe_uid(e.uid),), fixed=True))
         else:  # a single file; a missing one becomes a reported failure, not a crash
-            jobs.append(Job(p.stem, p, out_dir / f"{p.stem}{_output_suffix(p)}"))
-    seen: dict[Path, str] = {}
-    for j in jobs:
-        if j.dst in seen:
-            raise ValueError(f"inputs {seen[j.dst]!r} and {j.uid!r} would both be written to {j.dst}")
-        seen[j.dst] = j.uid
-    return jobs
+            cands.append(Candidate(p, (safe_uid(p.stem), safe_uid(f"{p.stem}_{p.suffix.lstrip('.')}"))))
+    uids = assign_uids(cands, previous or {})
+    return [Job(uid, c.src, out_dir / f"{uid}{_output_suffix(c.src)}") for uid, c in zip(uids, cands)]
 
 
 def enhance_file(fn: WaveFn, job: Job, device: torch.device, chunk_seconds: float,
                  overlap_seconds: float) -> int:
     """Enhance one file into `job.dst`; returns its sampling rate."""
+    if job.src.suffix.lower() in FOREIGN_AUDIO and job.src.exists():
+        raise AudioError(f"{job.src}: {job.src.suffix} is not a format libsndfile reads; convert it "
+                         f"first (e.g. ffmpeg -i '{job.src.name}' '{job.src.stem}.flac')")
     x, fs = read_audio(job.src, mono=False, always_2d=True)
     if not MIN_RATE <= fs <= MAX_RATE:
         log.warning("%s: %d Hz is outside 8-48 kHz; enhancing at %d Hz and resampling back",
@@ -206,32 +356,127 @@ def enhance_file(fn: WaveFn, job: Job, device: torch.device, chunk_seconds: floa
     return fs
 
 
+# --- the output folder's records --------------------------------------------------------------
+
+def _source_stat(src: Path) -> tuple[str, str]:
+    st = src.stat()
+    return str(st.st_size), str(st.st_mtime_ns)
+
+
+def read_records(out_dir: Path) -> dict[str, dict[str, str]]:
+    """uid -> record of `enhanced.tsv`, updated by the journal a killed run left behind (a torn
+    last journal line is ignored: its output is recomputed)."""
+    records: dict[str, dict[str, str]] = {}
+    for name in (MANIFEST, JOURNAL):
+        path = out_dir / name
+        if not path.exists():
+            continue
+        lines = path.read_text(encoding="utf-8").split("\n")
+        if name == MANIFEST and tuple(lines[0].split("\t")) != MANIFEST_COLUMNS:
+            # another layout (an older version): nothing in it can be trusted, so all is redone
+            log.warning("%s: unexpected header %r; its outputs will be made again", path, lines[0])
+            continue
+        header = list(MANIFEST_COLUMNS)
+        for line in lines[1 if name == MANIFEST else 0:]:
+            fields = line.split("\t")
+            if len(fields) != len(header):
+                continue
+            rec = dict(zip(header, fields))
+            records[rec["uid"]] = rec
+    return records
+
+
+def _write_tsv(path: Path, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text("\t".join(columns) + "\n" + "".join("\t".join(map(str, r)) + "\n" for r in rows),
+                       encoding="utf-8")
+
+
+def _scp_path(out_dir: Path, dst: str) -> str:
+    # absolute as before; relative to enhanced.scp (uids hold no whitespace) when --out has some
+    return dst if not any(c.isspace() for c in dst) else os.path.relpath(dst, out_dir)
+
+
+def write_lists(out_dir: Path, records: dict[str, dict[str, str]], failures: Failures,
+                skipped: list[tuple[str, str]]) -> None:
+    """enhanced.tsv, enhanced.scp, enhance_failures.tsv, enhance_skipped.tsv, each atomic; the
+    journal is removed only once all of them are written."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # failures first: if a later list cannot be written, the reasons are already on disk
+    failures.write(out_dir / "enhance_failures.tsv")
+    _write_tsv(out_dir / "enhance_skipped.tsv", ("path", "reason"), skipped)
+    rows = sorted(records.values(), key=lambda r: r["uid"])
+    _write_tsv(out_dir / MANIFEST, MANIFEST_COLUMNS, [tuple(r[c] for c in MANIFEST_COLUMNS) for r in rows])
+    write_scp(out_dir / "enhanced.scp", [(r["uid"], int(r["fs"]), _scp_path(out_dir, r["path"])) for r in rows])
+    with contextlib.suppress(FileNotFoundError):
+        (out_dir / JOURNAL).unlink()
+
+
 def enhance_jobs(fn: WaveFn, jobs: list[Job], out_dir: Path, device: torch.device | str = "cpu",
-                 chunk_seconds: float = 30.0, overlap_seconds: float = 1.0) -> int:
-    """Run every job (skipping finished ones); returns the exit status (1 if any failed)."""
+                 chunk_seconds: float = 30.0, overlap_seconds: float = 1.0, checkpoint: str = "",
+                 skipped: list[tuple[str, str]] | None = None) -> int:
+    """Run every job; returns the exit status (1 if any failed; files skipped as not audio are
+    named in the log and enhance_skipped.tsv but do not fail the run).
+
+    An output is kept only when `enhanced.tsv` says this `checkpoint` (digest) made it from this
+    source, unchanged since (size, mtime); otherwise it is made again. Outputs another checkpoint
+    made for files not in this run are deleted. The lists are merged with what --out already
+    holds and written in a `finally`, and each finished file is journalled as it completes, so
+    neither an error nor a kill loses what was done.
+    """
     from use_repro.progress import progress
 
     device = torch.device(device)
+    skipped = list(skipped or [])
     inputs = {j.src.resolve() for j in jobs}
     failures = Failures("enhance")
-    done: list[tuple[str, int, str]] = []
-    skipped = 0
-    for job in progress(jobs, desc="enhance", total=len(jobs)):
-        try:
-            refuse_overwrite(job.dst, inputs)
-            if job.dst.exists():
-                skipped += 1
-                fs = sf.info(str(job.dst)).samplerate
-            else:
-                fs = enhance_file(fn, job, device, chunk_seconds, overlap_seconds)
-            done.append((job.uid, fs, str(job.dst)))
-        except (AudioError, FileExistsError, RuntimeError, ValueError, OSError, sf.LibsndfileError) as e:
-            failures.add(job.uid, e)
-    if skipped:
-        log.info("enhance: %d output(s) already existed and were kept", skipped)
+    records = read_records(out_dir)
+    stale = [u for u, r in records.items() if r.get("checkpoint") != checkpoint]
+    mine = {j.uid for j in jobs}
+    for uid in stale:  # made by another model: replaced below if in this run, else removed now
+        rec = records.pop(uid)
+        if uid not in mine and _inside(Path(rec["path"]).resolve(), out_dir.resolve()):
+            with contextlib.suppress(FileNotFoundError):
+                Path(rec["path"]).unlink()
+    if stale:
+        log.warning("enhance: %d output(s) in %s were made by another checkpoint; they are replaced "
+                    "or removed", len(stale), out_dir)
+    for uid in [u for u, r in records.items() if not Path(r["path"]).exists()]:
+        del records[uid]  # deleted by hand since: no longer listed
+    kept = 0
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_scp(out_dir / "enhanced.scp", done)
-    failures.write(out_dir / "enhance_failures.tsv")
+    journal = open(out_dir / JOURNAL, "a", encoding="utf-8")
+    try:
+        for job in progress(jobs, desc="enhance", total=len(jobs)):
+            try:
+                refuse_overwrite(job.dst, inputs)
+                size, mtime = _source_stat(job.src) if job.src.exists() else ("", "")
+                rec = records.get(job.uid)
+                if (rec is not None and job.dst.exists() and rec["path"] == str(job.dst)
+                        and rec["source"] == str(job.src.resolve()) and (rec["source_size"], rec["source_mtime_ns"]) == (size, mtime)):
+                    kept += 1
+                    continue
+                if records.pop(job.uid, None) is not None:
+                    # an earlier output of this uid is stale from here on: never left behind
+                    # listed-but-wrong, nor unlisted-but-evaluated if this attempt fails
+                    job.dst.unlink(missing_ok=True)
+                fs = enhance_file(fn, job, device, chunk_seconds, overlap_seconds)
+                rec = dict(uid=job.uid, fs=str(fs), path=str(job.dst), source=str(job.src.resolve()),
+                           source_size=size, source_mtime_ns=mtime, checkpoint=checkpoint)
+                records[job.uid] = rec
+                journal.write("\t".join(rec[c] for c in MANIFEST_COLUMNS) + "\n")
+                journal.flush()
+            except (AudioError, FileExistsError, RuntimeError, ValueError, OSError, sf.LibsndfileError) as e:
+                failures.add(job.uid, e)
+    finally:
+        journal.close()
+        write_lists(out_dir, records, failures, skipped)
+    if kept:
+        log.info("enhance: %d output(s) already existed (same checkpoint, same source) and were kept", kept)
+    for path, reason in skipped[:5]:
+        log.warning("enhance: skipped %s: %s", path, reason)
+    if skipped:
+        log.warning("enhance: %d file(s) skipped (listed in %s)", len(skipped), out_dir / "enhance_skipped.tsv")
     return failures.exit_status(total=len(jobs))
 
 
@@ -250,13 +495,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from use_repro.data.manifest import ManifestError
     from use_repro.train.distributed import pick_device
 
+    out_dir = Path(args.out)
+    skipped: list[tuple[str, str]] = []
+    try:  # everything that can be refused is refused before the model loads
+        check_layout(args.inputs, out_dir)
+        previous = {u: r["source"] for u, r in read_records(out_dir).items()}
+        jobs = collect_jobs(args.inputs, out_dir, previous, skipped)
+    except (EnhanceSetupError, ManifestError, OSError) as e:
+        log.error("enhance: %s", e)
+        return 2
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    out_dir = Path(args.out)
     model = load_enhancer(args.checkpoint, device)
-    jobs = collect_jobs(args.inputs, out_dir)
-    log.info("enhance: %d file(s) with %s on %s", len(jobs), args.checkpoint, device)
-    return enhance_jobs(wave_fn(model), jobs, out_dir, device, args.chunk_seconds, args.overlap_seconds)
+    digest = checkpoint_digest(args.checkpoint)
+    log.info("enhance: %d file(s) with %s (sha256 %s) on %s", len(jobs), args.checkpoint, digest[:12], device)
+    status = enhance_jobs(wave_fn(model), jobs, out_dir, device, args.chunk_seconds, args.overlap_seconds,
+                          checkpoint=digest, skipped=skipped)
+    return status

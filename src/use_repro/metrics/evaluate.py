@@ -60,7 +60,9 @@ def read_audio_list(path: str | os.PathLike) -> dict[str, str]:
     """uid -> audio path from a folder (file stems) or an scp (`uid fs path` or `uid path`)."""
     path = Path(path)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES)
+        # hidden files aside: a killed writer's temp file (".x.flac.tmp123.flac") is not an utterance
+        files = sorted(p for p in path.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES
+                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
         out = {}
         for p in files:
             if p.stem in out:
@@ -263,6 +265,13 @@ def summarize(rows: list[dict], backends: dict[str, registry.Backend]) -> dict:
             info["backends"][c] = b.describe()
             vals = pd.to_numeric(df[c], errors="coerce") if c in df else pd.Series(dtype=float)
             n = int(vals.notna().sum())
+            errs = df["error"].fillna("").astype(str) if "error" in df else pd.Series(dtype=str)
+            first = next((e for e in errs if f"{g}:" in e), "")
+            if b.available and n == 0 and first:
+                # A backend that scored nothing and failed (at load in a worker process, or on
+                # every file) is n/a in the JSON, never labelled as the paper's backend.
+                info["backends"][c] = {"backend": "n/a", "paper_backend": False,
+                                       "reason": f"{b.name} failed on every utterance (first: {first[:300]})"}
             info["counts"][c] = n
             if c == "CAcc" and "CAcc_errors" in df:
                 avg = pooled_cacc(df["CAcc_errors"], df["CAcc_chars"])
