@@ -66,10 +66,13 @@ def write_audio(path: str | os.PathLike, x: np.ndarray, fs: int, subtype: str | 
     """Write `x` ([T] or [T, C]) atomically; format from the suffix (FLAC for .flac).
 
     FLAC is written as 16-bit PCM like the challenge's data unless `subtype` says otherwise;
-    samples are clipped to [-1, 1) first so the integer conversion never wraps.
+    samples are clipped to [-1, 1) first so the integer conversion never wraps. float64 input is
+    written from float64 (as the challenge's ``sf.write`` does): rounding it to float32 first
+    moves some samples by one 16-bit step.
     """
     path = Path(path)
-    x = np.asarray(x, dtype=np.float32)
+    x = np.asarray(x)
+    x = x if x.dtype == np.float64 else x.astype(np.float32)
     if not np.isfinite(x).all():
         raise AudioError(f"{path}: refusing to write NaN or infinite samples")
     if subtype is None and path.suffix.lower() == ".flac":

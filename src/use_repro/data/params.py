@@ -72,6 +72,7 @@ class SimConfig:
     early_windows_ms: tuple[float, ...] = (50.0, 25.0, 10.0, 0.0)
     target_gain: str = "direct_path"
     wind_challenge_quirks: bool = True
+    max_reject_fraction: float = 0.01
     splits: dict = field(default_factory=dict)
 
     @classmethod

@@ -1,18 +1,20 @@
-"""Render one meta.tsv row to audio in memory: the noisy mixture and every target.
+"""Render one meta.tsv row to audio in memory: the noisy mixture and the requested targets.
 
 Order of operations, as the challenge's ``simulate_data_from_param.py: process_one_sample``:
 
 1. read speech, noise and RIR (first channel, float64), resampling any source whose rate
-   differs from the row's ``fs`` with soxr HQ (librosa's ``soxr_hq``);
+   differs from the row's ``fs`` as the challenge's ``read_audio`` does (``librosa.resample``
+   with ``soxr_hq``: soxr HQ, then zero-padded or cut to ``ceil(N * fs / fs_file)`` samples);
 2. reverberation: mixture speech ``(s * h)[:T]``; targets from targets.py (the challenge's
    early target plus the paper's shifted/anechoic targets and early windows);
 3. noise at the row's SNR on active frames of the (reverberant) speech, or the wind-noise
    mixing for wind rows, with a noise offset drawn from the row's RNG;
 4. the ``/``-separated augmentations, in the order written;
-5. one scale ``0.9 / max(peak(noisy), peak(early), peak(noise))`` applied to the mixture and
-   to every target, so they keep their relative levels. Should an extra target (shifted,
-   anechoic, windows) peak above that, the scale shrinks just enough to keep it under 0.99:
-   the challenge's own outputs are then scaled slightly lower than it would scale them.
+5. the challenge's level rule, for every row: one scale ``0.9 / max(peak(noisy), peak(early),
+   peak(noise))`` applied to the mixture and to every target, so all keep the relative levels
+   they have in the mixture. The extra targets (shifted, anechoic, windows) take no part in the
+   rule; one that then peaks above what 16-bit PCM holds is written losslessly by
+   ``simulate render`` as 32-bit float WAV instead of FLAC (see simulate.py), never rescaled.
 
 The row's RNG is seeded like the challenge's (``default_rng(int(id.split('_')[-1]))`` for ids
 such as ``fileid_123``, so the official meta.tsv draws the official noise offsets), and from
@@ -29,6 +31,7 @@ import numpy as np
 import soundfile as sf
 
 from use_repro.audio.io import SUPPORTED_RATES, AudioError
+from use_repro.audio.resample import resample_fixed_length
 from use_repro.data import augmentation as A
 from use_repro.data.distortions.bandwidth import limit_bandwidth
 from use_repro.data.distortions.clipping import clip_quantiles
@@ -37,10 +40,11 @@ from use_repro.data.distortions.noise import fit_noise, mix_noise
 from use_repro.data.distortions.packet_loss import apply_packet_loss
 from use_repro.data.distortions.wind import mix_wind
 from use_repro.data.manifest import ScpEntry
-from use_repro.data.targets import make_targets, target_names
+from use_repro.data.targets import make_targets, target_names, window_name
 from use_repro.seeding import rng_for
 
 MIN_SPEECH_SECONDS = 0.1
+_EXACT_LENGTH_FORMATS = ("FLAC", "WAV", "WAVEX", "AIFF")
 
 
 class RowError(ValueError):
@@ -53,10 +57,25 @@ class RenderSettings:
     target_gain: str = "direct_path"
     early_seconds: float = 0.05
     wind_quirks: bool = True  # reproduce the challenge's wind-row quirks (distortions/wind.py)
+    # Targets to render (names from targets.target_names); None: all of them. The early target
+    # is computed whatever this says: the level rule needs its peak.
+    targets: tuple | None = None
 
     @classmethod
-    def from_sim(cls, sim) -> "RenderSettings":
-        return cls(tuple(sim.early_windows_ms), sim.target_gain, sim.early_ms / 1000.0, sim.wind_challenge_quirks)
+    def from_sim(cls, sim, targets=None) -> "RenderSettings":
+        return cls(tuple(sim.early_windows_ms), sim.target_gain, sim.early_ms / 1000.0, sim.wind_challenge_quirks,
+                   None if targets is None else tuple(targets))
+
+    def target_list(self) -> list[str]:
+        """The targets to render, in column order; ValueError naming a target no setting makes."""
+        names = target_names(self.windows_ms)
+        if self.targets is None:
+            return names
+        unknown = [t for t in self.targets if t not in names]
+        if unknown:
+            raise ValueError(f"target(s) {', '.join(unknown)} not made by this configuration: the targets are "
+                             f"{', '.join(names)} (windows from simulation.early_windows_ms)")
+        return [n for n in names if n in self.targets]
 
 
 class Sources:
@@ -91,36 +110,49 @@ def row_rng(row_id: str) -> np.random.Generator:
 
 
 def read_source(path: str, fs: int) -> np.ndarray:
-    """First channel of `path` as float64 [T] at `fs` (soxr HQ when the file's rate differs)."""
+    """First channel of `path` as float64 [T] at `fs`, resampled as the challenge's ``read_audio``
+    (audio.resample.resample_fixed_length) when the file's rate differs."""
     try:
+        if os.path.getsize(path) == 0:
+            raise AudioError(f"{path}: empty file (0 bytes)")
+        info = sf.info(path)
         x, fs_file = sf.read(path, dtype="float64", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-        raise AudioError(f"{path}: not a sound file ({e})") from None
+        raise AudioError(f"{path}: not a readable sound file (truncated or not audio: {e})") from None
+    except OSError as e:
+        raise AudioError(f"{path}: cannot be read ({e})") from None
     if x.shape[0] == 0:
         raise AudioError(f"{path}: holds no samples")
+    # Only formats whose header frame count is exact (compressed ones may estimate it).
+    if info.format in _EXACT_LENGTH_FORMATS and x.shape[0] != info.frames:
+        raise AudioError(f"{path}: truncated, holds {x.shape[0]} samples, its header says {info.frames}")
     x = np.ascontiguousarray(x[:, 0])
     if not np.isfinite(x).all():
         raise AudioError(f"{path}: contains NaN or infinite samples")
-    if fs_file != fs:
-        import soxr
-
-        x = soxr.resample(x, fs_file, fs, quality="HQ")
-    return x
+    return resample_fixed_length(x, fs_file, fs) if fs_file != fs else x
 
 
 def read_noise(path: str, fs: int, length: int, rng: np.random.Generator) -> np.ndarray:
     """The noise fitted to `length` samples exactly as ``noise.fit_noise(read_source(path, fs),
-    length, rng)`` (same offset draw), reading only the needed segment when no resampling is due."""
+    length, rng)`` (same offset draw), reading only the needed segment when no resampling is due
+    (NaN/Inf outside that segment are then not seen: the corpus check reads whole files)."""
     try:
+        if os.path.getsize(path) == 0:
+            raise AudioError(f"{path}: empty file (0 bytes)")
         info = sf.info(path)
     except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioError(f"{path}: not a sound file ({e})") from None
+        raise AudioError(f"{path}: not a readable sound file (truncated or not audio: {e})") from None
+    except OSError as e:
+        raise AudioError(f"{path}: cannot be read ({e})") from None
     if info.samplerate != fs or info.frames <= length:
         return fit_noise(read_source(path, fs), length, rng)
     offset = int(rng.integers(0, info.frames - length))
-    x, _ = sf.read(path, dtype="float64", always_2d=True, start=offset, stop=offset + length)
+    try:
+        x, _ = sf.read(path, dtype="float64", always_2d=True, start=offset, stop=offset + length)
+    except (sf.LibsndfileError, RuntimeError) as e:
+        raise AudioError(f"{path}: not a readable sound file (truncated: {e})") from None
     if x.shape[0] != length:
-        raise AudioError(f"{path}: holds {offset + x.shape[0]} samples, its header says {info.frames}")
+        raise AudioError(f"{path}: truncated, holds {offset + x.shape[0]} samples, its header says {info.frames}")
     x = np.ascontiguousarray(x[:, 0])
     if not np.isfinite(x).all():
         raise AudioError(f"{path}: contains NaN or infinite samples")
@@ -129,10 +161,11 @@ def read_noise(path: str, fs: int, length: int, rng: np.random.Generator) -> np.
 
 def render_row(row: dict, sources: Sources, settings: RenderSettings | None = None,
                return_info: bool = False):
-    """Render `row` → {"noisy", "noise", <target names>...}: float64 [T] arrays after scaling.
+    """Render `row` → {"noisy", "noise", "early", <requested targets>...}: float64 [T] arrays after scaling.
 
     Target names: ``early`` (the ``clean_path`` column), ``shifted``, ``anechoic``,
-    ``early{W}ms`` for each configured window. With `return_info`, also a dict with
+    ``early{W}ms`` for each configured window; `settings.targets` chooses which are returned
+    (``early`` always is). With `return_info`, also a dict with
     ``reverberant`` (bool), ``n0`` (direct-path index or None), ``scale`` and ``wind`` (bool).
     Raises RowError (or AudioError) naming what is wrong with the row.
     """
@@ -160,8 +193,10 @@ def render_row(row: dict, sources: Sources, settings: RenderSettings | None = No
     rir_uid = row.get("rir_uid", "none")
     rir = None if rir_uid in ("none", "", None) else read_source(sources.path("rir", rir_uid), fs)
 
-    reverberant, targets = make_targets(speech, rir, fs, settings.windows_ms, settings.target_gain,
-                                        settings.early_seconds)
+    wanted = settings.target_list()
+    # Only the requested windows are convolved (each costs a convolution per row).
+    windows = [w for w in settings.windows_ms if window_name(w) in wanted]
+    reverberant, targets = make_targets(speech, rir, fs, windows, settings.target_gain, settings.early_seconds)
     mixture_speech = speech if reverberant is None else reverberant
     snr = float(row["snr_dB"])
     wind = A.is_wind_row(row["noise_uid"], augs)
@@ -192,12 +227,11 @@ def render_row(row: dict, sources: Sources, settings: RenderSettings | None = No
     if noisy.shape[0] != n:
         raise RowError(f"rendered mixture has {noisy.shape[0]} samples, expected {n}")
 
+    # The challenge's rule, whatever the extra targets' peaks (see the module docstring).
     peak = max(_peak(noisy), _peak(targets["early"]), _peak(noise))
-    extra = max(_peak(v) for k, v in targets.items() if k != "early")
-    peak = max(peak, extra * 0.9 / 0.99)
     scale = 0.9 / peak if peak > 0 else 1.0
     out = {"noisy": noisy * scale, "noise": noise * scale}
-    for name in target_names(settings.windows_ms):
+    for name in ["early"] + [n for n in wanted if n != "early"]:
         out[name] = targets[name] * scale
     if not return_info:
         return out

@@ -6,10 +6,14 @@
   use-repro simulate render  --config mini --meta <out>/params.tsv --corpus-dir results/mini/corpus --out <out> --threads 2
       render any meta.tsv (ours, or the official one with --speech-scp/--noise-scp/--wind-scp/
       --rir-scp) to 16-bit FLAC at the row's rate: <out>/noisy, <out>/clean (the challenge's
-      early target), <out>/clean_shifted, <out>/clean_anechoic, <out>/clean_early{W}ms, each
-      <folder>/<row index // 5000>/<id>.flac (identical targets are hard links); writes
-      <out>/meta.tsv with the rows that rendered (paths filled in) and <out>/rejects.tsv
-      (id, reason) with those that did not, and exits 1 with a summary if any failed
+      early target) and the targets --targets names (default all: <out>/clean_shifted,
+      <out>/clean_anechoic, <out>/clean_early{W}ms; the columns of the others say none), each
+      <folder>/<row index // 5000>/<id>.flac (identical targets are hard links; an extra target
+      whose shared scale puts it beyond 16-bit PCM is <id>.wav, 32-bit float); writes
+      <out>/rejects.tsv (id, reason: rows that did not render and skipped manifest lines), then
+      <out>/meta.tsv with the rows that rendered (paths filled in); exits 1, with a summary naming
+      every reject, when more than --max-reject-fraction (simulation.max_reject_fraction) of the
+      rows were rejected or none rendered
   use-repro simulate summary --meta <split>/meta.tsv ... --out results/mini/simulation/summary.csv
       rows per split, distortion (all, noise, wind_noise, reverberation, bandwidth_limitation,
       clipping, codec, packet_loss; plus lang=<code> rows), sampling rate and SNR bin
@@ -71,6 +75,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--out", required=True, help="output folder (audio, meta.tsv, rejects.tsv)")
     q.add_argument("--threads", type=int, default=1, help="worker processes (0: all cores)")
     q.add_argument("--resume", action="store_true", help="keep rows whose files all exist already")
+    q.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
+                   help="targets to write besides noisy (early, shifted, anechoic, early<W>ms); the columns of "
+                        "the others say none. Default: every target the configuration makes")
+    q.add_argument("--max-reject-fraction", type=float, default=None,
+                   help="rejected rows tolerated, as a fraction of all rows, before the exit status is 1 "
+                        "(default: the profile's simulation.max_reject_fraction)")
 
     q = sub.add_parser("summary", help="rows per distortion, sampling rate and SNR bin")
     q.add_argument("--meta", nargs="+", required=True, help="rendered meta.tsv files (split = parent folder name)")
@@ -132,18 +142,87 @@ def all_manifests(corpus_dir: str | Path, kind: str) -> list[Path]:
     return out
 
 
-def _read_entries(paths) -> list:
-    from use_repro.data.manifest import ScpEntry, read_scp
+def _read_entries(paths, issues: list | None = None) -> list:
+    """Entries of the given scp manifests (first occurrence of a uid wins).
+
+    A malformed line fails the whole read unless `issues` is given: then the line is skipped and
+    (``<manifest> line <n>``, reason) appended to `issues`, so one bad line costs only the rows
+    that use it.
+    """
+    from use_repro.data.manifest import ManifestError, ScpEntry, read_scp
     from use_repro.data.render import resolve_path
 
     out, seen = [], set()
     for p in paths or []:
-        for e in read_scp(p):
+        try:
+            entries = read_scp(p)
+        except (ManifestError, UnicodeDecodeError):
+            if issues is None:
+                raise
+            entries = _read_scp_lines(Path(p), issues)
+        for e in entries:
             if e.uid in seen:
                 continue
             seen.add(e.uid)
             out.append(ScpEntry(e.uid, e.fs, resolve_path(e.path, p)))
     return out
+
+
+def _read_scp_lines(path: Path, issues: list) -> list:
+    """The well-formed ``uid fs path`` lines of `path`; each other line becomes an issue."""
+    from use_repro.data.manifest import ScpEntry
+
+    out, seen = [], {}
+    # Undecodable bytes become U+FFFD: the line is then reported (or its path fails) on its own.
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            parts = line.split()
+            where = f"{path} line {lineno}"
+            if len(parts) != 3:
+                issues.append((where, f"expected 'uid fs path' (3 space-separated fields), got {len(parts)}: {line!r}"))
+                continue
+            try:
+                fs = int(float(parts[1]))
+            except ValueError:
+                issues.append((where, f"sampling rate {parts[1]!r} is not a number: {line!r}"))
+                continue
+            if parts[0] in seen:
+                issues.append((where, f"duplicate uid {parts[0]!r} (first on line {seen[parts[0]]}); kept the first"))
+                continue
+            seen[parts[0]] = lineno
+            out.append(ScpEntry(parts[0], fs, parts[2]))
+    return out
+
+
+def read_meta_rows(path) -> tuple[list[dict], list[tuple[str, str]]]:
+    """(rows, malformed lines as (item, reason)) of a meta.tsv; ManifestError when the file
+    itself is unusable (empty, no header, no id/speech_uid/fs column)."""
+    from use_repro.data.manifest import ManifestError
+
+    path = Path(path)
+    rows, bad = [], []
+    with open(path, encoding="utf-8", newline="") as f:
+        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        try:
+            header = next(reader)
+        except StopIteration:
+            raise ManifestError(f"{path}: empty file (expected a meta.tsv header)") from None
+        missing = [c for c in ("id", "speech_uid", "fs") if c not in header]
+        if missing:
+            raise ManifestError(f"{path} line 1: header lacks column(s) {', '.join(missing)}")
+        for lineno, fields in enumerate(reader, 2):
+            if not fields or all(not x.strip() for x in fields):
+                continue
+            if len(fields) != len(header):
+                item = fields[0] if fields[0].strip() else f"{path.name} line {lineno}"
+                bad.append((item, f"{path} line {lineno}: malformed row, {len(fields)} fields where the header "
+                                  f"has {len(header)}"))
+                continue
+            rows.append(dict(zip(header, fields)))
+    return rows, bad
 
 
 def _read_side(paths) -> dict[str, str]:
@@ -189,18 +268,19 @@ def run_params(args) -> int:
         log.error("params %s: no speech manifest (looked under %s for %s); pass --speech-scp",
                   args.split, args.corpus_dir, ", ".join(f"{a}/speech.scp, speech_{a}.scp" for a in SPLIT_ALIASES[args.split]))
         return 2
-    noise = _read_entries(manifests("noise", args.noise_scp))
+    issues: list[tuple[str, str]] = []  # malformed manifest lines: skipped, logged, never fatal
+    noise = _read_entries(manifests("noise", args.noise_scp), issues)
     if not noise:
         log.error("params %s: no noise manifest found; pass --noise-scp", args.split)
         return 2
-    rir = _read_entries(manifests("rir", args.rir_scp))
-    wind = _read_entries(manifests("wind", args.wind_scp))
+    rir = _read_entries(manifests("rir", args.rir_scp), issues)
+    wind = _read_entries(manifests("wind", args.wind_scp), issues)
     side = {s: _read_side(getattr(args, s) or manifests(s, None)) for s in SIDE_FILES}
 
     from use_repro.audio.io import AudioError, audio_info
 
     speech, missing = [], []
-    for e in _read_entries(speech_scps):
+    for e in _read_entries(speech_scps, issues):
         try:
             fs_file, frames = audio_info(e.path)
         except AudioError as err:
@@ -210,6 +290,8 @@ def run_params(args) -> int:
                                  side["text"].get(e.uid, "<not-available>"), side["utt2lang"].get(e.uid, "none")))
     for m in missing:
         log.warning("params %s: speech skipped: %s", args.split, m)
+    for item, reason in issues:
+        log.warning("params %s: manifest line skipped: %s: %s", args.split, item, reason)
     rows, notes = sample_split(speech, noise, rir, wind, sim, args.split, seed, out)
     for n in notes:
         log.warning("params %s: %s", args.split, n)
@@ -235,6 +317,11 @@ def _extra_columns(sim) -> list[str]:
 # ---------------------------------------------------------------------------------------------
 
 _WORKER: dict = {}
+# The largest sample 16-bit PCM holds: libsndfile maps x to round(x * 32768), clipped to
+# [-32768, 32767], so anything that rounds above 32767 / 32768 would be clipped.
+PCM16_MAX = 32767.5 / 32768
+PCM16_MIN = -32768.5 / 32768
+FLOAT_SUFFIX = ".wav"
 
 
 def _init_worker(sources, settings, out, resume):
@@ -248,48 +335,82 @@ def _render_one(job):
     index, row = job
     from use_repro.data.params import output_paths
     from use_repro.data.render import render_row
+    from use_repro.data.targets import target_column
 
     settings, out = _WORKER["settings"], _WORKER["out"]
     t0 = time.perf_counter()
     try:
         paths = output_paths(row["id"], index, out, settings.windows_ms)
         files, links = planned_files(row, paths, settings)
-        result = {**row, **paths}
+        result = {**row, **{k: "none" for k in paths}}
         result.setdefault("lang", "none")
-        if _WORKER["resume"] and all(os.path.exists(p) for p in paths.values()):
-            return index, result, None, 0.0
+        if _WORKER["resume"]:
+            kept = {name: _existing(p) for name, p in files.items()}
+            kept.update({name: _existing(paths[target_column(name)]) for name in links})
+            if all(kept.values()):
+                result.update({_column(n): p for n, p in kept.items()})
+                return index, result, None, 0.0
         audio = render_row(row, _WORKER["sources"], settings)
         fs = int(float(row["fs"]))
-        for name, path in files.items():
-            _write(path, audio[name], fs)
-        for dst, src in links.items():
-            _link(src, dst)
+        written = {name: _write(path, audio[name], fs) for name, path in files.items()}
+        for name, src in links.items():
+            dst = _with_suffix(paths[target_column(name)], written[src])
+            _link(written[src], dst)
+            written[name] = dst
+        result.update({_column(n): p for n, p in written.items()})
         return index, result, None, time.perf_counter() - t0
     except Exception as e:  # noqa: BLE001 - every failure becomes a reject with its reason
         return index, None, f"{type(e).__name__}: {e}", time.perf_counter() - t0
 
 
-def planned_files(row: dict, paths: dict, settings) -> tuple[dict, dict]:
-    """(audio name -> path of each file to encode, path -> path it duplicates).
+def _column(name: str) -> str:
+    from use_repro.data.targets import target_column
 
-    Every column gets its own file, so each target folder is complete, but duplicates are
-    hard links rather than encoded again: without reverberation every target is the dry
-    speech (= the clean file); one-sample early windows (e.g. 0 ms) are the shifted target.
+    return "noisy_path" if name == "noisy" else target_column(name)
+
+
+def _with_suffix(path: str, like: str) -> str:
+    """`path` with the suffix of `like` (a link takes its source's format)."""
+    return str(Path(path).with_suffix(Path(like).suffix))
+
+
+def _existing(path: str) -> str | None:
+    """`path`, or its float-WAV sibling, whichever exists (None if neither)."""
+    for p in (path, str(Path(path).with_suffix(FLOAT_SUFFIX))):
+        if os.path.exists(p):
+            return p
+    return None
+
+
+def planned_files(row: dict, paths: dict, settings) -> tuple[dict, dict]:
+    """(name -> path of each file to encode, name -> name of the file it duplicates).
+
+    Names are ``noisy`` and the targets `settings` asks for (settings.target_list()). Every
+    rendered target gets its own file in its own folder, but duplicates are hard links rather
+    than encoded again: without reverberation every target is the dry speech (= the clean file,
+    which is always encoded: the level rule and the official layout need it); one-sample early
+    windows (e.g. 0 ms) are the shifted target.
     """
-    from use_repro.data.targets import target_column, target_names
+    from use_repro.data.targets import target_column
 
     fs = int(float(row["fs"]))
     reverberant = row.get("rir_uid", "none") not in ("none", "", None)
+    wanted = settings.target_list()
     files = {"noisy": paths["noisy_path"]}
     links = {}
-    for name in target_names(settings.windows_ms):
+    if "early" in wanted or not reverberant:
+        files["early"] = paths["clean_path"]
+    for name in wanted:
         col = target_column(name)
         if name == "early":
-            files[name] = paths[col]
-        elif not reverberant:
-            links[paths[col]] = paths["clean_path"]
+            continue
+        if not reverberant:
+            links[name] = "early"
         elif name.startswith("early") and int(float(name[5:-2]) * fs / 1000) <= 1:
-            links[paths[col]] = paths[target_column("shifted")]
+            if "shifted" in wanted:
+                links[name] = "shifted"
+            else:
+                files[name] = paths[col]
         else:
             files[name] = paths[col]
     return files, links
@@ -301,6 +422,7 @@ def _link(src: str, dst: str) -> None:
 
     from use_repro.fs import atomic_path
 
+    _drop_other_format(dst)
     with atomic_path(dst) as tmp:
         tmp.unlink()
         try:
@@ -309,9 +431,25 @@ def _link(src: str, dst: str) -> None:
             shutil.copyfile(src, tmp)
 
 
+def _drop_other_format(path: str) -> None:
+    """Remove the file a previous run may have written for the same row in the other format,
+    so a folder never holds two files for one id (evaluate reads folders by stem)."""
+    p = Path(path)
+    other = p.with_suffix(".flac" if p.suffix == FLOAT_SUFFIX else FLOAT_SUFFIX)
+    if other.exists():
+        other.unlink()
+
+
 def _write(path: str, x, fs: int) -> str:
-    """16-bit FLAC, atomically; the same bytes as audio.io.write_audio, encoded in memory first
-    because libsndfile's many small writes are slow on some file systems."""
+    """Write one signal atomically → the path written.
+
+    16-bit FLAC from float64 (the challenge's ``sf.write``: casting to float32 first moves some
+    samples by one 16-bit step), encoded in memory first because libsndfile's many small writes
+    are slow on some file systems. A signal 16-bit PCM cannot hold (only an extra target can
+    exceed it: the level rule keeps noisy, clean and noise at 0.9 peak) is written as 32-bit float
+    WAV beside it (same stem, ``.wav``), so it keeps the scale it shares with the noisy signal
+    instead of being clipped or rescaled; meta.tsv points to that file.
+    """
     import io
 
     import numpy as np
@@ -319,22 +457,30 @@ def _write(path: str, x, fs: int) -> str:
 
     from use_repro.fs import atomic_path
 
+    y = np.asarray(x, dtype=np.float64)
+    fits = y.size == 0 or (float(y.max()) < PCM16_MAX and float(y.min()) >= PCM16_MIN)
+    if not fits:
+        path = str(Path(path).with_suffix(FLOAT_SUFFIX))
     buf = io.BytesIO()
-    y = np.clip(np.asarray(x, dtype=np.float32), -1.0, 1.0 - 2.0**-15)
-    sf.write(buf, y, int(fs), subtype="PCM_16", format="FLAC")
+    if fits:
+        sf.write(buf, y, int(fs), subtype="PCM_16", format="FLAC")
+    else:
+        sf.write(buf, y.astype(np.float32), int(fs), subtype="FLOAT", format="WAV")
+    _drop_other_format(path)
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.getvalue())
     return str(path)
 
 
-def load_sources(args):
-    """Sources for render: explicit manifests, else every matching manifest under --corpus-dir."""
+def load_sources(args, issues: list | None = None):
+    """Sources for render: explicit manifests, else every matching manifest under --corpus-dir.
+    With `issues`, malformed manifest lines are skipped and listed there (see _read_entries)."""
     from use_repro.data.render import Sources
 
     def entries(kind, explicit):
         if explicit:
-            return _read_entries(explicit)
-        return _read_entries(all_manifests(args.corpus_dir, kind)) if args.corpus_dir else []
+            return _read_entries(explicit, issues)
+        return _read_entries(all_manifests(args.corpus_dir, kind), issues) if args.corpus_dir else []
 
     speech = entries("speech", args.speech_scp)
     noise = entries("noise", args.noise_scp) + entries("wind", args.wind_scp)
@@ -346,30 +492,48 @@ def run_render(args) -> int:
     import multiprocessing as mp
 
     from use_repro.batch import Failures
-    from use_repro.data.manifest import ManifestError, read_meta, write_meta
+    from use_repro.data.manifest import ManifestError, write_meta
     from use_repro.data.params import SimConfig
     from use_repro.data.render import RenderSettings
     from use_repro.progress import progress
 
     cfg = _config(args.config)
     sim = SimConfig.from_config(cfg)
-    settings = RenderSettings.from_sim(sim)
+    settings = RenderSettings.from_sim(sim, args.targets)
+    limit = sim.max_reject_fraction if args.max_reject_fraction is None else args.max_reject_fraction
+    if not 0.0 <= limit <= 1.0:
+        log.error("render: --max-reject-fraction %s: expected a fraction in [0, 1]", limit)
+        return 2
+    try:
+        settings.target_list()
+    except ValueError as e:
+        log.error("render: --targets: %s", e)
+        return 2
     out = Path(args.out)
     try:
-        rows = read_meta(args.meta)
-    except (ManifestError, OSError) as e:
+        rows, malformed = read_meta_rows(args.meta)
+    except (ManifestError, OSError, UnicodeDecodeError) as e:
+        log.error("render: %s: %s", args.meta, e)
+        return 2
+    manifest_issues: list[tuple[str, str]] = []
+    try:
+        sources = load_sources(args, manifest_issues)
+    except OSError as e:
         log.error("render: %s", e)
         return 2
-    sources = load_sources(args)
-    log.info("render: %d rows from %s; %d speech, %d noise, %d RIR sources; %s", len(rows), args.meta,
-             len(sources.speech), len(sources.noise), len(sources.rir), out)
+    for item, reason in manifest_issues:
+        log.warning("render: manifest line skipped: %s: %s", item, reason)
+    log.info("render: %d rows from %s; %d speech, %d noise, %d RIR sources; targets %s; %s", len(rows), args.meta,
+             len(sources.speech), len(sources.noise), len(sources.rir), ", ".join(settings.target_list()), out)
     threads = args.threads or os.cpu_count() or 1
     jobs = list(enumerate(rows))
     failures = Failures("simulate render")
+    for item, reason in malformed:
+        failures.add(item, reason)
     results: dict[int, dict] = {}
     seconds = busy = 0.0
     t0 = time.perf_counter()
-    if threads <= 1:
+    if threads <= 1 or not jobs:
         _init_worker(sources, settings, out, args.resume)
         it = map(_render_one, jobs)
         pool = None
@@ -398,16 +562,40 @@ def run_render(args) -> int:
     wall = time.perf_counter() - t0
     done = [results[i] for i in sorted(results)]
     extra = _extra_columns(sim)
-    write_meta(out / "meta.tsv", done, extra_columns=extra)
+    rejected = len(failures)  # rows only: the manifest lines below are not rows
+    for item, reason in manifest_issues:
+        failures.items.append((item, reason))
+    # rejects.tsv first: whatever happens next, the list of what failed is on disk.
     failures.write(out / "rejects.tsv")
+    write_meta(out / "meta.tsv", done, extra_columns=extra)
     if done:
         log.info("render: %d rows, %.1f s of audio in %.1f s wall (%.1fx real time per worker-second)",
                  len(done), seconds, wall, seconds / busy if busy else float("nan"))
-    status = failures.exit_status(total=len(rows))
+    total = len(rows) + len(malformed)
+    status = render_status(total, rejected, limit)
     if failures:
-        print(failures.summary(len(rows)), file=sys.stderr)
-        print(f"rejected rows are listed in {out / 'rejects.tsv'}", file=sys.stderr)
+        print(render_summary(failures.items, total, rejected, limit, out / "rejects.tsv", status), file=sys.stderr)
     return status
+
+
+def render_status(total: int, rejected: int, limit: float) -> int:
+    """0 when at least one row rendered and the rejected rows are at most `limit` of all rows."""
+    if total == 0 or rejected >= total:
+        return 1
+    return 0 if rejected <= limit * total else 1
+
+
+def render_summary(items, total: int, rejected: int, limit: float, rejects_path, status: int, show: int = 20) -> str:
+    """The end-of-run summary: counts, the verdict against the limit, and the rejects by name."""
+    verdict = ("within" if status == 0 else "above") + f" the limit simulation.max_reject_fraction = {limit:g}"
+    lines = [f"simulate render: {total - rejected} of {total} done, {rejected} failed "
+             f"({rejected / total:.1%} of the rows, {verdict})" if total else
+             "simulate render: no rows to render"]
+    lines += [f"  {item}: {reason}" for item, reason in items[:show]]
+    if len(items) > show:
+        lines.append(f"  (+{len(items) - show} more)")
+    lines.append(f"rejected rows are listed in {rejects_path}")
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------
