@@ -47,6 +47,21 @@ def one_of(names):
     return "|".join(re.escape(n) for n in names) if names else "(?!x)x"
 
 
+# --- simulation -------------------------------------------------------------------------------
+def render_targets(split):
+    """The targets `simulate render` writes for `split`, exactly those some job reads: on train and
+    valid each experiment's training target; on test the evaluation references
+    (TEST_REFERENCES), the targets of the GAN runs whose residual correlation is measured, and
+    the regression target the Figure 5/6 spectrograms show as their clean panel."""
+    if split != "test":
+        names = {e.target for e in EXPS.values()}
+    else:
+        names = set(TEST_REFERENCES) | {EXPS[n].target for n in RESIDUAL_SYSTEMS}
+        if FIGURE_INPUTS["fig5"][1] or FIGURE_INPUTS["fig6"][1]:
+            names.add(EXPS[_SPEC["regression"]].target)
+    return sorted(names)
+
+
 # --- training ---------------------------------------------------------------------------------
 def train_inputs(wc):
     e = EXPS[wc.exp]

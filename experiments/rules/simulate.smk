@@ -1,7 +1,10 @@
 # Stage 2: URGENT 2025 simulation. For each split: sample parameters (params.tsv), then render the
-# noisy audio and every target (meta.tsv, rejects.tsv and the FLAC folders noisy/, clean/,
-# clean_shifted/, clean_anechoic/, clean_early<W>ms/); finally count rows per distortion,
-# sampling rate and SNR bin. Layout: results/<profile>/simulation/{train,valid,test}/.
+# noisy audio and the targets some job reads (render_targets in common.smk: meta.tsv and the FLAC
+# folders noisy/, clean/, clean_shifted/, clean_anechoic/, clean_early<W>ms/ as needed); finally
+# count rows per distortion, sampling rate and SNR bin. Layout: results/<profile>/simulation/{train,valid,test}/.
+# <split>/rejects.tsv (rows that did not render, with the reason) is written by render but is not
+# a declared output: when too many rows fail (simulation.max_reject_fraction) the job fails and
+# Snakemake deletes its outputs, and the list naming the culprits must survive that.
 # Reads the corpus manifests under CORPUS (speech_<split>.scp, noise_, rir_, wind_noise_).
 
 SIM_SPLITS = ("train", "valid", "test")
@@ -33,7 +36,6 @@ rule simulate_render:
         corpus=f"{CORPUS}/summary.csv",
     output:
         meta=f"{SIMULATION}/{{split}}/meta.tsv",
-        rejects=f"{SIMULATION}/{{split}}/rejects.tsv",
     log:
         f"{RESULTS}/logs/simulate/render_{{split}}.log",
     wildcard_constraints:
@@ -45,9 +47,10 @@ rule simulate_render:
         cfg=CONFIG_FILE,
         corpus=lambda wc, input: os.path.dirname(input.corpus),
         out=lambda wc, output: os.path.dirname(output.meta),
+        targets=lambda wc: " ".join(render_targets(wc.split)),
     shell:
         "use-repro simulate render --config {params.cfg} --meta {input.params} --corpus-dir {params.corpus}"
-        " --out {params.out} --threads {threads} > {log} 2>&1"
+        " --targets {params.targets} --out {params.out} --threads {threads} > {log} 2>&1"
 
 
 rule simulate:
