@@ -1,8 +1,9 @@
 """Non-intrusive quality predictors: DNSMOS P.835 (OVRL, SIG, BAK), DistillMOS; NISQA and UTMOS
 are the challenge's and need weights the registries do not ship (see registry.py).
 
-Every scorer takes the estimate [T] at any rate and resamples to 16 kHz with soxr "HQ" (the
-challenge's `soxr.resample` default) before its model.
+Every scorer here takes the estimate [T] at any rate and resamples to 16 kHz with soxr "HQ" (the
+challenge's `soxr.resample` default) before its model. NISQA (nisqa.py) does not: like the
+official code it computes its features at the file's own rate.
 
 DNSMOS follows the challenge (espnet's DNSMOS_local, itself Microsoft's dnsmos_local.py):
 the non-personalised P.835 network `sig_bak_ovr.onnx` on 9.01 s windows hopped by 1 s (a clip
@@ -101,67 +102,6 @@ class DistillMOS:
         return {"DistillMOS": float(y.reshape(-1)[0])}
 
 
-class NISQA:
-    """NISQA v2 (the challenge's `nisqa.tar`) with the model classes of the `nisqa` package.
-
-    The package's pinned dependencies (torch==2.2.1, ...) are not needed at inference, so it is
-    installed without them (`pip install --no-deps nisqa`); the weights are the user's file.
-    Features follow NISQA's own pipeline with the checkpoint's settings: resampling to `ms_sr`
-    (48 kHz; soxr HQ, as librosa.load), a librosa mel spectrogram in dB, segments of
-    `ms_seg_length` frames every `ms_seg_hop_length`, padded to `ms_max_segments`.
-    `__call__(x [T], fs) -> {"NISQA": overall MOS}`.
-    """
-
-    columns = ("NISQA",)
-
-    def __init__(self, checkpoint: str | os.PathLike):
-        import inspect
-
-        import torch
-
-        with _matplotlib_agg():
-            from nisqa import NISQA_lib
-
-        self.torch, self.nl = torch, NISQA_lib
-        try:
-            ck = torch.load(str(checkpoint), map_location="cpu", weights_only=True)
-        except Exception:  # NISQA's checkpoints hold plain Python args; older ones may need pickle
-            ck = torch.load(str(checkpoint), map_location="cpu", weights_only=False)
-        self.args = args = dict(ck["args"])
-        classes = {"NISQA": NISQA_lib.NISQA, "NISQA_DIM": NISQA_lib.NISQA_DIM}
-        if args.get("model") not in classes:
-            raise ValueError(f"{checkpoint}: model {args.get('model')!r} is not a single-ended NISQA model")
-        cls = classes[args["model"]]
-        names = set(inspect.signature(cls.__init__).parameters) - {"self"}
-        self.model = cls(**{k: v for k, v in args.items() if k in names})
-        self.model.load_state_dict(ck["model_state_dict"], strict=True)
-        self.model.eval()
-
-    def features(self, x: np.ndarray, fs: int):
-        import librosa
-
-        a = self.args
-        sr = int(a["ms_sr"])
-        y = resample(np.asarray(x, np.float32), fs, sr, quality="HQ")
-        spec = librosa.feature.melspectrogram(
-            y=y, sr=sr, n_fft=a["ms_n_fft"], hop_length=int(sr * a["ms_hop_length"]),
-            win_length=int(sr * a["ms_win_length"]), window="hann", center=True, pad_mode="reflect",
-            power=1.0, n_mels=a["ms_n_mels"], fmin=0.0, fmax=a["ms_fmax"], htk=False, norm="slaney")
-        spec = librosa.amplitude_to_db(spec, ref=1.0, amin=1e-4, top_db=80.0)
-        segs, n_wins = self.nl.segment_specs("<array>", spec, a["ms_seg_length"], a["ms_seg_hop_length"],
-                                             a.get("ms_max_segments"))
-        return segs.float(), int(n_wins)
-
-    def __call__(self, x: np.ndarray, fs: int) -> dict[str, float]:
-        segs, n_wins = self.features(x, fs)
-        with self.torch.inference_mode():
-            y = self.model(segs[None], self.torch.tensor([n_wins]))
-        return {"NISQA": float(y.reshape(-1)[0])}
-
-
-def _matplotlib_agg():
-    """NISQA_lib imports matplotlib.pyplot; make sure that never needs a display."""
-    import contextlib
-
-    os.environ.setdefault("MPLBACKEND", "Agg")
-    return contextlib.nullcontext()
+# NISQA lives in nisqa.py (the official model code loaded from the installed distribution's
+# own file, features at the file's rate as the official predict path); re-exported here.
+from use_repro.metrics.nisqa import NISQA  # noqa: E402,F401

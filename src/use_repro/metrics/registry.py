@@ -143,18 +143,23 @@ def _dnsmos(wd) -> Backend:
 
 
 def _nisqa(wd) -> Backend:
-    from use_repro.metrics import nonintrusive as ni
+    from use_repro.metrics import nisqa
 
     own = _weights(wd, "NISQA")
     if own is None:
-        return Backend("NISQA", ("NISQA",), na_reason=f"{_need(wd, 'NISQA')} (NISQA v2 weights; no package on "
-                                                      f"the registries ships them) and pip install --no-deps nisqa")
-    why = _importable("nisqa")
-    if why:
-        return Backend("NISQA", ("NISQA",), na_reason=f"{own} found; its model code comes from the `nisqa` package: "
-                                                      f"pip install --no-deps nisqa ({why})")
-    return Backend("NISQA", ("NISQA",), f"NISQA v2 {own} (model code: nisqa {_version('nisqa')})", "nisqa.tar",
-                   True, lambda t: ni.NISQA(own))
+        return Backend("NISQA", ("NISQA",), na_reason=f"{_need(wd, 'NISQA')} (NISQA v2.0 weights; no package on "
+                                                      f"the registries ships them: `use-repro weights fetch nisqa` "
+                                                      f"or `use-repro weights add nisqa FILE`)")
+    try:
+        code = nisqa.describe_code()  # the installed distribution's own file, never sys.path's `nisqa`
+    except LookupError as e:
+        return Backend("NISQA", ("NISQA",), na_reason=f"{own} found, but its model code is missing: {e}")
+    digest = nisqa.sha256_file(own)
+    official = digest == nisqa.OFFICIAL_SHA256
+    # Only the official v2.0 file is the challenge's backend; any other checkpoint is named as such.
+    name = (f"NISQA v2.0 official nisqa.tar (sha256 {digest[:12]}), model code {code}" if official else
+            f"NISQA, user checkpoint {own} (sha256 {digest[:12]}; not the official v2.0 nisqa.tar), model code {code}")
+    return Backend("NISQA", ("NISQA",), name, f"sha256:{digest}", official, lambda t: nisqa.NISQA(own))
 
 
 def _utmos(wd) -> Backend:
