@@ -44,3 +44,18 @@ def test_resample_length_and_tone_preserved():
     assert abs(len(y) - 16000) <= 1
     spec = np.abs(np.fft.rfft(y))
     assert abs(np.argmax(spec) - 300) <= 1  # 1 Hz bins over 1 s
+
+
+def test_float64_is_written_from_float64(tmp_path):
+    """16-bit FLAC from float64 samples equals the challenge's sf.write of the same array bit for
+    bit; rounding to float32 first moves some samples by one step."""
+    x = np.random.default_rng(3).uniform(-0.9, 0.9, 20000)
+    p = write_audio(tmp_path / "a.flac", x, 16000)
+    ref = tmp_path / "ref.flac"
+    sf.write(ref, x, 16000)  # what the challenge's save_audio does
+    ours, _ = sf.read(p, dtype="int16")
+    official, _ = sf.read(ref, dtype="int16")
+    assert np.array_equal(ours, official)
+    assert np.array_equal(ours, np.rint(x * 32768).astype(np.int16))
+    via32, _ = sf.read(write_audio(tmp_path / "b.flac", x.astype(np.float32), 16000), dtype="int16")
+    assert (via32 != official).sum() > 0
