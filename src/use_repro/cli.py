@@ -42,6 +42,8 @@ STAGES: dict[str, tuple[str, str]] = {
              "apply the URGENT 2025 ranking to per-system metric averages"),
     "report": ("use_repro.report.cli",
                "write the paper's tables, figures and the reproduced-vs-reported comparison"),
+    "weights": ("use_repro.weights",
+                "status, fetch (official location, sha256-pinned) and add the paper-faithful backends' weights"),
 }
 
 

@@ -1,0 +1,343 @@
+"""`use-repro weights`: the files of the paper-faithful backends no package registry ships.
+
+    use-repro weights status [--json]       what each backend needs, where it looks, what is
+                                            there, its sha256 and whether that is the official file
+    use-repro weights fetch NAME            download from the official public location into
+                                            weights_dir, pinned by sha256; atomic and resumable
+    use-repro weights add NAME FILE         check a file you already have and install it
+
+NAME is one of `nisqa`, `utmos`, `vqscore` (see REGISTRY). The folder is `--weights-dir`, else
+the profile's `weights_dir` (`--config`), else `./weights` -- the folder `use-repro evaluate`
+and the DAG read, so what is installed here is used by the next `make tables` (the tables and
+provenance name each metric's backend; a missing file leaves its metric n/a with the reason).
+
+Downloads go to `<file>.part` beside the target and are renamed onto the final name only after
+the size and sha256 check out, so the final name never holds a partial or wrong file. An
+interrupted transfer keeps its `.part` and the next `fetch` resumes it with an HTTP Range
+request; a completed download with the wrong sha256 is deleted. Where the authors publish no
+digest (VQScore), nothing is invented: such a file is installed only when asked
+(`--accept-unpinned`), and its digest is recorded in `weights_dir/weights.json` as
+"recorded, not pinned".
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import hashlib
+import http.client
+import json
+import logging
+import os
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "weights.json"
+CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """One known file: where it comes from, where it goes, how it is checked."""
+
+    name: str            # the CLI's NAME
+    metric: str          # what uses it
+    path: str            # relative to weights_dir
+    url: str             # official public location
+    sha256: str | None   # None: the authors publish no digest, and none is invented
+    size: int | None     # bytes, when known
+    license: str
+    pin_source: str      # where the digest comes from (or why there is none)
+    needs: str           # what else the backend needs
+
+
+REGISTRY: dict[str, WeightFile] = {w.name: w for w in (
+    WeightFile(
+        "nisqa", "NISQA", "nisqa/nisqa.tar",
+        "https://github.com/gabrielmittag/NISQA/raw/master/weights/nisqa.tar",
+        "7ec4cf937514dd3f8860b21e66fabd8ca87a168572675ef8d979c4c4ad2e805c", 1051663,
+        "CC BY-NC-SA 4.0 (NISQA model weights)",
+        "the file of the official repository (commit fe84f0f), weights/nisqa.tar",
+        "model code: pip install --no-deps nisqa==2.0.post2 (the Makefile installs it)"),
+    WeightFile(
+        "utmos", "UTMOS", "utmos/utmos22_strong_step7459_v1.pt",
+        "https://github.com/tarepan/SpeechMOS/releases/download/v1.0.0/utmos22_strong_step7459_v1.pt",
+        "38aa51ab79e2a4e09a1449758a4b37e9cbb2e8235a49662a732d33a9ba1e9bff", 411179119,
+        "SpeechMOS (MIT); UTMOS22 strong learner weights by SaruLab (UTokyo)",
+        "SpeechMOS publishes no digest; this one (and the size) is the one several independent public "
+        "projects pin for that release asset",
+        "nothing else: the model is re-implemented in use_repro/metrics/utmos.py"),
+    WeightFile(
+        "vqscore", "VQScore", "vqscore/checkpoint-dnsmos_ovr_CC=0.835.pkl",
+        "https://github.com/JasonSWFu/VQscore/raw/main/exp/"
+        "QE_cbook_size_2048_1_32_IN_input_encoder_z_Librispeech_clean_github/checkpoint-dnsmos_ovr_CC%3D0.835.pkl",
+        None, None,
+        "see the JasonSWFu/VQscore repository",
+        "the authors publish no digest and none was verifiable from here: installed only with "
+        "--accept-unpinned, its sha256 recorded (not pinned) in weights.json",
+        "read by `use-repro vqscore train` when the profile's vqscore.released_checkpoint names it "
+        "(the urgent2025 profile does)"),
+)}
+
+
+class WeightsError(RuntimeError):
+    """A fetch or add that did not install anything; the message says why and what to do."""
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def entry(name: str) -> WeightFile:
+    key = name.lower()
+    if key not in REGISTRY:
+        raise WeightsError(f"unknown weights {name!r}; known: {', '.join(REGISTRY)}")
+    return REGISTRY[key]
+
+
+def target(w: WeightFile, weights_dir: str | os.PathLike) -> Path:
+    return Path(weights_dir) / w.path
+
+
+# ---------------------------------------------------------------- manifest
+def read_manifest(weights_dir) -> dict:
+    p = Path(weights_dir) / MANIFEST
+    if not p.exists():
+        return {}
+    try:
+        return json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{p}: unreadable manifest ({e}); delete it and re-add the files") from e
+
+
+def _record(weights_dir, w: WeightFile, digest: str, origin: str) -> None:
+    from use_repro.fs import write_text_atomic
+
+    m = read_manifest(weights_dir)
+    m[w.name] = {"path": w.path, "sha256": digest, "pinned": w.sha256 is not None, "origin": origin,
+                 "installed": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    write_text_atomic(Path(weights_dir) / MANIFEST, json.dumps(m, indent=2, sort_keys=True) + "\n")
+
+
+def _check_unpinned(w: WeightFile, accept_unpinned: bool) -> None:
+    if w.sha256 is None and not accept_unpinned:
+        raise WeightsError(f"{w.name}: {w.pin_source}. Pass --accept-unpinned to install it anyway.")
+
+
+# ---------------------------------------------------------------- add
+def add(name: str, src: str | os.PathLike, weights_dir, accept_unpinned: bool = False) -> Path:
+    """Check `src` against the pinned sha256 and copy it (atomically) to its place in weights_dir."""
+    w = entry(name)
+    src = Path(src)
+    if not src.is_file():
+        raise WeightsError(f"{src}: no such file")
+    _check_unpinned(w, accept_unpinned)
+    digest = sha256_file(src)
+    if w.sha256 is not None and digest != w.sha256:
+        raise WeightsError(f"{src}: sha256 {digest} is not the official {w.name} file's {w.sha256} "
+                           f"({w.url}); nothing installed")
+    dst = target(w, weights_dir)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    part = dst.with_name(dst.name + ".adding")
+    try:
+        with open(src, "rb") as fi, open(part, "wb") as fo:
+            shutil.copyfileobj(fi, fo, CHUNK)
+            fo.flush()
+            os.fsync(fo.fileno())
+        if sha256_file(part) != digest:  # the copy itself went wrong (disk full, ...)
+            raise WeightsError(f"{dst}: the copy of {src} does not match its source; nothing installed")
+        os.replace(part, dst)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            part.unlink()
+    _record(weights_dir, w, digest, f"added from {src.resolve()}")
+    return dst
+
+
+# ---------------------------------------------------------------- fetch
+def _open(url: str, start: int, timeout: float):
+    req = urllib.request.Request(url, headers={"User-Agent": "use-repro-weights",
+                                               **({"Range": f"bytes={start}-"} if start else {})})
+    return urllib.request.urlopen(req, timeout=timeout)
+
+
+def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool = False,
+          timeout: float = 60.0, progress=None) -> Path:
+    """Download `name` from its official location (or `url`, a mirror of the same file) into
+    weights_dir. Resumes `<file>.part` with a Range request; renames onto the final name only
+    after size and sha256 match. Raises WeightsError (nothing installed) otherwise."""
+    w = entry(name)
+    _check_unpinned(w, accept_unpinned)
+    url = url or w.url
+    dst = target(w, weights_dir)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    part = dst.with_name(dst.name + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    try:
+        resp = _open(url, have, timeout)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and have:  # the .part is already whole (or longer than the file)
+            resp = None
+        else:
+            raise WeightsError(f"{w.name}: {url} answered HTTP {e.code} {e.reason}; nothing installed") from e
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise WeightsError(f"{w.name}: cannot reach {url} ({reason}); offline? {w.metric} stays n/a until "
+                           f"{dst} exists: copy the file here by other means and run "
+                           f"`use-repro weights add {w.name} FILE`") from e
+    total = None
+    if resp is not None:
+        with resp:
+            status = getattr(resp, "status", 200)
+            crange = resp.headers.get("Content-Range", "")
+            length = resp.headers.get("Content-Length")
+            if have and status == 206 and crange.startswith(f"bytes {have}-"):
+                mode = "ab"
+                total = int(crange.rsplit("/", 1)[1]) if "/" in crange and not crange.endswith("*") else None
+            else:  # the server sent the whole file: start over
+                mode, have = "wb", 0
+                total = int(length) if length is not None else None
+            got = have
+            with open(part, mode) as f:
+                try:
+                    for block in iter(lambda: resp.read(CHUNK), b""):
+                        f.write(block)
+                        got += len(block)
+                        if progress:
+                            progress(got, total)
+                except (OSError, http.client.HTTPException) as e:  # connection dropped mid-transfer
+                    f.flush()
+                    raise WeightsError(f"{w.name}: transfer interrupted at {got} of {total or '?'} bytes "
+                                       f"({e}); {part} kept: run the same command to resume") from e
+                f.flush()
+                os.fsync(f.fileno())
+    size = part.stat().st_size
+    expected = w.size if w.size is not None else total
+    if total is not None and w.size is not None and total != w.size:
+        part.unlink()
+        raise WeightsError(f"{w.name}: {url} serves {total} bytes, the official file has {w.size}; nothing installed")
+    if expected is not None and size < expected:
+        raise WeightsError(f"{w.name}: transfer ended at {size} of {expected} bytes; {part} kept: "
+                           f"run the same command to resume")
+    digest = sha256_file(part)
+    if w.sha256 is not None and digest != w.sha256:
+        part.unlink()
+        raise WeightsError(f"{w.name}: downloaded file has sha256 {digest}, not the official {w.sha256}; "
+                           f"deleted, nothing installed")
+    os.replace(part, dst)
+    _record(weights_dir, w, digest, f"fetched from {url}")
+    return dst
+
+
+# ---------------------------------------------------------------- status
+def status(weights_dir) -> list[dict]:
+    """One dict per known file: metric, needs, path, present, sha256, pinned/official, backend."""
+    from use_repro.metrics import registry
+
+    manifest = read_manifest(weights_dir)
+    out = []
+    for w in REGISTRY.values():
+        p = target(w, weights_dir)
+        row = {"name": w.name, "metric": w.metric, "path": str(p), "url": w.url, "license": w.license,
+               "needs": w.needs, "present": p.is_file(), "sha256": None, "state": "missing",
+               "official_sha256": w.sha256, "pin": w.pin_source}
+        part = p.with_name(p.name + ".part")
+        if part.exists():
+            row["partial_download"] = f"{part} ({part.stat().st_size} bytes; `fetch` resumes it)"
+        if row["present"]:
+            digest = sha256_file(p)
+            row["sha256"] = digest
+            if w.sha256 is None:
+                rec = manifest.get(w.name, {})
+                row["state"] = ("recorded, not pinned" if rec.get("sha256") == digest else
+                                "present, not pinned and not recorded (use `add --accept-unpinned`)")
+            else:
+                row["state"] = "official" if digest == w.sha256 else "present but NOT the official file"
+        if w.metric in registry.GROUPS:
+            b = registry.resolve(w.metric, weights_dir)
+            row["backend"] = b.describe()
+        out.append(row)
+    return out
+
+
+def _print_status(rows: list[dict], weights_dir) -> None:
+    print(f"weights_dir: {Path(weights_dir).resolve()}")
+    for r in rows:
+        print(f"\n{r['name']} ({r['metric']})")
+        print(f"  looks for : {r['path']}")
+        print(f"  state     : {r['state']}" + (f", sha256 {r['sha256']}" if r["sha256"] else ""))
+        print(f"  official  : {r['official_sha256'] or 'no published digest'} ({r['pin']})")
+        print(f"  from      : {r['url']}  [{r['license']}]")
+        print(f"  also needs: {r['needs']}")
+        if "partial_download" in r:
+            print(f"  partial   : {r['partial_download']}")
+        b = r.get("backend")
+        if b:
+            print(f"  backend   : " + (f"{b['backend']} (paper's: {b['paper_backend']})" if b["backend"] != "n/a"
+                                       else f"n/a: {b['reason']}"))
+
+
+# ---------------------------------------------------------------- CLI
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--weights-dir", default=None,
+                   help="folder of the weights (default: the profile's weights_dir, or ./weights)")
+    p.add_argument("--config", help="profile name or YAML, for weights_dir")
+    sub = p.add_subparsers(dest="action", required=True)
+    s = sub.add_parser("status", help="what each paper-faithful backend needs and what is present")
+    s.add_argument("--json", action="store_true", help="machine-readable output")
+    f = sub.add_parser("fetch", help="download a file from its official location (pinned by sha256)")
+    f.add_argument("name", choices=sorted(REGISTRY))
+    f.add_argument("--url", default=None, help="a mirror of the same file (the sha256 check still applies)")
+    f.add_argument("--accept-unpinned", action="store_true",
+                   help="install a file whose authors publish no sha256 (its digest is recorded)")
+    f.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up")
+    a = sub.add_parser("add", help="check and install a file you already have")
+    a.add_argument("name", choices=sorted(REGISTRY))
+    a.add_argument("file")
+    a.add_argument("--accept-unpinned", action="store_true",
+                   help="install a file whose authors publish no sha256 (its digest is recorded)")
+
+
+def resolve_weights_dir(args: argparse.Namespace) -> str:
+    if args.weights_dir:
+        return args.weights_dir
+    if args.config:
+        from use_repro.config import load_config
+
+        return load_config(args.config)["weights_dir"]
+    return "weights"
+
+
+def run(args: argparse.Namespace) -> int:
+    wd = resolve_weights_dir(args)
+    try:
+        if args.action == "status":
+            rows = status(wd)
+            if args.json:
+                print(json.dumps({"weights_dir": str(Path(wd).resolve()), "files": rows}, indent=2))
+            else:
+                _print_status(rows, wd)
+            return 0
+        if args.action == "fetch":
+            def show(got, total):
+                if sys.stderr.isatty():
+                    print(f"\r{got / 1e6:8.1f} / {'?' if total is None else f'{total / 1e6:.1f}'} MB",
+                          end="", file=sys.stderr)
+            dst = fetch(args.name, wd, args.url, args.accept_unpinned, args.timeout, show)
+        else:
+            dst = add(args.name, args.file, wd, args.accept_unpinned)
+    except WeightsError as e:
+        print(f"use-repro weights {args.action}: {e}", file=sys.stderr)
+        return 1
+    print(f"installed {dst} (sha256 {sha256_file(dst)})")
+    return 0

@@ -1,0 +1,203 @@
+"""`use-repro weights`: fetch against a local HTTP server (good file, wrong sha256, truncated
+transfer and its resume, a server that ignores Range, server down), add, status."""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import http.server
+import json
+import socket
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from use_repro import weights as W
+from use_repro.cli import main
+
+PAYLOAD = np.random.default_rng(0).integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+SHA = hashlib.sha256(PAYLOAD).hexdigest()
+
+
+class _Server:
+    """Serves `body` at any path. `truncate_at`: send the full Content-Length but only that many
+    bytes, then close (a dropped connection). `ranges`: honour `Range: bytes=N-` with 206."""
+
+    def __init__(self, body: bytes):
+        self.body, self.truncate_at, self.ranges, self.seen = body, None, True, []
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *a):  # keep test output quiet
+                pass
+
+            def do_GET(self):
+                rng = self.headers.get("Range")
+                outer.seen.append(rng)
+                start = 0
+                if rng and outer.ranges:
+                    start = int(rng.split("=")[1].split("-")[0])
+                    if start >= len(outer.body):
+                        self.send_response(416)
+                        self.send_header("Content-Range", f"bytes */{len(outer.body)}")
+                        self.end_headers()
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(outer.body) - 1}/{len(outer.body)}")
+                else:
+                    self.send_response(200)
+                data = outer.body[start:]
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                if outer.truncate_at is not None:
+                    self.wfile.write(data[:outer.truncate_at])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(data)
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/nisqa.tar"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def server():
+    s = _Server(PAYLOAD)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def pinned(monkeypatch):
+    """The `nisqa` entry pinned to the test payload (same code path as the real one)."""
+    w = dataclasses.replace(W.REGISTRY["nisqa"], sha256=SHA, size=len(PAYLOAD))
+    monkeypatch.setitem(W.REGISTRY, "nisqa", w)
+    return w
+
+
+def _files(d: Path) -> list[str]:
+    return sorted(str(p.relative_to(d)) for p in d.rglob("*") if p.is_file())
+
+
+def test_fetch_good_file(tmp_path, server, pinned):
+    dst = W.fetch("nisqa", tmp_path, url=server.url, timeout=10)
+    assert dst == tmp_path / "nisqa" / "nisqa.tar"
+    assert dst.read_bytes() == PAYLOAD
+    assert _files(tmp_path) == ["nisqa/nisqa.tar", "weights.json"]
+    rec = json.loads((tmp_path / "weights.json").read_text())["nisqa"]
+    assert rec["sha256"] == SHA and rec["pinned"] is True and server.url in rec["origin"]
+    assert server.seen == [None]  # no Range on a fresh download
+
+
+def test_fetch_wrong_sha256_installs_nothing(tmp_path, server, pinned):
+    server.body = bytes(reversed(PAYLOAD))  # same size, other bytes
+    with pytest.raises(W.WeightsError, match="sha256.*not the official"):
+        W.fetch("nisqa", tmp_path, url=server.url, timeout=10)
+    assert _files(tmp_path) == []  # neither the final name nor a .part
+
+
+def test_truncated_transfer_keeps_part_and_resumes_with_range(tmp_path, server, pinned):
+    server.truncate_at = 100_000
+    with pytest.raises(W.WeightsError, match="resume"):
+        W.fetch("nisqa", tmp_path, url=server.url, timeout=10)
+    part = tmp_path / "nisqa" / "nisqa.tar.part"
+    assert not (tmp_path / "nisqa" / "nisqa.tar").exists()
+    assert part.read_bytes() == PAYLOAD[:100_000]
+    # status reports the partial download, and the file as missing
+    row = next(r for r in W.status(tmp_path) if r["name"] == "nisqa")
+    assert row["state"] == "missing" and "100000 bytes" in row["partial_download"]
+    server.truncate_at = None
+    dst = W.fetch("nisqa", tmp_path, url=server.url, timeout=10)
+    assert server.seen[-1] == "bytes=100000-"
+    assert dst.read_bytes() == PAYLOAD and not part.exists()
+
+
+def test_server_ignoring_range_restarts_from_zero(tmp_path, server, pinned):
+    (tmp_path / "nisqa").mkdir()
+    (tmp_path / "nisqa" / "nisqa.tar.part").write_bytes(b"x" * 5000)  # stale, wrong bytes
+    server.ranges = False
+    dst = W.fetch("nisqa", tmp_path, url=server.url, timeout=10)
+    assert server.seen == ["bytes=5000-"] and dst.read_bytes() == PAYLOAD
+
+
+def test_part_that_is_already_whole_is_checked_and_installed(tmp_path, server, pinned):
+    (tmp_path / "nisqa").mkdir()
+    (tmp_path / "nisqa" / "nisqa.tar.part").write_bytes(PAYLOAD)
+    dst = W.fetch("nisqa", tmp_path, url=server.url, timeout=10)  # the server answers 416
+    assert dst.read_bytes() == PAYLOAD
+
+
+def test_server_down_says_offline_and_metric_stays_na(tmp_path, pinned, capsys):
+    with socket.socket() as s:  # a port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}/nisqa.tar"
+    rc = main(["weights", "--weights-dir", str(tmp_path), "fetch", "nisqa", "--url", url, "--timeout", "5"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "cannot reach" in err and "offline" in err and "NISQA stays n/a" in err
+    assert _files(tmp_path) == []
+    from use_repro.metrics import registry
+
+    assert not registry.resolve("NISQA", tmp_path).available
+
+
+def test_add_checks_sha256(tmp_path, pinned):
+    good, bad = tmp_path / "good.tar", tmp_path / "bad.tar"
+    good.write_bytes(PAYLOAD)
+    bad.write_bytes(PAYLOAD[:-1] + b"\x00")
+    wd = tmp_path / "w"
+    with pytest.raises(W.WeightsError, match=f"bad.tar: sha256 .* not the official nisqa file's {SHA}"):
+        W.add("nisqa", bad, wd)
+    assert not (wd / "nisqa" / "nisqa.tar").exists()
+    with pytest.raises(W.WeightsError, match="no such file"):
+        W.add("nisqa", tmp_path / "absent.tar", wd)
+    assert W.add("nisqa", good, wd).read_bytes() == PAYLOAD
+    assert _files(wd) == ["nisqa/nisqa.tar", "weights.json"]
+
+
+def test_unpinned_file_needs_consent_and_is_recorded_not_pinned(tmp_path):
+    src = tmp_path / "ck.pkl"
+    src.write_bytes(PAYLOAD)
+    wd = tmp_path / "w"
+    assert W.REGISTRY["vqscore"].sha256 is None
+    with pytest.raises(W.WeightsError, match="accept-unpinned"):
+        W.add("vqscore", src, wd)
+    dst = W.add("vqscore", src, wd, accept_unpinned=True)
+    assert dst == wd / "vqscore" / "checkpoint-dnsmos_ovr_CC=0.835.pkl"
+    rec = json.loads((wd / "weights.json").read_text())["vqscore"]
+    assert rec == {**rec, "sha256": SHA, "pinned": False}
+    row = next(r for r in W.status(wd) if r["name"] == "vqscore")
+    assert row["state"] == "recorded, not pinned" and row["sha256"] == SHA
+    dst.write_bytes(PAYLOAD[:10])  # replaced behind the manifest's back
+    row = next(r for r in W.status(wd) if r["name"] == "vqscore")
+    assert row["state"].startswith("present, not pinned and not recorded")
+
+
+def test_status_flags_a_file_that_is_not_the_official_one(tmp_path, pinned):
+    (tmp_path / "nisqa").mkdir()
+    (tmp_path / "nisqa" / "nisqa.tar").write_bytes(b"not nisqa")
+    row = next(r for r in W.status(tmp_path) if r["name"] == "nisqa")
+    assert row["state"] == "present but NOT the official file"
+    assert row["sha256"] == hashlib.sha256(b"not nisqa").hexdigest()
+
+
+def test_cli_add_of_the_real_nisqa_file_makes_it_the_paper_backend(tmp_path, capsys):
+    root = Path(__file__).resolve().parents[1]
+    real = next((p for p in (root.parent / "shared/weights/nisqa/nisqa.tar",
+                             Path("/work/shared/weights/nisqa/nisqa.tar")) if p.is_file()), None)
+    if real is None:
+        pytest.skip("the real NISQA weights are not in ../shared/weights (only present on the project's machines)")
+    rc = main(["weights", "--weights-dir", str(tmp_path), "add", "nisqa", str(real)])
+    assert rc == 0 and W.REGISTRY["nisqa"].sha256 in capsys.readouterr().out
+    rc = main(["weights", "--weights-dir", str(tmp_path), "status", "--json"])
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["files"]}
+    assert rc == 0 and rows["nisqa"]["state"] == "official"
+    assert rows["nisqa"]["backend"]["paper_backend"] is True
+    assert rows["utmos"]["state"] == "missing" and rows["utmos"]["backend"]["backend"] == "n/a"
