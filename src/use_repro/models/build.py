@@ -4,7 +4,7 @@
 
     model:
       regression:    {num_blocks, channels, d_state, d_conv, expand, dense_depth,
-                      scan_backend, mamba_checkpoint, pha_mode}
+                      scan_backend, mamba_checkpoint, mag_mode, pha_mode}
       generator:     {the same}
       discriminator: {channels, band_hz}
       sizes:         {<name>: {the same keys as regression}}   # picked by an experiment's `size`
@@ -20,7 +20,7 @@ from use_repro.models.generator import ResidualGenerator, TwoStage
 from use_repro.models.usemamba import USEMamba, USEMambaConfig
 
 NET_KEYS = ("num_blocks", "channels", "d_state", "d_conv", "expand", "dense_depth",
-            "scan_backend", "mamba_checkpoint", "pha_mode")
+            "scan_backend", "mamba_checkpoint", "mag_mode", "pha_mode")
 
 
 def _section(cfg: dict) -> dict:

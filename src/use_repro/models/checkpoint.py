@@ -13,6 +13,11 @@ Models expose their constructor keywords as ``model.init_args`` (every model in
 (:func:`use_repro.fs.atomic_path`), so an interrupted save never leaves a truncated checkpoint.
 Weights are moved to the CPU before saving, and loading maps every tensor to ``map_location``
 (default CPU), so a checkpoint written on a GPU machine loads on a CPU-only one.
+
+:func:`load_model` / :func:`load_checkpoint` also take the authors' released USEMamba checkpoint
+(``g_<step>.pth`` holding ``{"generator": state_dict}``, a flat state dict, or
+``model.safetensors``; :mod:`use_repro.models.released`), so every consumer (``use-repro
+enhance --checkpoint``, the DAG's ``pretrained`` entries) runs it like a model trained here.
 """
 from __future__ import annotations
 
@@ -72,6 +77,32 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, extra: dict | Non
     return path
 
 
+def _load_file(path: Path, map_location: Any, weights_only: bool) -> Any:
+    """What ``torch.load`` returns for ``path`` (a ``.safetensors`` file: its flat state dict)."""
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path}: no such file")
+    if path.suffix == ".safetensors":
+        from use_repro.models.released import read_release_state_dict
+
+        return read_release_state_dict(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+    except Exception as e:
+        raise CheckpointError(f"{path}: cannot read checkpoint: {e}") from e
+
+
+def _validate(ckpt: Any, path: Path) -> dict:
+    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a {FORMAT} file (nor a released USEMamba checkpoint)")
+    if ckpt.get("version", 0) > VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is newer than "
+                              f"this code understands ({VERSION})")
+    for key in ("class", "args", "state_dict"):
+        if key not in ckpt:
+            raise CheckpointError(f"{path}: checkpoint has no {key!r}")
+    return ckpt
+
+
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
                     weights_only: bool = True) -> dict:
     """Load and validate a checkpoint dict (tensors mapped to ``map_location``).
@@ -80,21 +111,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu",
     ``extra`` holds objects other than tensors, numbers, strings, lists and dicts.
     """
     path = Path(path)
-    try:
-        ckpt = torch.load(path, map_location=map_location, weights_only=weights_only)
-    except FileNotFoundError:
-        raise
-    except Exception as e:
-        raise CheckpointError(f"{path}: cannot read checkpoint: {e}") from e
-    if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} file")
-    if ckpt.get("version", 0) > VERSION:
-        raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is newer than "
-                              f"this code understands ({VERSION})")
-    for key in ("class", "args", "state_dict"):
-        if key not in ckpt:
-            raise CheckpointError(f"{path}: checkpoint has no {key!r}")
-    return ckpt
+    return _validate(_load_file(path, map_location, weights_only), path)
 
 
 def _import_class(name: str, path: Path) -> type:
@@ -126,24 +143,34 @@ def build_model(ckpt: dict, path: str | os.PathLike = "<checkpoint>", strict: bo
     return model
 
 
-def load_model(path: str | os.PathLike, map_location: Any = "cpu", strict: bool = True,
-               weights_only: bool = True) -> nn.Module:
-    """Rebuild a model from a checkpoint written by :func:`save_checkpoint`, in eval mode.
+def _load_any(path: str | os.PathLike, map_location: Any, strict: bool,
+              weights_only: bool) -> tuple[nn.Module, dict]:
+    """(model in eval mode on ``map_location``, extra) from a use-repro or a release file."""
+    from use_repro.models import released
 
-    The module is on ``map_location`` (CPU by default, whatever device it was saved from).
-    """
-    ckpt = read_checkpoint(path, map_location, weights_only)
-    model = build_model(ckpt, path, strict)
-    if isinstance(map_location, (str, torch.device)):
-        model = model.to(map_location)
-    return model.eval()
-
-
-def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", strict: bool = True,
-                    weights_only: bool = True) -> tuple[nn.Module, dict]:
-    """Like :func:`load_model` but also return the checkpoint's ``extra`` dict."""
-    ckpt = read_checkpoint(path, map_location, weights_only)
+    path = Path(path)
+    obj = _load_file(path, map_location, weights_only)
+    if released.is_release_container(obj):     # the authors' model: always strict
+        state = released.state_dict_from_container(obj, path)
+        return released.model_from_state_dict(state, path, map_location), {}
+    ckpt = _validate(obj, path)
     model = build_model(ckpt, path, strict)
     if isinstance(map_location, (str, torch.device)):
         model = model.to(map_location)
     return model.eval(), ckpt.get("extra", {})
+
+
+def load_model(path: str | os.PathLike, map_location: Any = "cpu", strict: bool = True,
+               weights_only: bool = True) -> nn.Module:
+    """Rebuild a model from a checkpoint written by :func:`save_checkpoint` — or the authors'
+    released USEMamba (:mod:`use_repro.models.released`, always strict) — in eval mode.
+
+    The module is on ``map_location`` (CPU by default, whatever device it was saved from).
+    """
+    return _load_any(path, map_location, strict, weights_only)[0]
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu", strict: bool = True,
+                    weights_only: bool = True) -> tuple[nn.Module, dict]:
+    """Like :func:`load_model` but also return the checkpoint's ``extra`` dict ({} for a release file)."""
+    return _load_any(path, map_location, strict, weights_only)

@@ -1,7 +1,9 @@
 """The two-stage framework's residual generator (the paper's Section 2.2 and Figure 1).
 
 Stage 1 is a USEMamba regression model trained to convergence and frozen; it estimates the
-posterior mean. Stage 2 is a smaller USEMamba (6 blocks in the paper) that sees the noisy input
+posterior mean. Stage 2 is a smaller USEMamba (6 blocks in the paper; the same encoder, TF-Mamba
+blocks and decoders as the released regression model, :mod:`use_repro.models.usemamba`, with a
+4-map input convolution) that sees the noisy input
 *and* the frozen regression output (their feature maps concatenated: noisy mag_c, noisy phase,
 regression mag_c, regression phase -> 4 input channels) and whose output is added to the
 regression output — the residual connection of Figure 1 — so the GAN only has to learn the
@@ -37,7 +39,7 @@ class ResidualGenerator(nn.Module):
     """Stage-2 generator: a USEMamba conditioned on (noisy, regression) that corrects regression.
 
     ``ResidualGenerator(config)`` or keywords as for :class:`USEMamba`; ``in_channels`` is forced
-    to 4 and ``mag_mode`` is irrelevant (the head's output is the residual).
+    to 4; ``mag_mode`` and ``pha_mode`` do not apply (the heads' outputs are always the residual).
 
     forward(noisy_mag_c, noisy_pha, reg_mag_c, reg_pha), each ``[B, F, N]`` ->
     ``(mag_c [B, F, N], pha [B, F, N], com [B, F, N, 2])``.

@@ -4,7 +4,10 @@
 multi-band discriminator with the profile's `model` sizes and prints, for each, the parameters per
 part and the shapes at every supported sampling rate (for 1 s of audio by default). `--paper`
 uses the paper's sizes instead (30-block / 64-channel USEMamba, 6-block generator) and compares
-the regression model's count with the ~9.6 M the paper and the RE-USE model card quote.
+the regression model's count with the ~9.6 M the paper quotes and the 9,607,747 of the authors'
+released checkpoint (:mod:`use_repro.models.released`). With one model named (`--model
+regression` / `generator`) it also lists every parameter tensor, name and shape — for the paper's
+regression model exactly the release's state-dict keys.
 """
 from __future__ import annotations
 
@@ -13,6 +16,8 @@ import json
 import math
 
 import torch.nn as nn
+
+from use_repro.models.released import RELEASE_PARAMETERS
 
 PAPER_REGRESSION_PARAMS = 9.6e6
 MODELS = ("regression", "generator", "discriminator", "all")
@@ -40,6 +45,7 @@ def describe(model_section: dict, which: str = "all", seconds: float = 1.0) -> d
     """Parameter counts and shapes as a JSON-able dict."""
     from use_repro.audio.stft import RATES, band_bins, num_bins, num_frames, stft_config
     from use_repro.models import build
+    from use_repro.models.usemamba import INPUT_PAD
 
     cfg = {"model": model_section}
     out: dict = {}
@@ -51,19 +57,20 @@ def describe(model_section: dict, which: str = "all", seconds: float = 1.0) -> d
     for name, model in nets:
         net = model.net if hasattr(model, "net") else model
         c = net.config
-        parts = {"encoder": _count(net.encoder), "tf_mamba_blocks": _count(net.blocks),
-                 "magnitude_decoder": _count(net.mag_decoder), "phase_decoder": _count(net.pha_decoder)}
+        parts = {"encoder": _count(net.dense_encoder), "tf_mamba_blocks": _count(net.TSMamba),
+                 "magnitude_decoder": _count(net.mask_decoder), "phase_decoder": _count(net.phase_decoder)}
         shapes = {}
         for fs in RATES:
             n_fft, hop, _ = stft_config(fs)
             f, n = num_bins(fs), num_frames(int(round(seconds * fs)), fs)
             # spectrum [B, F, N]; latent (between encoder and decoders) [B, C, N', F']
             shapes[fs] = {"n_fft": n_fft, "hop": hop, "spectrum": [1, f, n],
-                          "latent": [1, c.channels, math.ceil(n / c.time_stride),
-                                     math.ceil(f / c.freq_stride)]}
+                          "latent": [1, c.channels, (n + INPUT_PAD - 1) // c.time_stride + 1,
+                                     (f + INPUT_PAD - 3) // c.freq_stride + 1]}
         out[name] = {"class": type(model).__name__, "config": c.to_dict(), "parameters": _count(model),
                      "parts": parts, "per_block": parts["tf_mamba_blocks"] // max(c.num_blocks, 1),
-                     "shapes": shapes}
+                     "shapes": shapes,
+                     "tensors": {k: list(v.shape) for k, v in model.state_dict().items()}}
     if which in ("discriminator", "all"):
         disc = build.build_discriminator(cfg)
         out["discriminator"] = {
@@ -75,7 +82,7 @@ def describe(model_section: dict, which: str = "all", seconds: float = 1.0) -> d
     return out
 
 
-def _print_text(info: dict, paper: bool, profile: str) -> None:
+def _print_text(info: dict, paper: bool, profile: str, tensors: bool = False) -> None:
     print(f"model sizes: {'the paper' if paper else 'profile ' + profile}")
     for name, d in info.items():
         print(f"\n{name}: {d['class']}  {d['parameters']:,} parameters ({d['parameters'] / 1e6:.3g} M)")
@@ -90,10 +97,16 @@ def _print_text(info: dict, paper: bool, profile: str) -> None:
             rel = d["parameters"] / PAPER_REGRESSION_PARAMS - 1
             verdict = "within" if abs(rel) <= 0.10 else "OUTSIDE"
             print(f"  paper: ~9.6 M -> {rel:+.1%} ({verdict} 10%)")
+            same = "equal to" if d["parameters"] == RELEASE_PARAMETERS else "DIFFERENT from"
+            print(f"  released checkpoint (RE-USE): {RELEASE_PARAMETERS:,} -> {same} it")
         if "shapes" in d:
             print("  fs      n_fft  hop   spectrum [B,F,N]   latent [B,C,N',F']")
             for fs, s in d["shapes"].items():
                 print(f"  {fs:<7} {s['n_fft']:<6} {s['hop']:<5} {str(s['spectrum']):<18} {s['latent']}")
+        if tensors and "tensors" in d:
+            print(f"  parameter tensors ({len(d['tensors'])}): name shape")
+            for key, shape in d["tensors"].items():
+                print(f"    {key} {tuple(shape)}")
         if "bands" in d:
             for fs, bands in d["bands"].items():
                 text = ", ".join(f"{lo / 1000:g}-{hi / 1000:g}" for lo, hi in bands)
@@ -112,5 +125,5 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=1, default=str))
     else:
-        _print_text(info, args.paper, profile)
+        _print_text(info, args.paper, profile, tensors=args.model in ("regression", "generator"))
     return 0

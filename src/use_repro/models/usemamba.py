@@ -1,41 +1,51 @@
-"""USEMamba: the time-frequency Mamba regression model (the paper's Section 3.2).
+"""USEMamba: the time-frequency Mamba regression model (the paper's Section 3.2), as released.
 
-SEMamba's TF-Mamba design (Chao et al., SLT 2024) made sampling-frequency independent as in
-USEMamba / RE-USE (Chao et al., Interspeech 2025; the authors' released inference code):
+The structure, parameter names and shapes are those of the authors' released RE-USE checkpoint
+(NVIDIA, ``models/generator_SEMamba_time_d4.py``, ``codec_module_time_d4.py``,
+``mamba_block2_SEMamba.py``; 1416 tensors, 9,607,747 parameters), as two independent public
+ports that load it with a strict key check describe it (``appautomaton/mlx-speech``
+``models/reuse/``, ``onnxruntime/mobius`` ``models/reuse.py``). The module attribute names are the
+release's own (``dense_encoder``, ``TSMamba``, ``mask_decoder``, ``phase_decoder``, ...), so the
+release's state dict is this module's state dict with no renaming
+(:mod:`use_repro.models.released` loads it):
 
 ```
-noisy (mag_c, pha) [B, F, N] x2 --stack--> [B, 2, N, F]       (time N, frequency F)
-  DenseEncoder: 1x1 conv -> dense block (4 dilated 3x3 convs) -> strided conv (time /4, freq /2)
-  num_blocks x TFMambaBlock: bidirectional Mamba along time, then along frequency
-  MagDecoder:   dense block -> sub-pixel conv (time x4) -> sub-pixel conv (freq x2) -> 1x1 head
-  PhaseDecoder: dense block -> sub-pixel convs as above -> two 1x1 heads (r, i) -> atan2(i, r)
+noisy (mag_c, pha) [B, F, N] x2 --stack--> [B, 2, N, F]              (time N, frequency F)
+  zero-pad 2 frames and 2 bins at the end                     -> [B, 2, N + 2, F + 2]
+  dense_encoder: dense_conv_1 (1x1 conv, IN, PReLU) -> dense_block (4 convs 3x3, dilated
+                 1, 2, 4, 8 along time, each fed every earlier output) -> dense_conv_2
+                 (conv (1, 3), stride (4, 2), no padding; IN, PReLU)  -> [B, C, N', F']
+                 N' = floor((N + 1) / 4) + 1, F' = floor((F - 1) / 2) + 1
+  TSMamba:       num_blocks x TFMambaBlock (bidirectional Mamba along time, then frequency)
+  mask_decoder:  dense_block -> up_conv1 (sub-pixel conv, frequency x2; IN, PReLU)
+                 -> up_conv2 (sub-pixel conv, time x4; IN, PReLU) -> final_conv 1x1 -> magnitude
+  phase_decoder: the same trunk -> phase_conv_r, phase_conv_i (1x1) -> atan2(i, r)
+  crop to [N, F]
 -> (mag_c, pha, com) [B, F, N], [B, F, N], [B, F, N, 2]
 ```
 
 Every layer is convolutional along frequency or a sequence model, so one set of weights runs at
-any rate 8-48 kHz (F = 161 ... 961 bins of 25 Hz) and any length; the input is padded to a
-multiple of the time stride and the output cropped back, so N is arbitrary.
+any rate 8-48 kHz (F = 161 ... 961 bins of 25 Hz) and any number of frames N >= 1.
 
-TF-Mamba block (per axis): forward branch ``x + Mamba_f(LayerNorm_f(x))``, backward branch the same
-on the flipped sequence (flipped back), the two concatenated and merged by a linear layer
-(2C -> C), plus the block's input (residual). Time first, then frequency.
+Bidirectional Mamba (``MambaBlock`` of the release), on ``[B, L, C]``: forward branch
+``x + Mamba_f(x)``, backward branch the same on the flipped sequence (flipped back), the two
+concatenated and merged by ``output_proj`` (2C -> C), then ``norm`` (LayerNorm) — no norm before
+either direction. The TF block adds its input: ``x + MambaBlock_time(x)``, then the same along
+frequency.
 
-Magnitude output (``mag_mode``): ``residual`` (default) predicts the compressed magnitude as the
-noisy compressed magnitude plus a learned correction, ``mapping`` predicts it directly. Both can
-add energy where the input has none (bandwidth extension, packet loss), which SEMamba's bounded
-mask cannot; ``residual`` starts from the identity, as SEMamba's mask does at initialisation.
-Phase output (``pha_mode``): ``mapping`` (default, the paper's and SEMamba's) is atan2 of the
-phase decoder's two outputs; ``residual`` rotates the noisy phase by that angle (the heads start
-at weights 0, biases r = 1, i = 0, so the output phase is the noisy phase until trained — the
-construction of the GAN generator's phase residual, :mod:`use_repro.models.generator`). The sum is
-not re-wrapped to (-pi, pi]: every consumer is 2-pi periodic. A mapped phase starts as noise and
-takes many thousand steps to become useful, which a CPU profile of a few hundred steps never
-reaches (its output would be worse than its input); the small profiles use ``residual`` and say so.
-The magnitude output is not clamped (a clamp would stop gradients); :func:`use_repro.audio.stft.decompress`
-clamps negative values to 0 when the waveform is made.
-
-Parameters: the paper configuration (30 blocks, 64 channels, d_state 16, d_conv 4, expand 4) has
-about 9.65 M parameters (``use-repro model-info --paper``), the paper quoting ~9.6 M.
+Magnitude output (``mag_mode``): ``mapping`` (the release's and the paper default) is the mask
+decoder's output itself, the compressed magnitude ``log1p(|X|)`` (the release's ``mapping: true``;
+no bounded mask); ``residual`` adds that output to the noisy compressed magnitude, with the head
+zeroed so the model starts as the identity.
+Phase output (``pha_mode``): ``mapping`` (the release's) is atan2 of the two phase heads;
+``residual`` rotates the noisy phase by that angle (the heads start at weights 0, biases r = 1,
+i = 0, so the output phase is the noisy phase until trained — the construction of the GAN
+generator's phase residual, :mod:`use_repro.models.generator`). The sum is not re-wrapped to
+(-pi, pi]: every consumer is 2-pi periodic. Both ``residual`` modes exist for the small CPU
+profiles (tiny, mini), whose few hundred steps never get a mapped phase or magnitude past noise;
+they say so in their ``compare.md``. The magnitude is not clamped (a clamp would stop gradients);
+:func:`use_repro.audio.stft.decompress` clamps negative values to 0 when the waveform is made
+(the release's ``relu_log1p``).
 
 Memory: without the fused CUDA kernel every bidirectional Mamba is recomputed in the backward
 pass (``mamba_checkpoint``, default on), which is what lets the 30-block model train on a CPU.
@@ -54,16 +64,20 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 from use_repro.audio.stft import mag_pha_istft, mag_pha_stft, mag_pha_to_com
 from use_repro.models.mamba import BACKENDS, Mamba, recompute_in_backward
 
-MAG_MODES = ("residual", "mapping")
+MAG_MODES = ("mapping", "residual")
 PHA_MODES = ("mapping", "residual")
+# The release zero-pads the encoder's input by this many frames and bins at the end, so the
+# strided (1, 3) convolution never drops the last frames or bins (the decoders overshoot; the
+# output is cropped back).
+INPUT_PAD = 2
 
 
 @dataclass
 class USEMambaConfig:
-    """Sizes of a USEMamba network. Defaults are the paper's regression model."""
+    """Sizes of a USEMamba network. Defaults are the paper's regression model (= the release)."""
 
-    num_blocks: int = 30          # TF-Mamba blocks
-    channels: int = 64            # feature channels C (Mamba d_model)
+    num_blocks: int = 30          # TF-Mamba blocks (the release's num_tfmamba)
+    channels: int = 64            # feature channels C (Mamba d_model; the release's hid_feature)
     d_state: int = 16             # Mamba state size N
     d_conv: int = 4               # Mamba causal conv width
     expand: int = 4               # Mamba inner width = expand * channels
@@ -71,9 +85,9 @@ class USEMambaConfig:
     dense_depth: int = 4          # convolutions per dense block
     time_stride: int = 4          # encoder downsampling along time (decoders upsample back)
     freq_stride: int = 2          # encoder downsampling along frequency
-    norm_eps: float = 1e-5        # LayerNorm epsilon in the Mamba branches
-    mag_mode: str = "residual"    # "residual" | "mapping" (see the module docstring)
-    pha_mode: str = "mapping"     # "mapping" (the paper's) | "residual" (see the module docstring)
+    norm_eps: float = 1e-5        # LayerNorm / InstanceNorm epsilon (PyTorch's default, the release's)
+    mag_mode: str = "mapping"     # "mapping" (the release's) | "residual" (see the module docstring)
+    pha_mode: str = "mapping"     # "mapping" (the release's) | "residual" (see the module docstring)
     scan_backend: str = "auto"    # selective scan: auto | torch | fused | reference
     mamba_checkpoint: bool = True  # recompute each bidirectional Mamba in backward (memory)
 
@@ -106,11 +120,12 @@ class USEMambaConfig:
 
 
 # --------------------------------------------------------------------------------------------
-# building blocks
+# building blocks (attribute names are the release's: its state-dict keys)
 # --------------------------------------------------------------------------------------------
 
-def _norm_act(channels: int) -> list[nn.Module]:
-    return [nn.InstanceNorm2d(channels, affine=True), nn.PReLU(channels)]
+def _conv_norm_act(conv: nn.Module, channels: int, eps: float) -> nn.Sequential:
+    """``Sequential(conv, InstanceNorm2d(affine), PReLU)``: keys ``.0.*``, ``.1.*``, ``.2.weight``."""
+    return nn.Sequential(conv, nn.InstanceNorm2d(channels, eps=eps, affine=True), nn.PReLU(channels))
 
 
 class DenseBlock(nn.Module):
@@ -119,95 +134,114 @@ class DenseBlock(nn.Module):
     ``[B, C, T, F]`` -> ``[B, C, T, F]``.
     """
 
-    def __init__(self, channels: int, depth: int = 4, kernel: tuple[int, int] = (3, 3)):
+    def __init__(self, channels: int, depth: int = 4, eps: float = 1e-5):
         super().__init__()
-        self.layers = nn.ModuleList()
+        self.dense_block = nn.ModuleList()
         for i in range(depth):
             dil = 2 ** i
-            pad = ((kernel[0] - 1) * dil // 2, (kernel[1] - 1) // 2)
-            self.layers.append(nn.Sequential(
-                nn.Conv2d(channels * (i + 1), channels, kernel, dilation=(dil, 1), padding=pad),
-                *_norm_act(channels)))
+            conv = nn.Conv2d(channels * (i + 1), channels, (3, 3), dilation=(dil, 1), padding=(dil, 1))
+            self.dense_block.append(_conv_norm_act(conv, channels, eps))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skip = x
-        for layer in self.layers:
+        for layer in self.dense_block:
             x = layer(skip)
             skip = torch.cat([x, skip], dim=1)
         return x
 
 
 class DenseEncoder(nn.Module):
-    """``[B, in, T, F]`` (T a multiple of time_stride) -> ``[B, C, T / ts, ceil(F / fs)]``."""
+    """``[B, in, T, F]`` (already padded by INPUT_PAD) -> ``[B, C, (T - 1) // ts + 1, (F - 3) // fs + 1]``.
 
-    def __init__(self, in_channels: int, channels: int, depth: int, time_stride: int, freq_stride: int):
-        super().__init__()
-        self.conv_in = nn.Sequential(nn.Conv2d(in_channels, channels, 1), *_norm_act(channels))
-        self.dense = DenseBlock(channels, depth)
-        # kernel spans exactly one stride along time (no overlap), 3 bins along frequency
-        fk = 2 * (freq_stride // 2) + 1 if freq_stride > 1 else 1
-        self.down = nn.Sequential(
-            nn.Conv2d(channels, channels, (time_stride, fk), stride=(time_stride, freq_stride),
-                      padding=(0, fk // 2)),
-            *_norm_act(channels))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down(self.dense(self.conv_in(x)))
-
-
-class SubPixelConv(nn.Module):
-    """Upsample one axis by ``factor`` with a convolution to ``factor * C`` channels + shuffle.
-
-    ``axis`` 2 (time) or 3 (frequency) of ``[B, C, T, F]``.
+    The down-sampling convolution spans one frame and 3 bins (kernel (1, 3)) with stride
+    (ts, fs) and no padding: it reads every ts-th frame of the dense block's output, whose
+    dilated 3x3 convolutions have already mixed the neighbouring frames in.
     """
 
-    def __init__(self, channels: int, factor: int, axis: int):
+    def __init__(self, in_channels: int, channels: int, depth: int, time_stride: int,
+                 freq_stride: int, eps: float = 1e-5):
         super().__init__()
-        if axis not in (2, 3):
-            raise ValueError("SubPixelConv: axis must be 2 (time) or 3 (frequency)")
-        self.factor, self.axis = factor, axis
-        kernel = (3, 1) if axis == 2 else (1, 3)
-        padding = (1, 0) if axis == 2 else (0, 1)
-        self.conv = nn.Conv2d(channels, channels * factor, kernel, padding=padding)
+        self.dense_conv_1 = _conv_norm_act(nn.Conv2d(in_channels, channels, (1, 1)), channels, eps)
+        self.dense_block = DenseBlock(channels, depth, eps)
+        self.dense_conv_2 = _conv_norm_act(
+            nn.Conv2d(channels, channels, (1, 3), stride=(time_stride, freq_stride)), channels, eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.factor == 1:
-            return self.conv(x)
-        y = self.conv(x)
-        b, cr, t, f = y.shape
-        c = cr // self.factor
-        y = y.view(b, c, self.factor, t, f)
-        if self.axis == 2:   # channel c*r + j -> time t*r + j
-            return y.permute(0, 1, 3, 2, 4).reshape(b, c, t * self.factor, f)
-        return y.permute(0, 1, 3, 4, 2).reshape(b, c, t, f * self.factor)
+        return self.dense_conv_2(self.dense_block(self.dense_conv_1(x)))
 
 
-class Decoder(nn.Module):
-    """Dense block -> sub-pixel upsampling (time, then frequency) -> norm/act -> 1x1 head(s).
+class SPConvTranspose2d(nn.Module):
+    """Sub-pixel up-sampling of the last axis by ``r``: ``[B, C, H, W]`` -> ``[B, C_out, H, W * r]``.
 
-    ``[B, C, T', F']`` -> ``[B, out_channels, T' * ts, F' * fs]`` (the caller crops).
+    Pads W by one on each side, convolves (kernel (1, 3)) to ``r * C_out`` channels and moves
+    channel ``j * C_out + c`` to position ``w * r + j`` of output channel ``c`` (the release's
+    channel order, so its weights mean the same here).
     """
 
-    def __init__(self, channels: int, out_channels: int, depth: int, time_stride: int, freq_stride: int):
+    def __init__(self, in_channels: int, out_channels: int, r: int):
         super().__init__()
-        self.dense = DenseBlock(channels, depth)
-        self.up_time = SubPixelConv(channels, time_stride, axis=2)
-        self.up_freq = SubPixelConv(channels, freq_stride, axis=3)
-        self.act = nn.Sequential(*_norm_act(channels))
-        self.head = nn.Conv2d(channels, out_channels, 1)
+        self.r, self.out_channels = r, out_channels
+        self.conv = nn.Conv2d(in_channels, out_channels * r, (1, 3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.act(self.up_freq(self.up_time(self.dense(x)))))
+        y = self.conv(F.pad(x, (1, 1)))
+        b, _, h, w = y.shape
+        y = y.view(b, self.r, self.out_channels, h, w).permute(0, 2, 3, 4, 1)
+        return y.reshape(b, self.out_channels, h, w * self.r)
+
+
+class DecoderTrunk(nn.Module):
+    """Dense block -> up-sample frequency (``up_conv1``) -> up-sample time (``up_conv2``).
+
+    Each sub-pixel convolution is followed by InstanceNorm + PReLU. ``up_conv2`` runs on the
+    time/frequency-transposed map, so it is the same (1, 3) construction along time.
+    ``[B, C, T', F']`` -> ``[B, C, T' * ts, F' * fs]`` (the caller crops).
+    """
+
+    def __init__(self, channels: int, depth: int, time_stride: int, freq_stride: int, eps: float):
+        super().__init__()
+        self.dense_block = DenseBlock(channels, depth, eps)
+        self.up_conv1 = _conv_norm_act(SPConvTranspose2d(channels, channels, freq_stride), channels, eps)
+        self.up_conv2 = _conv_norm_act(SPConvTranspose2d(channels, channels, time_stride), channels, eps)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.up_conv1(self.dense_block(x))
+        return self.up_conv2(x.transpose(2, 3)).transpose(2, 3)
+
+
+class MagDecoder(DecoderTrunk):
+    """Trunk -> ``final_conv`` (1x1, one map): ``[B, C, T', F']`` -> ``[B, 1, T' * ts, F' * fs]``."""
+
+    def __init__(self, channels: int, depth: int, time_stride: int, freq_stride: int, eps: float):
+        super().__init__(channels, depth, time_stride, freq_stride, eps)
+        self.final_conv = nn.Conv2d(channels, 1, (1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.final_conv(self.trunk(x))
+
+
+class PhaseDecoder(DecoderTrunk):
+    """Trunk -> ``phase_conv_r``, ``phase_conv_i`` (1x1 each): -> ``(r, i)``, each ``[B, 1, T' ts, F' fs]``."""
+
+    def __init__(self, channels: int, depth: int, time_stride: int, freq_stride: int, eps: float):
+        super().__init__(channels, depth, time_stride, freq_stride, eps)
+        self.phase_conv_r = nn.Conv2d(channels, 1, (1, 1))
+        self.phase_conv_i = nn.Conv2d(channels, 1, (1, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.trunk(x)
+        return self.phase_conv_r(x), self.phase_conv_i(x)
 
 
 class BiMamba(nn.Module):
-    """Bidirectional Mamba along dim 1 of ``[B, L, C]``; returns ``[B, L, C]``.
+    """Bidirectional Mamba along dim 1 of ``[B, L, C]`` (the release's ``MambaBlock``); -> ``[B, L, C]``.
 
-    forward: x + Mamba_f(LN_f(x)); backward: the same on flip(x), flipped back; merged by a
-    linear layer (2C -> C) and added to x. With ``checkpoint`` (and a non-fused scan) only the
-    input is stored for the backward pass and the whole module is recomputed there: its
-    activations are ~30 floats per token and channel, which for the 30-block model on a CPU would
-    otherwise be tens of GB per minute of audio.
+    ``norm(output_proj(cat(x + Mamba_f(x), flip(x' + Mamba_b(x')))))`` with ``x' = flip(x)``:
+    no norm before either direction, a LayerNorm after the merge; the residual around the
+    whole module is the TF block's. With ``checkpoint`` (and a non-fused scan) only the input is
+    stored for the backward pass and the module is recomputed there: its activations are ~30
+    floats per token and channel, which for the 30-block model on a CPU would otherwise be tens
+    of GB per minute of audio.
     """
 
     def __init__(self, channels: int, d_state: int, d_conv: int, expand: int, eps: float,
@@ -215,39 +249,38 @@ class BiMamba(nn.Module):
         super().__init__()
         kw = dict(d_state=d_state, d_conv=d_conv, expand=expand, backend=backend, checkpoint=False)
         self.checkpoint = checkpoint
-        self.norm_fwd = nn.LayerNorm(channels, eps=eps)
-        self.mamba_fwd = Mamba(channels, **kw)
-        self.norm_bwd = nn.LayerNorm(channels, eps=eps)
-        self.mamba_bwd = Mamba(channels, **kw)
-        self.merge = nn.Linear(2 * channels, channels)
+        self.forward_blocks = Mamba(channels, **kw)
+        self.backward_blocks = Mamba(channels, **kw)
+        self.output_proj = nn.Linear(2 * channels, channels)
+        self.norm = nn.LayerNorm(channels, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if recompute_in_backward(self.checkpoint, self.mamba_fwd.backend, x.device):
+        if recompute_in_backward(self.checkpoint, self.forward_blocks.backend, x.device):
             return _checkpoint(self._forward, x, use_reentrant=False)
         return self._forward(x)
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        fwd = x + self.mamba_fwd(self.norm_fwd(x))
+        fwd = x + self.forward_blocks(x)
         xr = torch.flip(x, dims=[1])
-        bwd = torch.flip(xr + self.mamba_bwd(self.norm_bwd(xr)), dims=[1])
-        return self.merge(torch.cat([fwd, bwd], dim=-1)) + x
+        bwd = torch.flip(xr + self.backward_blocks(xr), dims=[1])
+        return self.norm(self.output_proj(torch.cat([fwd, bwd], dim=-1)))
 
 
 class TFMambaBlock(nn.Module):
-    """Bidirectional Mamba along time, then along frequency. ``[B, C, T, F]`` -> same."""
+    """``x + BiMamba_time(x)`` along time, then the same along frequency. ``[B, C, T, F]`` -> same."""
 
     def __init__(self, channels: int, d_state: int, d_conv: int, expand: int, eps: float,
                  backend: str, checkpoint: bool):
         super().__init__()
-        self.time = BiMamba(channels, d_state, d_conv, expand, eps, backend, checkpoint)
-        self.freq = BiMamba(channels, d_state, d_conv, expand, eps, backend, checkpoint)
+        self.time_mamba = BiMamba(channels, d_state, d_conv, expand, eps, backend, checkpoint)
+        self.freq_mamba = BiMamba(channels, d_state, d_conv, expand, eps, backend, checkpoint)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, t, f = x.shape
         y = x.permute(0, 3, 2, 1).reshape(b * f, t, c)          # sequences along time
-        y = self.time(y)
+        y = y + self.time_mamba(y)
         y = y.reshape(b, f, t, c).permute(0, 2, 1, 3).reshape(b * t, f, c)   # along frequency
-        y = self.freq(y)
+        y = y + self.freq_mamba(y)
         return y.reshape(b, t, f, c).permute(0, 3, 1, 2)
 
 
@@ -274,7 +307,7 @@ class USEMamba(WaveformMixin, nn.Module):
 
     forward(noisy_mag_c ``[B, F, N]``, noisy_pha ``[B, F, N]``) ->
     ``(mag_c [B, F, N], pha [B, F, N], com [B, F, N, 2])``: the enhanced compressed magnitude,
-    the phase in (-pi, pi] and the compressed complex spectrum ``mag_c * exp(j pha)``.
+    the phase and the compressed complex spectrum ``mag_c * exp(j pha)``.
     """
 
     def __init__(self, config: USEMambaConfig | dict | None = None, **overrides):
@@ -287,14 +320,15 @@ class USEMamba(WaveformMixin, nn.Module):
         cfg = USEMambaConfig.from_dict(base)
         self.config = cfg
         self.init_args = {"config": cfg.to_dict()}
-        c = cfg.channels
-        self.encoder = DenseEncoder(cfg.in_channels, c, cfg.dense_depth, cfg.time_stride, cfg.freq_stride)
-        self.blocks = nn.ModuleList(
-            TFMambaBlock(c, cfg.d_state, cfg.d_conv, cfg.expand, cfg.norm_eps, cfg.scan_backend,
+        c, eps = cfg.channels, cfg.norm_eps
+        self.dense_encoder = DenseEncoder(cfg.in_channels, c, cfg.dense_depth, cfg.time_stride,
+                                          cfg.freq_stride, eps)
+        self.TSMamba = nn.ModuleList(
+            TFMambaBlock(c, cfg.d_state, cfg.d_conv, cfg.expand, eps, cfg.scan_backend,
                          cfg.mamba_checkpoint)
             for _ in range(cfg.num_blocks))
-        self.mag_decoder = Decoder(c, 1, cfg.dense_depth, cfg.time_stride, cfg.freq_stride)
-        self.pha_decoder = Decoder(c, 2, cfg.dense_depth, cfg.time_stride, cfg.freq_stride)
+        self.mask_decoder = MagDecoder(c, cfg.dense_depth, cfg.time_stride, cfg.freq_stride, eps)
+        self.phase_decoder = PhaseDecoder(c, cfg.dense_depth, cfg.time_stride, cfg.freq_stride, eps)
         if cfg.mag_mode == "residual":
             self.reset_magnitude_residual()
         if cfg.pha_mode == "residual":
@@ -303,15 +337,15 @@ class USEMamba(WaveformMixin, nn.Module):
     @torch.no_grad()
     def reset_magnitude_residual(self) -> None:
         """Magnitude head to zero, so a `residual` magnitude starts as the noisy magnitude exactly."""
-        self.mag_decoder.head.weight.zero_()
-        self.mag_decoder.head.bias.zero_()
+        self.mask_decoder.final_conv.weight.zero_()
+        self.mask_decoder.final_conv.bias.zero_()
 
     @torch.no_grad()
     def reset_phase_rotation(self) -> None:
         """Phase heads to the identity rotation: weights 0, biases r = 1, i = 0 (atan2(0, 1) = 0)."""
-        head = self.pha_decoder.head   # output channel 0: r, 1: i
-        head.weight.zero_()
-        head.bias.copy_(torch.tensor([1.0, 0.0]))
+        for head, bias in ((self.phase_decoder.phase_conv_r, 1.0), (self.phase_decoder.phase_conv_i, 0.0)):
+            head.weight.zero_()
+            head.bias.fill_(bias)
 
     def set_scan_backend(self, backend: str, checkpoint: bool | None = None) -> None:
         """Switch every Mamba layer's scan backend (weights unchanged); optionally checkpointing."""
@@ -332,16 +366,12 @@ class USEMamba(WaveformMixin, nn.Module):
             raise ValueError(f"USEMamba.trunk: expected [B, {self.config.in_channels}, N, F], "
                              f"got {tuple(features.shape)}")
         n, f = features.shape[-2:]
-        ts = self.config.time_stride
-        pad = (-n) % ts
-        if pad:
-            features = F.pad(features, (0, 0, 0, pad))   # silent frames after the end
-        x = self.encoder(features)
-        for block in self.blocks:
+        x = self.dense_encoder(F.pad(features, (0, INPUT_PAD, 0, INPUT_PAD)))
+        for block in self.TSMamba:
             x = block(x)
-        mag = self.mag_decoder(x)[:, 0, :n, :f]
-        pha = self.pha_decoder(x)[:, :, :n, :f]
-        return mag, pha[:, 0], pha[:, 1]
+        mag = self.mask_decoder(x)[:, 0, :n, :f]
+        pha_r, pha_i = self.phase_decoder(x)
+        return mag, pha_r[:, 0, :n, :f], pha_i[:, 0, :n, :f]
 
     def forward(self, noisy_mag_c: torch.Tensor, noisy_pha: torch.Tensor):
         _check_spec(noisy_mag_c, noisy_pha, "USEMamba")
@@ -367,5 +397,5 @@ def count_parameters(module: nn.Module, trainable_only: bool = False) -> int:
     return sum(p.numel() for p in module.parameters() if p.requires_grad or not trainable_only)
 
 
-PAPER_REGRESSION = USEMambaConfig()                      # 30 blocks, ~9.65 M parameters
+PAPER_REGRESSION = USEMambaConfig()                      # 30 blocks, 9,607,747 parameters (= the release)
 PAPER_GENERATOR = USEMambaConfig(num_blocks=6, in_channels=4)

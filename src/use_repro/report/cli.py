@@ -228,6 +228,8 @@ def _model_scale(cfg: dict) -> str:
         text = f"{role} {c.num_blocks} blocks x {c.channels} channels (d_state {c.d_state}, expand {c.expand})"
         if role == "regression" and c.pha_mode != paper.pha_mode:
             text += f", phase {c.pha_mode} (the paper's is {paper.pha_mode})"
+        if role == "regression" and c.mag_mode != paper.mag_mode:
+            text += f", magnitude {c.mag_mode} (the paper's is {paper.mag_mode})"
         parts.append(text)
     return "; ".join(parts) + f"; learning rate {cfg['train']['lr']:g} (the paper's 2e-4)"
 
