@@ -13,6 +13,14 @@ seed)` for draws start, start+1, ... of this rank, and a dataset crops with `Dra
 resumed run that restarts the sampler at its checkpoint's step sees exactly the data an
 uninterrupted run would have seen, whatever the number of loader workers.
 
+Bad rows never stop a run. Before step 0 `checked_rows` decodes every file of every row (a
+cache in the run folder keeps reruns fast) and drops, naming them in `skipped_rows.tsv` and the
+log, rows whose audio is missing, empty, not audio, truncated, non-finite, multi-channel, at a
+rate the model cannot use, shorter than one STFT window, or unlike its pair. A row that still
+fails when drawn (its file changed since) is replaced by another row chosen from the draw's seed,
+and appended to `skipped_rows.tsv`: the substitute is the same in a resumed run, which therefore
+never dies where the interrupted one did.
+
 Targets (columns of a rendered `meta.tsv`, see `use_repro.data.simulate`):
 `early` -> `clean_path` (the challenge's early-reflected target), `shifted` ->
 `clean_shifted_path`, `anechoic` -> `clean_anechoic_path`, `early<W>ms` -> `clean_early<W>ms_path`.
@@ -30,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from use_repro.audio.io import read_audio
+from use_repro.audio.io import SUPPORTED_RATES, AudioError, read_audio
 from use_repro.data.manifest import read_meta, read_scp
 from use_repro.seeding import derive_seed, rng_for
 
@@ -54,17 +62,19 @@ def speech_uids(speech_list: str | os.PathLike) -> set[str]:
 
 
 def load_rows(meta_path: str | os.PathLike, target: str, speech_list: str | os.PathLike | None = None,
-              limit: int | None = None) -> list[dict]:
+              limit: int | None = None, rejected: list[tuple[str, str]] | None = None) -> list[dict]:
     """Rows of `meta_path` usable for `target`: {"id", "fs", "noisy", "clean"} with resolved paths.
 
     Rows whose `speech_uid` is not in `speech_list` are skipped; so are rows without the target
     (`none`). With `limit`, the first `limit` rows in id order (a stable validation subset).
+    With `rejected`, a malformed line (wrong field count, a rate that is not a number) is
+    appended to it as ("<meta> line N", reason) instead of failing the whole file.
     """
     from use_repro.data.render import resolve_path  # as written, else relative to the meta.tsv
 
     meta_path = Path(meta_path)
     col = target_column(target)
-    rows = read_meta(meta_path)
+    rows = read_meta(meta_path, rejected=rejected)
     if rows and col not in rows[0]:
         raise ValueError(f"{meta_path}: no column {col} for target {target!r}; "
                          f"columns: {', '.join(rows[0])}")
@@ -77,7 +87,14 @@ def load_rows(meta_path: str | os.PathLike, target: str, speech_list: str | os.P
         if r.get(col, "none") in ("", "none") or r.get("noisy_path", "none") in ("", "none"):
             skipped += 1
             continue
-        out.append({"id": r["id"], "fs": int(float(r["fs"])),
+        try:
+            fs = int(float(r["fs"]))
+        except ValueError:
+            if rejected is None:
+                raise ValueError(f"{meta_path.name}: row {r['id']}: fs {r['fs']!r} is not a number") from None
+            rejected.append((r["id"], f"{meta_path.name}: fs {r['fs']!r} is not a number"))
+            continue
+        out.append({"id": r["id"], "fs": fs,
                     "noisy": resolve_path(r["noisy_path"], meta_path),
                     "clean": resolve_path(r[col], meta_path)})
     if keep is not None:
@@ -88,6 +105,88 @@ def load_rows(meta_path: str | os.PathLike, target: str, speech_list: str | os.P
     if limit is not None:
         out = sorted(out, key=lambda r: r["id"])[:limit]
     return out
+
+
+SKIP_RECORD = "skipped_rows.tsv"    # in the run folder: id, when, reason
+CHECK_CACHE = "audio_check.json"    # in the run folder: verdicts of full reads (see audiocheck)
+SKIP_COLUMNS = ("id", "when", "reason")
+BEFORE_START = "before step 0"
+
+
+def row_problem(row: dict, cache) -> str | None:
+    """Why `row` ({"id", "fs", "noisy", "clean"}) cannot be trained on, or None."""
+    from use_repro.audio.stft import STFTError, stft_config
+
+    try:
+        noisy, clean = cache.check(row["noisy"]), cache.check(row["clean"])
+    except AudioError as e:
+        return str(e)
+    for name, path, f in (("noisy", row["noisy"], noisy), ("target", row["clean"], clean)):
+        if f.channels != 1:
+            return f"{name} {path}: {f.channels} channels (training pairs are mono)"
+    if (noisy.fs, noisy.frames) != (clean.fs, clean.frames):
+        return (f"noisy {row['noisy']} ({noisy.fs} Hz, {noisy.frames} samples) and target {row['clean']} "
+                f"({clean.fs} Hz, {clean.frames} samples) differ")
+    if noisy.fs != row["fs"]:
+        return f"noisy {row['noisy']}: file is {noisy.fs} Hz but meta.tsv says {row['fs']} Hz"
+    lo, hi = min(SUPPORTED_RATES), max(SUPPORTED_RATES)
+    if not lo <= noisy.fs <= hi:
+        return f"noisy {row['noisy']}: {noisy.fs} Hz is outside the {lo}-{hi} Hz the model is trained for"
+    try:
+        n_fft = stft_config(noisy.fs)[0]
+    except STFTError as e:
+        return f"noisy {row['noisy']}: {e}"
+    if noisy.frames < n_fft:  # the model's STFT needs one whole window
+        return f"noisy {row['noisy']}: {noisy.frames} samples, shorter than one STFT window ({n_fft} at {noisy.fs} Hz)"
+    return None
+
+
+def _read_skip_record(path: Path) -> list[tuple[str, str, str]]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines()[1:]:
+        parts = line.split("\t")
+        if len(parts) == len(SKIP_COLUMNS):
+            out.append(tuple(parts))
+    return out
+
+
+def checked_rows(rows: list[dict], run_dir: str | os.PathLike | None, source: str | os.PathLike = "meta.tsv",
+                 record: str = SKIP_RECORD, rejected: list[tuple[str, str]] = ()) -> list[dict]:
+    """The rows whose audio can be trained on (see `row_problem`); the others, and the
+    (id, reason) pairs `load_rows` already `rejected` (malformed lines), are logged and written
+    to `run_dir/record` (kept there: the records of rows that failed when drawn in earlier
+    attempts). ValueError when no row is left."""
+    from use_repro.data.audiocheck import AudioCheckCache
+    from use_repro.fs import atomic_path
+
+    run_dir = Path(run_dir) if run_dir else None
+    cache = AudioCheckCache(run_dir / CHECK_CACHE if run_dir else None)
+    good, bad = [], [(i, BEFORE_START, why.replace("\t", " ").replace("\n", " ")) for i, why in rejected]
+    try:
+        for r in rows:
+            why = row_problem(r, cache)
+            if why is None:
+                good.append(r)
+            else:
+                bad.append((r["id"], BEFORE_START, why.replace("\t", " ").replace("\n", " ")))
+    finally:
+        cache.save()
+    if run_dir is not None:
+        earlier = [x for x in _read_skip_record(run_dir / record) if x[1] != BEFORE_START]
+        with atomic_path(run_dir / record) as tmp:
+            tmp.write_text("\t".join(SKIP_COLUMNS) + "\n" + "".join("\t".join(x) + "\n" for x in bad + earlier),
+                           encoding="utf-8")
+    if bad:
+        head = "; ".join(f"{i}: {why}" for i, _, why in bad[:5])
+        log.warning("%s: %d of %d row(s) skipped before step 0 (listed in %s): %s%s", source, len(bad),
+                    len(rows) + len(rejected),
+                    run_dir / record if run_dir else "the log", head, f" (+{len(bad) - 5} more)" if len(bad) > 5 else "")
+    if not good:
+        raise ValueError(f"{source}: no row can be trained on; {len(bad)} rejected, first: {bad[0][0]}: {bad[0][2]}"
+                         if bad else f"{source}: no rows")
+    return good
 
 
 @dataclass(frozen=True)
@@ -146,26 +245,66 @@ def crop(n: int, seg: int | None, seed: int) -> tuple[int, int]:
 
 
 class MetaDataset(Dataset):
-    """Rendered noisy/target pairs from a meta.tsv. Index with a `Draw` (or an int: no crop)."""
+    """Rendered noisy/target pairs from a meta.tsv. Index with a `Draw` (or an int: no crop).
 
-    def __init__(self, rows: list[dict], segment_seconds: float | None = None, normalize: bool = True):
+    A row that fails when read is replaced by another, chosen from the draw's seed (so a resumed
+    run sees the same substitute), and appended to `skip_record` when given.
+    """
+
+    substitutes = 8  # rows tried in place of a failing one before the draw is given up
+
+    def __init__(self, rows: list[dict], segment_seconds: float | None = None, normalize: bool = True,
+                 skip_record: str | os.PathLike | None = None):
         self.rows = rows
         self.segment_seconds = segment_seconds if segment_seconds and segment_seconds > 0 else None
         self.normalize = normalize
+        self.skip_record = Path(skip_record) if skip_record else None
 
     def __len__(self) -> int:
         return len(self.rows)
 
-    def __getitem__(self, key: Draw | int) -> dict:
-        draw = key if isinstance(key, Draw) else Draw(int(key), 0)
-        row = self.rows[draw.index]
+    def read_pair(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
+        row = self.rows[index]
         noisy, fs = read_audio(row["noisy"])
         clean, fs_c = read_audio(row["clean"])
         if fs != fs_c or abs(len(noisy) - len(clean)) > 0:
             raise ValueError(f"row {row['id']}: noisy {row['noisy']} ({fs} Hz, {len(noisy)} samples) and "
                              f"target {row['clean']} ({fs_c} Hz, {len(clean)} samples) differ")
-        crop_seed = draw.seed if isinstance(key, Draw) else None
-        return make_item(row["id"], fs, noisy, clean, self.segment_seconds, crop_seed, self.normalize)
+        return noisy, clean, fs
+
+    def _record(self, row_id: str, when: str, reason: str) -> None:
+        reason = reason.replace("\t", " ").replace("\n", " ")
+        log.warning("training row %s skipped (%s): %s", row_id, when, reason)
+        if self.skip_record is None:
+            return
+        # one short O_APPEND write per line: loader workers in other processes may append too
+        line = f"{row_id}\t{when}\t{reason}\n".encode()
+        new = not self.skip_record.exists()
+        fd = os.open(self.skip_record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, ("\t".join(SKIP_COLUMNS) + "\n").encode() + line if new else line)
+        finally:
+            os.close(fd)
+
+    def __getitem__(self, key: Draw | int) -> dict:
+        draw = key if isinstance(key, Draw) else Draw(int(key), 0)
+        order = [draw.index]
+        if len(self.rows) > 1:
+            others = rng_for(draw.seed, "substitute").permutation(len(self.rows))
+            order += [int(i) for i in others if i != draw.index][: self.substitutes]
+        errors = []
+        for index in order:
+            try:
+                noisy, clean, fs = self.read_pair(index)
+            except (AudioError, ValueError, OSError) as e:
+                errors.append(str(e))
+                self._record(self.rows[index]["id"], f"read at draw seed {draw.seed}", str(e))
+                continue
+            crop_seed = draw.seed if isinstance(key, Draw) else None
+            return make_item(self.rows[index]["id"], fs, noisy, clean, self.segment_seconds, crop_seed,
+                             self.normalize)
+        raise ValueError(f"row {self.rows[draw.index]['id']} and {len(order) - 1} substitute(s) failed: "
+                         + "; ".join(errors))
 
 
 class SimulatedDataset(Dataset):

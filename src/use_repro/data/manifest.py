@@ -126,8 +126,12 @@ def write_kv(path: str | os.PathLike, mapping: dict[str, str] | Iterable[tuple[s
         tmp.write_text(text, encoding="utf-8")
 
 
-def read_meta(path: str | os.PathLike) -> list[dict[str, str]]:
-    """Read a ``meta.tsv``; every row is a dict keyed by column. Extra columns are kept."""
+def read_meta(path: str | os.PathLike, rejected: list[tuple[str, str]] | None = None) -> list[dict[str, str]]:
+    """Read a ``meta.tsv``; every row is a dict keyed by column. Extra columns are kept.
+
+    A line with the wrong number of fields raises ManifestError, or, with `rejected`, is
+    appended to it as ("<file> line N", reason) and the rest is read (a bad header still raises).
+    """
     path = Path(path)
     with open(path, encoding="utf-8", newline="") as f:
         reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
@@ -144,7 +148,11 @@ def read_meta(path: str | os.PathLike) -> list[dict[str, str]]:
             if not fields or all(not x.strip() for x in fields):
                 continue
             if len(fields) != len(header):
-                raise ManifestError(f"{path.name} line {lineno}: {len(fields)} fields, header has {len(header)}")
+                msg = f"{len(fields)} fields, header has {len(header)}"
+                if rejected is None:
+                    raise ManifestError(f"{path.name} line {lineno}: {msg}")
+                rejected.append((f"{path.name} line {lineno}", msg))
+                continue
             rows.append(dict(zip(header, fields)))
     return rows
 

@@ -97,7 +97,13 @@ def training_dataset(args: argparse.Namespace, ctx: RunContext):
     if args.simulate == bool(args.train_meta):
         raise SystemExit("train: give exactly one of --train-meta and --simulate")
     if args.train_meta:
-        return MetaDataset(load_rows(args.train_meta, ctx.target, args.speech_list), seg)
+        from use_repro.data.dataset import SKIP_RECORD, checked_rows
+
+        rejected: list[tuple[str, str]] = []  # malformed lines: skipped and recorded, not fatal
+        rows = load_rows(args.train_meta, ctx.target, args.speech_list, rejected=rejected)
+        # every row's audio is decoded before step 0 (bad ones recorded in the run folder)
+        rows = checked_rows(rows, ctx.out, args.train_meta, rejected=rejected)
+        return MetaDataset(rows, seg, skip_record=ctx.out / SKIP_RECORD)
     from use_repro.data.params import SimConfig
 
     speech, noise, rir, wind = simulation_sources(args)
@@ -146,11 +152,12 @@ def validator(args: argparse.Namespace, ctx: RunContext):
     if not args.valid_meta:
         ctx.settings.validate_every = 0
         return None
-    from use_repro.data.dataset import load_rows
+    from use_repro.data.dataset import checked_rows, load_rows
     from use_repro.train.validation import Validator
 
     t = ctx.cfg["train"]
     limit = int(t.get("valid_utterances", 0)) or None
-    rows = load_rows(args.valid_meta, ctx.target, limit=limit)
+    rows = checked_rows(load_rows(args.valid_meta, ctx.target, limit=limit), ctx.out, args.valid_meta,
+                        record="skipped_valid_rows.tsv")
     return Validator(rows, t.get("valid_metrics", ("mos", "pesq", "magnitude", "phase", "time")),
                      ctx.cfg.get("weights_dir", "weights"), ctx.info)
