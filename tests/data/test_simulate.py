@@ -211,3 +211,113 @@ def test_a_given_meta_replaces_sampling(corpus, tmp_path):
     assert rows[0]["augmentation"] == "bandwidth_limitation-kaiser_fast->24000"
     assert main(["simulate", "render", "--config", str(prof), "--meta", str(out / "params.tsv"),
                  "--corpus-dir", str(corpus), "--out", str(out)]) == 0
+
+
+def _bad_input_batch(tmp_path):
+    """A batch with one row per bad-input class beside ten good rows and a stereo one.
+    Returns (meta, scp args, {row id: (class, words its reason must contain)})."""
+    fs = 16000
+    d = tmp_path / "in"
+    d.mkdir()
+    good = d / "good.flac"
+    sf.write(good, speech_like(fs, 0.5, 1), fs)
+    sf.write(d / "nz.flac", np.random.default_rng(0).standard_normal(2 * fs) * 0.1, fs)
+    sf.write(d / "nz_nan.wav", np.full(2 * fs, np.nan), fs, subtype="FLOAT")
+    h = np.zeros(800)
+    h[10], h[300] = 0.5, np.inf
+    sf.write(d / "h_inf.wav", h, fs, subtype="FLOAT")
+    (d / "empty.flac").write_bytes(b"")
+    (d / "notaudio.flac").write_text("this is not audio\n")
+    x = speech_like(fs, 0.5, 2)
+    x[100] = np.nan
+    sf.write(d / "nan.wav", x, fs, subtype="FLOAT")
+    sf.write(d / "full.flac", speech_like(fs, 3.0, 3), fs)
+    data = (d / "full.flac").read_bytes()
+    (d / "trunc.flac").write_bytes(data[:len(data) // 2])
+    sf.write(d / "one.wav", np.array([0.1]), fs, subtype="FLOAT")
+    st = np.stack([speech_like(fs, 0.5, 4), speech_like(fs, 0.5, 5)], axis=1)
+    sf.write(d / "stereo.flac", st, fs)
+    speech = [("good", fs, good), ("missing", fs, d / "missing.flac"), ("empty", fs, d / "empty.flac"),
+              ("notaudio", fs, d / "notaudio.flac"), ("nan", fs, d / "nan.wav"), ("trunc", fs, d / "trunc.flac"),
+              ("one", fs, d / "one.wav"), ("stereo", fs, d / "stereo.flac")]
+    (d / "speech.scp").write_text("".join(f"{u} {f} {p}\n" for u, f, p in speech[:4]) + "badline 16000\n"
+                                  + "".join(f"{u} {f} {p}\n" for u, f, p in speech[4:]))
+    write_scp(d / "noise.scp", [("nz", fs, str(d / "nz.flac")), ("nz_nan", fs, str(d / "nz_nan.wav"))])
+    write_scp(d / "rir.scp", [("h_inf", fs, str(d / "h_inf.wav"))])
+
+    def row(i, sp, noise="nz", rir="none", rate=fs):
+        return f"fileid_{i}\tn\t{sp}\ts\tc\t{noise}\t5.0\t{rir}\tnone\t{rate}\tnone\tt"
+
+    rows = [row(i, "good") for i in range(1, 11)] + [row(11, "stereo")]
+    expect = {
+        "fileid_12": ("missing file", ["missing.flac", "no such file"]),
+        "fileid_13": ("empty file", ["empty.flac", "empty file"]),
+        "fileid_14": ("non-audio", ["notaudio.flac", "not a readable sound file"]),
+        "fileid_15": ("NaN speech", ["nan.wav", "NaN"]),
+        "fileid_16": ("Inf in the RIR", ["h_inf.wav", "infinite"]),
+        "fileid_17": ("truncated FLAC", ["trunc.flac", "truncated"]),
+        "fileid_18": ("1-sample speech", ["one.wav", "shorter than 0.1 s"]),
+        "fileid_19": ("unsupported rate", ["11025", "not a rate the challenge supports"]),
+        "fileid_20": ("malformed manifest line", ["badline", "no speech manifest"]),
+        "fileid_21": ("malformed meta.tsv line", ["meta.tsv line 22", "malformed row"]),
+        "fileid_22": ("NaN noise", ["nz_nan.wav", "NaN"]),
+    }
+    rows += [row(12, "missing"), row(13, "empty"), row(14, "notaudio"), row(15, "nan"),
+             row(16, "good", rir="h_inf"), row(17, "trunc"), row(18, "one"), row(19, "good", rate=11025),
+             row(20, "badline"), "fileid_21\tn\tgood\ts", row(22, "good", noise="nz_nan")]
+    meta = tmp_path / "meta.tsv"
+    meta.write_text(OFFICIAL_HEADER + "\n" + "\n".join(rows) + "\n")
+    scps = ["--speech-scp", str(d / "speech.scp"), "--noise-scp", str(d / "noise.scp"), "--rir-scp", str(d / "rir.scp")]
+    return meta, scps, expect
+
+
+def test_every_bad_input_class_is_a_named_reject_and_the_rest_renders(tmp_path, capsys):
+    meta, scps, expect = _bad_input_batch(tmp_path)
+    out = tmp_path / "out"
+    # 11 of 22 rows are bad: above the default limit (1 %), so the exit status is 1 ...
+    assert main(["simulate", "render", "--meta", str(meta), "--out", str(out), "--threads", "2", *scps]) == 1
+    err = capsys.readouterr().err
+    rejects = {r["id"]: r["reason"] for r in csv.DictReader(open(out / "rejects.tsv"), delimiter="\t")}
+    behaved = []
+    for rid, (what, words) in expect.items():
+        ok = rid in rejects and all(w in rejects[rid] for w in words) and rid in err
+        behaved.append(ok)
+        assert ok, (what, rejects.get(rid))
+    manifest_lines = [k for k in rejects if k.endswith("speech.scp line 5")]
+    assert len(manifest_lines) == 1 and "expected 'uid fs path'" in rejects[manifest_lines[0]]
+    assert len(rejects) == len(expect) + 1
+    # ... the rest of the batch is done and listed (stereo: first channel, as the challenge)
+    done = read_meta(out / "meta.tsv")
+    assert [r["id"] for r in done] == [f"fileid_{i}" for i in range(1, 12)]
+    st = sf.read(tmp_path / "in" / "stereo.flac")[0]
+    clean = sf.read(done[-1]["clean_path"])[0]
+    assert np.corrcoef(clean, st[:, 0])[0, 1] > 0.999 and np.corrcoef(clean, st[:, 1])[0, 1] < 0.9
+    assert "11 of 22 done, 11 failed" in err and "above the limit" in err and "rejects.tsv" in err
+    assert sum(behaved) == len(expect) == 11
+
+    # within the configured fraction the same batch succeeds, the rejects still listed
+    out2 = tmp_path / "out2"
+    assert main(["simulate", "render", "--meta", str(meta), "--out", str(out2), "--max-reject-fraction", "0.5",
+                 *scps]) == 0
+    assert len(read_meta(out2 / "meta.tsv")) == 11
+    assert len(list(csv.DictReader(open(out2 / "rejects.tsv"), delimiter="\t"))) == 12
+    assert "within the limit" in capsys.readouterr().err
+
+
+def test_reject_fraction_from_the_profile_and_its_limits(tmp_path):
+    from use_repro.data.simulate import render_status
+
+    assert render_status(100, 1, 0.01) == 0 and render_status(100, 2, 0.01) == 1
+    assert render_status(10, 10, 1.0) == 1  # nothing rendered is never a success
+    assert render_status(0, 0, 1.0) == 1    # nor is an empty batch
+    assert render_status(10, 0, 0.0) == 0 and render_status(10, 1, 0.0) == 1
+    meta, scps, _ = _bad_input_batch(tmp_path)
+    prof = tmp_path / "p.yaml"
+    prof.write_text("profile: p\nsimulation:\n  max_reject_fraction: 0.5\n")
+    assert main(["simulate", "render", "--config", str(prof), "--meta", str(meta), "--out", str(tmp_path / "o"),
+                 *scps]) == 0
+    prof.write_text("profile: p\nsimulation:\n  max_reject_fraction: 0.4\n")
+    assert main(["simulate", "render", "--config", str(prof), "--meta", str(meta), "--out", str(tmp_path / "o"),
+                 *scps]) == 1
+    assert main(["simulate", "render", "--meta", str(meta), "--out", str(tmp_path / "o"),
+                 "--max-reject-fraction", "1.5", *scps]) == 2

@@ -181,10 +181,12 @@ def render_row(row: dict, sources: Sources, settings: RenderSettings | None = No
         augs = A.parse(row.get("augmentation", "none"))
     except A.AugmentationError as e:
         raise RowError(str(e)) from None
-    speech = read_source(sources.path("speech", row["speech_uid"]), fs)
+    speech_path = sources.path("speech", row["speech_uid"])
+    speech = read_source(speech_path, fs)
     n = speech.shape[0]
     if n < MIN_SPEECH_SECONDS * fs:
-        raise RowError(f"speech {row['speech_uid']} lasts {n / fs:.3f} s, shorter than {MIN_SPEECH_SECONDS} s")
+        raise RowError(f"speech {row['speech_uid']} ({speech_path}) lasts {n / fs:.3f} s, "
+                       f"shorter than {MIN_SPEECH_SECONDS} s")
     length = row.get("length", "none")
     if length not in ("none", "", None) and int(float(length)) != n:
         raise RowError(f"speech {row['speech_uid']} has {n} samples at {fs} Hz but the row says length={length}")
