@@ -97,25 +97,38 @@ class AudioCheckCache:
         st = path.stat()
         return str(path.resolve()), [st.st_size, st.st_mtime_ns]
 
-    def check(self, path: str | os.PathLike) -> AudioFacts:
-        """Like `check_audio`, answered from the cache when the file is unchanged."""
+    def check_cached(self, path: str | os.PathLike) -> AudioFacts:
+        """The cached verdict on an unchanged file: its facts, or AudioError; KeyError when the
+        file was never checked or changed since."""
         path = Path(path)
         if not path.exists():  # never cached: it may appear later
             raise AudioError(f"{path}: no such file")
         key, stamp = self._key(path)
         hit = self.entries.get(key)
-        if hit is not None and hit["stamp"] == stamp:
-            if hit["error"]:
-                raise AudioError(hit["error"])
-            return AudioFacts(**hit["facts"])
+        if hit is None or hit["stamp"] != stamp:
+            raise KeyError(str(path))
+        if hit["error"]:
+            raise AudioError(hit["error"])
+        return AudioFacts(**hit["facts"])
+
+    def record(self, path: str | os.PathLike, facts: AudioFacts | None, error: str = "") -> None:
+        """Remember the verdict of a `check_audio` run on `path` (facts, or the error)."""
+        key, stamp = self._key(Path(path))
+        self.entries[key] = {"stamp": stamp, "error": error, "facts": asdict(facts) if facts else None}
+        self.dirty = True
+
+    def check(self, path: str | os.PathLike) -> AudioFacts:
+        """Like `check_audio`, answered from the cache when the file is unchanged."""
+        try:
+            return self.check_cached(path)
+        except KeyError:
+            pass
         try:
             facts = check_audio(path)
         except AudioError as e:
-            self.entries[key] = {"stamp": stamp, "error": str(e), "facts": None}
-            self.dirty = True
+            self.record(path, None, str(e))
             raise
-        self.entries[key] = {"stamp": stamp, "error": "", "facts": asdict(facts)}
-        self.dirty = True
+        self.record(path, facts)
         return facts
 
     def save(self) -> None:

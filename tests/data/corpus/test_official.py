@@ -64,3 +64,76 @@ def test_official_needs_its_folder(tmp_path):
     cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(tmp_path / "nowhere")}})
     with pytest.raises(OfficialError, match="corpus.official_dir"):
         build(cfg, tmp_path / "corpus")
+
+
+def _bad_audio_tree(root, make_wav):
+    """The official tree plus one noise line per kind of damaged audio."""
+    import numpy as np
+    import soundfile as sf
+
+    root = _official_tree(root, make_wav)
+    bad = root / "bad"
+    bad.mkdir()
+    x = (0.1 * np.sin(np.arange(24000) / 3)).astype(np.float32)
+    nan, inf = x.copy(), x.copy()
+    nan[1000], inf[2000] = np.nan, -np.inf
+    sf.write(bad / "nan.wav", nan, 24000, subtype="FLOAT")
+    sf.write(bad / "inf.wav", inf, 24000, subtype="FLOAT")
+    sf.write(bad / "cut.flac", np.tile(x, 4), 24000)
+    data = (bad / "cut.flac").read_bytes()
+    (bad / "cut.flac").write_bytes(data[: len(data) // 2])
+    sf.write(bad / "cutwav.wav", x, 24000)
+    data = (bad / "cutwav.wav").read_bytes()
+    (bad / "cutwav.wav").write_bytes(data[: len(data) // 2])
+    (bad / "zero.flac").write_bytes(b"")
+    (bad / "text.flac").write_text("not audio\n")
+    good = make_wav("n.flac", 24000)
+    lines = [f"fsd50k_1 24000 {good}"] + [f"bad_{p.stem} 24000 {p}" for p in sorted(bad.iterdir())]
+    lines += ["only_two_fields 24000", f"fsd50k_1 24000 {good}", f"bad_rate 24k {good}"]
+    (root / "noise_train.scp").write_text("\n".join(lines) + "\n")
+    return root
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_file_is_decoded_and_bad_ones_are_rejected_by_name(tmp_path, make_wav, threads):
+    root = _bad_audio_tree(tmp_path / "data", make_wav)
+    cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root)}})
+    out = tmp_path / "corpus"
+    with pytest.raises(ManifestError, match=r"corpus: 9 line\(s\) rejected .*rejects.tsv"):
+        build(cfg, out, threads=threads)
+    # the good lines are all written; the bad ones are named with list, line and reason
+    assert [e.uid for e in read_scp(out / "noise_train.scp")] == ["fsd50k_1"]
+    assert [e.uid for e in read_scp(out / "speech_train.scp")] == ["cv_en_001", "ears_p001_002"]
+    rows = [line.split("\t") for line in (out / "rejects.tsv").read_text().splitlines()]
+    assert rows[0] == ["list", "line", "uid", "path", "reason"]
+    why = {r[2]: (int(r[1]), r[4]) for r in rows[1:]}
+    assert why["bad_nan"][1].endswith("contains NaN samples (first at frame 1000)")
+    assert why["bad_inf"][1].endswith("contains infinite samples (first at frame 2000)")
+    assert "truncated" in why["bad_cut"][1] and "truncated" in why["bad_cutwav"][1]
+    assert why["bad_zero"][1].endswith("empty file (0 bytes)")
+    assert "not a sound file" in why["bad_text"][1]
+    assert why["only_two_fields"][0] == 8 and "got 2 fields" in why["only_two_fields"][1]
+    assert "duplicate uid 'fsd50k_1' (first on line 1)" in why["fsd50k_1"][1]
+    assert "'24k' is not a number" in why["bad_rate"][1]
+
+
+def test_a_rerun_decodes_only_new_or_changed_files(tmp_path, make_wav, monkeypatch):
+    from use_repro.data.corpus import official
+
+    root = _bad_audio_tree(tmp_path / "data", make_wav)
+    cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root)}})
+    out = tmp_path / "corpus"
+    with pytest.raises(ManifestError):
+        build(cfg, out)
+    decoded = []
+    real = official.check_audio
+    monkeypatch.setattr(official, "check_audio", lambda p: decoded.append(p) or real(p))
+    with pytest.raises(ManifestError, match=r"9 line\(s\) rejected"):
+        build(cfg, out)
+    assert decoded == []  # every verdict, good and bad, came from audio_check.json
+    (root / "bad" / "zero.flac").unlink()
+    make_wav("data/bad/zero.flac", 24000)  # repaired in place
+    with pytest.raises(ManifestError, match=r"8 line\(s\) rejected"):
+        build(cfg, out)
+    assert decoded == [str(root / "bad" / "zero.flac")]
+    assert "bad_zero" in [e.uid for e in read_scp(out / "noise_train.scp")]

@@ -568,7 +568,7 @@ def build(cfg: dict, out: str | os.PathLike, threads: int = 1) -> dict:
     if cfg["corpus"]["kind"] == "official":
         from use_repro.data.corpus import official
 
-        return official.build(cfg, out)
+        return official.build(cfg, out, threads=threads)
     out.mkdir(parents=True, exist_ok=True)
     seed = int(cfg["seed"])
     plan = plan_corpus(cfg, out)

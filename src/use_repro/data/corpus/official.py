@@ -13,22 +13,35 @@ use; the first that exists wins:
 | utt2spk, utt2lang, text | beside each speech list, merged over splits |
 
 Every line is checked: 3 fields ``uid fs path`` (or 2 fields and a rate from utt2fs), a numeric
-rate, an existing file (relative paths resolve against official_dir); the first lines of every
-list are also opened. Errors name the file and line. The speech training list is required;
-any other missing list is reported and written empty.
+rate, a unique uid, an existing file (relative paths resolve against official_dir), and every
+file is decoded in full (`use_repro.data.audiocheck`): missing, zero-length, non-audio,
+truncated, NaN- or Inf-holding files and rate mismatches are rejected. Verdicts are cached in
+`audio_check.json` (keyed by path, size and mtime) so a rerun only reads new or changed files.
+A rejected line is left out of the written manifest and named, with its list, line and reason,
+in `rejects.tsv`; every other line is written, and the build then fails with a summary
+(ManifestError) so the rejects are seen before any training. The speech training list is
+required; any other missing list is reported and written empty.
 """
 from __future__ import annotations
 
+import csv
 import logging
 import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from use_repro.audio.io import AudioError, audio_info
+from use_repro.audio.io import AudioError
+from use_repro.data.audiocheck import AudioCheckCache, AudioFacts, check_audio
 from use_repro.data.corpus import layout, summary
 from use_repro.data.manifest import ManifestError, read_kv, write_kv, write_scp
+from use_repro.fs import atomic_path
 
 log = logging.getLogger("use_repro.corpus")
-HEADER_CHECKS = 20
+SAVE_EVERY_S = 60  # the check cache is saved at least this often while files are decoded
+REJECTS = "rejects.tsv"
+CHECK_CACHE = "audio_check.json"
 
 _SPEECH = {
     "train": ["speech_train.scp", "speech_train_track1.scp", "speech_train_track1/wav.scp"],
@@ -48,45 +61,122 @@ def _find(root: Path, names: list[str]) -> Path | None:
     return None
 
 
-def read_list(path: Path, root: Path) -> list[tuple[str, int, str]]:
-    """Read an official list (3-column, or 2-column with utt2fs beside it), checking every line."""
+@dataclass
+class Rejects:
+    """Rejected lines: (list, line, uid, path, reason), in the order found."""
+    items: list[tuple[str, int, str, str, str]] = field(default_factory=list)
+
+    def add(self, path: Path, lineno: int, uid: str, audio: str, reason: str) -> None:
+        self.items.append((str(path), lineno, uid, audio, reason.replace("\t", " ").replace("\n", " ")))
+
+    def message(self, i: int) -> str:
+        lst, lineno, _, _, reason = self.items[i]
+        return f"{lst} line {lineno}: {reason}"
+
+
+def read_list(path: Path, root: Path, rejects: Rejects) -> list[tuple[str, int, str, int]]:
+    """Read an official list (3-column, or 2-column with utt2fs beside it): (uid, fs, path, line)
+    of every well-formed line whose file exists; the other lines go to `rejects`."""
     fs_map = read_kv(path.parent / "utt2fs") if (path.parent / "utt2fs").exists() else {}
-    out, seen = [], set()
+    out, seen = [], {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts or parts[0].startswith("#"):
                 continue
+            uid = parts[0]
             if len(parts) == 3:
                 uid, fs_s, p = parts
             elif len(parts) == 2 and parts[0] in fs_map:
                 uid, p = parts
                 fs_s = fs_map[uid]
             else:
-                raise ManifestError(f"{path} line {lineno}: expected 'uid fs path' (or 'uid path' with "
-                                    f"utt2fs beside it), got {len(parts)} fields: {line.strip()!r}")
+                rejects.add(path, lineno, uid, "", f"expected 'uid fs path' (or 'uid path' with utt2fs "
+                                                   f"beside it), got {len(parts)} fields: {line.strip()!r}")
+                continue
             try:
                 fs = int(float(fs_s))
             except ValueError:
-                raise ManifestError(f"{path} line {lineno}: sampling rate {fs_s!r} is not a number") from None
+                rejects.add(path, lineno, uid, p, f"sampling rate {fs_s!r} is not a number")
+                continue
             if uid in seen:
-                raise ManifestError(f"{path} line {lineno}: duplicate uid {uid!r}")
-            seen.add(uid)
+                rejects.add(path, lineno, uid, p, f"duplicate uid {uid!r} (first on line {seen[uid]})")
+                continue
+            seen[uid] = lineno
             full = p if os.path.isabs(p) else str(root / p)
             if not os.path.exists(full):
-                raise ManifestError(f"{path} line {lineno}: {full}: no such file")
-            if len(out) < HEADER_CHECKS:
-                try:
-                    afs, _ = audio_info(full)
-                except AudioError as e:
-                    raise ManifestError(f"{path} line {lineno}: {e}") from None
-                if afs != fs:
-                    raise ManifestError(f"{path} line {lineno}: {full}: file is {afs} Hz but the list says {fs} Hz")
-            out.append((uid, fs, full))
+                rejects.add(path, lineno, uid, full, f"{full}: no such file")
+                continue
+            out.append((uid, fs, full, lineno))
     return out
 
 
-def build(cfg: dict, out: Path) -> list[dict]:
+def _check_one(path: str) -> tuple[str, AudioFacts | None, str]:
+    try:
+        return path, check_audio(path), ""
+    except AudioError as e:
+        return path, None, str(e)
+
+
+def check_audio_files(paths: list[str], cache: AudioCheckCache, threads: int = 1) -> dict[str, str]:
+    """Decode every file not in `cache`, `threads` at a time; path -> error ("" when fine) for
+    all `paths`. The cache is saved as results come in, so a killed check keeps its progress."""
+    from use_repro.progress import progress
+
+    verdicts: dict[str, str] = {}
+    todo = []
+    for p in dict.fromkeys(paths):
+        try:
+            cache.check_cached(p)
+            verdicts[p] = ""
+        except KeyError:
+            todo.append(p)
+        except AudioError as e:
+            verdicts[p] = str(e)
+    if not todo:
+        return verdicts
+    log.info("corpus: decoding %d file(s) not checked before (%d known)", len(todo), len(verdicts))
+    last_save = time.monotonic()
+    if threads > 1 and len(todo) > 1:
+        pool = ProcessPoolExecutor(max_workers=threads)
+        results = pool.map(_check_one, todo, chunksize=max(1, min(64, len(todo) // (4 * threads))))
+    else:
+        pool, results = None, map(_check_one, todo)
+    try:
+        for p, facts, err in progress(results, desc="check audio", total=len(todo)):
+            cache.record(p, facts, err)
+            verdicts[p] = err
+            if time.monotonic() - last_save > SAVE_EVERY_S:
+                cache.save()
+                last_save = time.monotonic()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        cache.save()
+    return verdicts
+
+
+def checked_lists(lists: dict[Path, list[tuple[str, int, str, int]]], cache: AudioCheckCache, threads: int,
+                  rejects: Rejects) -> dict[Path, list[tuple[str, int, str]]]:
+    """The lines of every list whose file decodes and has the rate the line says."""
+    verdicts = check_audio_files([e[2] for entries in lists.values() for e in entries], cache, threads)
+    out = {}
+    for path, entries in lists.items():
+        kept = []
+        for uid, fs, full, lineno in entries:
+            if verdicts[full]:
+                rejects.add(path, lineno, uid, full, verdicts[full])
+                continue
+            afs = cache.check_cached(full).fs
+            if afs != fs:
+                rejects.add(path, lineno, uid, full, f"{full}: file is {afs} Hz but the list says {fs} Hz")
+                continue
+            kept.append((uid, fs, full))
+        out[path] = kept
+    return out
+
+
+def build(cfg: dict, out: Path, threads: int = 1) -> list[dict]:
     root = Path(cfg["corpus"]["official_dir"] or "")
     if not cfg["corpus"]["official_dir"] or not root.is_dir():
         raise OfficialError(f"config key corpus.official_dir: {str(root)!r} is not a folder; point it at the "
@@ -94,16 +184,31 @@ def build(cfg: dict, out: Path) -> list[dict]:
     out.mkdir(parents=True, exist_ok=True)
     side: dict[str, dict[str, str]] = {k: {} for k in layout.SIDE_FILES}
     info, sources = [], []
+    rejects = Rejects()
+    # every list is read first, so that all files are decoded in one parallel pass
+    found: dict[str, Path | None] = {}
     for split in layout.SPLITS:
         path = _find(root, _SPEECH[split])
+        if path is None and split == "train":
+            raise OfficialError(f"{root}: no speech training list (looked for {', '.join(_SPEECH['train'])})")
+        found[layout.scp_name("speech", split)] = path
+    for bank in ("noise", "rir", "wind_noise"):
+        for split in layout.SPLITS:
+            name = layout.scp_name(bank, split)
+            found[name] = _find(root, [name, f"tmp/{name}"])
+    raw = {path: read_list(path, root, rejects) for path in found.values() if path is not None}
+    cache = AudioCheckCache(out / CHECK_CACHE)
+    lists = checked_lists(raw, cache, threads, rejects)
+
+    for split in layout.SPLITS:
+        name = layout.scp_name("speech", split)
+        path = found[name]
         if path is None:
-            if split == "train":
-                raise OfficialError(f"{root}: no speech training list (looked for {', '.join(_SPEECH['train'])})")
             sources.append((f"official:speech_{split}", "missing", f"none of {', '.join(_SPEECH[split])}"))
-            write_scp(out / layout.scp_name("speech", split), [])
+            write_scp(out / name, [])
             continue
-        entries = read_list(path, root)
-        write_scp(out / layout.scp_name("speech", split), entries)
+        entries = lists[path]
+        write_scp(out / name, entries)
         for k in layout.SIDE_FILES:
             if (path.parent / k).exists():
                 side[k].update(read_kv(path.parent / k))
@@ -115,10 +220,12 @@ def build(cfg: dict, out: Path) -> list[dict]:
     for bank in ("noise", "rir", "wind_noise"):
         for split in layout.SPLITS:
             name = layout.scp_name(bank, split)
-            path = _find(root, [name, f"tmp/{name}"])
-            entries = read_list(path, root) if path else []
-            write_scp(out / name, entries)
+            path = found[name]
+            write_scp(out / name, lists[path] if path else [])
             sources.append((f"official:{name}", "ok" if path else "missing", str(path) if path else "not found"))
+    for lst in sorted({r[0] for r in rejects.items}):
+        n = sum(1 for r in rejects.items if r[0] == lst)
+        sources.append((f"official:{Path(lst).name}", "rejects", f"{n} line(s) rejected, see {REJECTS}"))
     for k, mapping in side.items():
         write_kv(out / k, sorted(mapping.items()))
     from use_repro.data.corpus.build import _write_tsv
@@ -129,8 +236,18 @@ def build(cfg: dict, out: Path) -> list[dict]:
     for name, cols in (("noise_info.tsv", layout.NOISE_INFO_COLUMNS), ("rir_info.tsv", layout.RIR_INFO_COLUMNS),
                        ("wind_info.tsv", layout.WIND_INFO_COLUMNS), ("crowd_dirty.tsv", ("uid", "dirty", "kind"))):
         _write_tsv(out / name, cols, [])
+    with atomic_path(out / REJECTS) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(("list", "line", "uid", "path", "reason"))
+        w.writerows(rejects.items)
     rows = summary.summarise(out)
     summary.write(out / "summary.csv", rows)
     for line in summary.report(rows):
         log.info("%s", line)
+    if rejects.items:
+        n = len(rejects.items)
+        head = "; ".join(rejects.message(i) for i in range(min(5, n)))
+        raise ManifestError(f"corpus: {n} line(s) rejected and left out of the manifests (listed in "
+                            f"{out / REJECTS}); fix or remove them and rerun (checked files are cached): "
+                            f"{head}{f' (+{n - 5} more)' if n > 5 else ''}")
     return rows
