@@ -135,12 +135,34 @@ def collect_backends(json_paths) -> dict[str, Backend]:
     return out
 
 
+def simulation_rejects(results_dirs) -> dict[str, dict]:
+    """Per simulated split (`<results>/simulation/<split>/rejects.tsv`, written by `simulate
+    render`): the rows rendered (its meta.tsv), the entries rejected and the first of them.
+    A run can finish with rejects (up to simulation.max_reject_fraction), so the record says so."""
+    import csv
+
+    out: dict[str, dict] = {}
+    for root in results_dirs:
+        for tsv in sorted(Path(root).glob("simulation/*/rejects.tsv")):
+            try:
+                with open(tsv, encoding="utf-8", newline="") as f:
+                    items = [r for r in csv.DictReader(f, delimiter="\t")]
+                meta = tsv.with_name("meta.tsv")
+                rendered = max(0, len(meta.read_text(encoding="utf-8").splitlines()) - 1) if meta.exists() else 0
+            except (OSError, UnicodeDecodeError, csv.Error):
+                continue
+            out[tsv.parent.name] = {"file": str(tsv), "rendered": rendered, "rejected": len(items),
+                                    "first": [f"{r.get('id')}: {r.get('reason')}" for r in items[:5]]}
+    return out
+
+
 def write_provenance(out_md: str | Path, profile: str, repo: str | Path, metadata_dir: str | Path,
                      prefixes: tuple[str, ...], eval_jsons=(), extra: dict[str, str] | None = None) -> dict:
     """Write `provenance.md` and `provenance.json` (same stem); return the JSON data."""
     from use_repro.fs import write_text_atomic
 
     out_md = Path(out_md)
+    rejects = simulation_rejects(prefixes)
     jobs = read_jobs(metadata_dir, prefixes)
     stages = stage_times(jobs)
     backends = collect_backends(eval_jsons)
@@ -156,6 +178,7 @@ def write_provenance(out_md: str | Path, profile: str, repo: str | Path, metadat
         "stages": stages.round(1).to_dict("records"),
         "jobs": jobs.assign(start=jobs["start"].map(_iso), end=jobs["end"].map(_iso)).round(1).to_dict("records"),
         "backends": {m: {"name": b.name, "paper": b.paper, "reason": b.reason} for m, b in backends.items()},
+        "simulation_rejects": rejects,
         **(extra or {}),
     }
     md = [f"# Provenance — profile `{profile}`", "",
@@ -177,6 +200,10 @@ def write_provenance(out_md: str | Path, profile: str, repo: str | Path, metadat
         b = backends.get(m)
         md.append(f"| {m} | {b.name if b and b.name else 'n/a'} | {('yes' if b.paper else 'no') if b else '—'} | "
                   f"{b.reason if b else 'no evaluation found'} |")
+    md += ["", "## Simulation rejects (`simulate render`, rejects.tsv)", ""]
+    md += [f"- {split}: {r['rendered']} rows rendered, {r['rejected']} rejected"
+           + (f" (`{r['file']}`; first: {'; '.join(r['first'])})" if r["rejected"] else "")
+           for split, r in rejects.items()] or ["- no rejects.tsv found"]
     write_text_atomic(out_md, "\n".join(md) + "\n")
     write_text_atomic(out_md.with_suffix(".json"), json.dumps(data, indent=1, default=str) + "\n")
     return data
