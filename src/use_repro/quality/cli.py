@@ -8,6 +8,8 @@ actions (each takes explicit paths; --config gives the profile's `vqscore` secti
   histogram  Figures 2 (all sources, one panel) and 7 (a panel per source), PNG + PDF
   auc        ROC AUC of the scores against the corpus's crowd_dirty.tsv ground truth
   sweep      mean score of clean files as white noise is added at given SNRs
+  import-released  convert the original code's released checkpoint (checkpoint-*.pkl) into an
+             estimator.pt (strict: every key and shape of its VQVAE_QE checked)
 
 examples:
   use-repro vqscore train --config mini --scp results/mini/corpus/speech_train.scp \\
@@ -48,6 +50,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--released", default=None,
                    help="released checkpoint to import (overrides vqscore.released_checkpoint)")
     p.add_argument("--info", default=None, help="the corpus's speech_info.tsv (uid -> source)")
+
+    p = sub.add_parser("import-released", help="convert the original code's released checkpoint")
+    p.add_argument("released", help="checkpoint-dnsmos_ovr_CC=0.835.pkl of JasonSWFu/VQscore "
+                                    "(`use-repro weights fetch vqscore --accept-unpinned` puts it in weights_dir)")
+    p.add_argument("--out", required=True, help="estimator checkpoint to write (estimator.pt)")
 
     p = sub.add_parser("score", help="score every file of an scp list")
     common(p)
@@ -101,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(max(1, args.threads) if hasattr(args, "threads") else 1)
     action = {"train": _train, "score": _score, "filter": _filter, "histogram": _histogram,
-              "auc": _auc, "sweep": _sweep}[args.action]
+              "auc": _auc, "sweep": _sweep, "import-released": _import_released}[args.action]
     try:
         return action(args)
     except (FileNotFoundError, ValueError) as e:  # bad paths, manifests, config values: one line
@@ -146,6 +153,14 @@ def released_path(cfg: dict, override: str | None = None) -> Path | None:
     return p if p.is_absolute() or p.exists() else Path(cfg.get("weights_dir", "weights")) / p
 
 
+def _import_released(args) -> int:
+    from use_repro.quality import vqscore as V
+
+    V.import_released(args.released, args.out)
+    log.info("imported the released VQScore checkpoint %s -> %s", args.released, args.out)
+    return 0
+
+
 def _train(args) -> int:
     from use_repro.audio.io import AudioError
     from use_repro.data.manifest import read_scp
@@ -162,7 +177,8 @@ def _train(args) -> int:
             log.info("imported the released VQScore checkpoint %s -> %s", released, args.out)
             return 0
         log.warning("vqscore.released_checkpoint %s is not there; training an estimator on the "
-                    "corpus's clean speech instead (copy the file there to use the released one)", released)
+                    "corpus's clean speech instead (`use-repro weights fetch vqscore --accept-unpinned`, or copy "
+                    "the file there, to use the released one)", released)
 
     entries = read_scp(args.scp)
     source_of = _resolver(cfg, args.info)

@@ -19,12 +19,16 @@ Score = mean over frames of cos(z_t, q(z_t)): clean speech lands close to a code
 clean speech; noise, hum, codec artefacts push z away from every code and the score falls.
 
 Using the released checkpoint of the original code (the scale of the paper's thresholds):
-copy `exp/QE_cbook_size_2048_1_32_IN_input_encoder_z_Librispeech_clean_github/
-checkpoint-dnsmos_ovr_CC=0.835.pkl` of the public VQscore repository to the path the profile's
-`vqscore.released_checkpoint` names (under `weights_dir`; the urgent2025 profile expects
+`use-repro weights fetch vqscore --accept-unpinned` (or `weights add vqscore FILE`) puts
+`exp/QE_cbook_size_2048_1_32_IN_input_encoder_z_Librispeech_clean_github/
+checkpoint-dnsmos_ovr_CC=0.835.pkl` of the public VQscore repository where the profile's
+`vqscore.released_checkpoint` names it (under `weights_dir`; the urgent2025 profile expects
 `weights/vqscore/checkpoint-dnsmos_ovr_CC=0.835.pkl`), or pass it as
-`use-repro vqscore train --released PATH`. `load_estimator` recognises the file by its layout
-(`{'model': {'VQVAE': state_dict}, ...}`), renames its parameters with `RELEASED_KEY_MAP`
+`use-repro vqscore train --released PATH` / `use-repro vqscore import-released PATH --out E`.
+`load_estimator` recognises the file by the original trainer's container
+(`{'model': {'VQVAE': state_dict}, 'optimizer', 'scheduler', 'steps', 'epochs'}`), loads
+strictly (every key of VQVAE_QE and no other; shapes checked, mismatches named by the original's
+key), renames its parameters with `RELEASED_KEY_MAP`
 (`CNN_1D_encoder.conv_enc{i}` -> `encoder.convs.{i-1}`, `CNN_1D_decoder.conv_dec{i}` ->
 `decoder.convs.{i-1}`, `quantizer.quantizer._codebook.{embed,embed_avg,cluster_size,initted}` ->
 `codebook.*` with the leading head axis dropped; its instance norms have no weights) and
@@ -493,9 +497,16 @@ def load_estimator(path: str | Path, device: str | torch.device = "cpu") -> tupl
         log.warning("%s: not loadable as plain tensors (%s); loading it with the full unpickler", path,
                     str(e).splitlines()[0])
         ckpt = torch.load(path, map_location="cpu", weights_only=False)
-    if isinstance(ckpt, dict) and "model" in ckpt and "VQVAE" in ckpt.get("model", {}):
-        model = model_from_released_state(ckpt["model"]["VQVAE"], str(path))
-        return model.to(device).eval(), {"origin": "released", "source": str(path)}
+    if isinstance(ckpt, dict) and isinstance(ckpt.get("model"), dict) and "VQVAE" in ckpt["model"]:
+        # The original trainer's container (trainer/trainerAE.py save_checkpoint):
+        # {"optimizer": {"VQVAE": ...}, "scheduler": {"VQVAE": ...}, "steps", "epochs",
+        #  "model": {"VQVAE": VQVAE_QE.state_dict()}}; inference.py reads only model.VQVAE.
+        model = model_from_released_state(ckpt["model"]["VQVAE"], f"{path} model.VQVAE")
+        from use_repro.weights import sha256_file
+
+        return model.to(device).eval(), {"origin": "released", "format": "original release", "source": str(path),
+                                         "sha256": sha256_file(path),
+                                         "steps": ckpt.get("steps"), "epochs": ckpt.get("epochs")}
     if not isinstance(ckpt, dict) or ckpt.get("class") != "VQScoreModel":
         raise ValueError(f"{path}: not a VQScore checkpoint (expected keys class=VQScoreModel, "
                          f"or the original code's model.VQVAE)")
@@ -525,36 +536,63 @@ RELEASED_KEY_MAP: dict[str, str] = {
 
 
 def map_released_state(state: dict[str, torch.Tensor], where: str = "checkpoint") -> dict[str, torch.Tensor]:
-    """Rename the original's state dict into ours (see RELEASED_KEY_MAP); keys with no
-    counterpart must hold no weights we need, and every key we need must be there."""
+    """Rename the original's state dict (VQVAE_QE) into ours (see RELEASED_KEY_MAP), strictly:
+    every key the original model has must be there and no other (an enhancement VQVAE_SE, with
+    its transformer layers, or a multi-head codebook is refused, naming the keys). The codebook
+    buffers lose their leading head axis, which must be 1 (the release's codebook_num 1)."""
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{where}: model.VQVAE is not a state dict of tensors")
+    missing = sorted(set(RELEASED_KEY_MAP) - set(state))
+    unexpected = sorted(set(state) - set(RELEASED_KEY_MAP))
+    if missing or unexpected:
+        def some(keys):
+            return ", ".join(keys[:6]) + (f" ... ({len(keys)} in all)" if len(keys) > 6 else "")
+        raise ValueError(f"{where}: not the original VQScore quality estimator (VQVAE_QE)"
+                         + (f"; missing keys: {some(missing)}" if missing else "")
+                         + (f"; unexpected keys: {some(unexpected)}" if unexpected else ""))
     out = {}
     for key, value in state.items():
-        if key in RELEASED_KEY_MAP:
-            if key.startswith("quantizer."):
-                value = value.reshape(value.shape[1:]) if value.dim() > 1 else value.reshape(-1)
-                if key.endswith("initted"):
-                    value = value.reshape(1).float()
-            out[RELEASED_KEY_MAP[key]] = value
-    missing = sorted(set(RELEASED_KEY_MAP) - set(state))
-    if missing:
-        raise ValueError(f"{where}: not the original VQScore quality estimator; missing "
-                         f"{', '.join(missing[:4])}{' ...' if len(missing) > 4 else ''}")
+        if key.startswith("quantizer."):
+            if key.endswith("initted"):
+                if value.numel() != 1:
+                    raise ValueError(f"{where}: {key} has shape {tuple(value.shape)}, expected one flag")
+                value = value.reshape(1).float()
+            else:
+                if value.dim() < 2 or value.shape[0] != 1:
+                    raise ValueError(f"{where}: {key} has shape {tuple(value.shape)}; expected a leading "
+                                     f"head axis of 1 (one codebook, as the release's codebook_num: 1)")
+                value = value[0]
+        out[RELEASED_KEY_MAP[key]] = value
     return out
 
 
 def model_from_released_state(state: dict[str, torch.Tensor], where: str = "checkpoint") -> VQScoreModel:
+    """Our model from the original's weights; sizes are read from the tensors and every shape is
+    checked against the model they imply, a mismatch naming the original's key."""
     mapped = map_released_state(state, where)
+    if mapped["codebook.embed"].dim() != 2:
+        raise ValueError(f"{where}: quantizer.quantizer._codebook.embed must be [1, size, dim], "
+                         f"not {tuple(state['quantizer.quantizer._codebook.embed'].shape)}")
     size, dim = mapped["codebook.embed"].shape
     c1 = mapped["encoder.convs.0.weight"].shape[0]
     c2 = mapped["encoder.convs.2.weight"].shape[0]
     kernel = mapped["encoder.convs.0.weight"].shape[-1]
     model = VQScoreModel(VQScoreArgs(codebook_size=size, codebook_dim=dim, channels=(c1, c2), kernel=kernel))
-    model.load_state_dict(mapped)
+    theirs = {v: k for k, v in RELEASED_KEY_MAP.items()}
+    expected = model.state_dict()
+    bad = [f"{theirs[k]} {tuple(v.shape)} (expected {tuple(expected[k].shape)})"
+           for k, v in mapped.items() if tuple(v.shape) != tuple(expected[k].shape)]
+    if bad:
+        raise ValueError(f"{where}: shapes do not fit the quality estimator: {'; '.join(bad[:6])}")
+    model.load_state_dict(mapped, strict=True)
     return model
 
 
 def import_released(src: str | Path, dst: str | Path) -> Path:
     """Convert the original's `checkpoint-*.pkl` (torch.save of {'model': {'VQVAE': ...}})
     into our checkpoint format at `dst`."""
-    model, _ = load_estimator(src)
-    return save_estimator(dst, model, origin="released", extra={"source": str(src)})
+    model, info = load_estimator(src)
+    if info.get("format") != "original release":
+        raise ValueError(f"{src}: not the original code's checkpoint (no model.VQVAE); nothing imported")
+    return save_estimator(dst, model, origin="released",
+                          extra={k: info[k] for k in ("source", "sha256", "steps", "epochs")})
