@@ -7,7 +7,8 @@ it is (name and version) or, when neither is available, that the metric is n/a a
 to provide. Nothing is relabelled: DistillMOS, the embedded MOS predictor, is its own column and
 never fills the UTMOS column.
 
-Paper-backend files, relative to `weights_dir` (download them yourself; nothing is fetched):
+Paper-backend files, relative to `weights_dir` (nothing is fetched at run time; `use-repro weights
+fetch|add` installs NISQA, UTMOS and the VQScore release, checked by sha256; see weights.py):
 
 | metric | file or folder                                   | also needs            |
 |--------|--------------------------------------------------|-----------------------|
@@ -157,8 +158,8 @@ def _nisqa(wd) -> Backend:
     digest = nisqa.sha256_file(own)
     official = digest == nisqa.OFFICIAL_SHA256
     # Only the official v2.0 file is the challenge's backend; any other checkpoint is named as such.
-    name = (f"NISQA v2.0 official nisqa.tar (sha256 {digest[:12]}), model code {code}" if official else
-            f"NISQA, user checkpoint {own} (sha256 {digest[:12]}; not the official v2.0 nisqa.tar), model code {code}")
+    name = (f"NISQA v2.0 official nisqa.tar, model code {code}" if official else
+            f"NISQA, user checkpoint {own} (not the official v2.0 nisqa.tar), model code {code}")
     return Backend("NISQA", ("NISQA",), name, f"sha256:{digest}", official, lambda t: nisqa.NISQA(own))
 
 
