@@ -113,7 +113,11 @@ def other_ckpt(tmp_path_factory):
     from use_repro.models.checkpoint import save_checkpoint
 
     torch.manual_seed(1)  # the same architecture, other weights: another model
-    return save_checkpoint(tmp_path_factory.mktemp("enh2") / "final.pt", build_regression(load_config("tiny")))
+    model = build_regression(load_config("tiny"))
+    with torch.no_grad():  # an untrained model may start as the identity: make this one differ
+        for p in model.parameters():
+            p.add_(0.2 * torch.randn_like(p))
+    return save_checkpoint(tmp_path_factory.mktemp("enh2") / "final.pt", model)
 
 
 def _records(out):

@@ -48,7 +48,9 @@ import torch
 
 from use_repro.audio.io import AudioError, read_audio, write_audio
 from use_repro.audio.resample import resample
+from use_repro.audio.stft import stft_config
 from use_repro.batch import Failures
+from use_repro.data.audiocheck import check_audio
 from use_repro.data.manifest import write_scp
 from use_repro.data.render import resolve_path
 from use_repro.fs import atomic_path, refuse_overwrite
@@ -313,13 +315,15 @@ def assign_uids(cands: list[Candidate], previous: dict[str, str]) -> list[str]:
 
 
 def collect_jobs(inputs: list[str], out_dir: Path, previous: dict[str, str] | None = None,
-                 skipped: list[tuple[str, str]] | None = None) -> list[Job]:
+                 skipped: list[tuple[str, str]] | None = None,
+                 bad_lines: list[tuple[str, str]] | None = None) -> list[Job]:
     """Expand files, folders and scp lists into (uid, source, destination) jobs.
 
     Every output is `<out_dir>/<uid><ext>` (flat: a uid is unique in --out). Files of a folder
-    that are not audio go to `skipped` (path, reason).
+    that are not audio go to `skipped` (path, reason); malformed scp lines to `bad_lines`
+    ("<list> line N", reason), else the first one raises ManifestError.
     """
-    from use_repro.data.manifest import read_scp
+    from use_repro.data.manifest import ManifestError, read_scp
 
     skipped = skipped if skipped is not None else []
     cands: list[Candidate] = []
@@ -328,7 +332,13 @@ def collect_jobs(inputs: list[str], out_dir: Path, previous: dict[str, str] | No
         if p.is_dir():
             cands += _candidates_of_folder(p, scan_folder(p, out_dir, skipped))
         elif p.suffix.lower() == ".scp":
-            for e in read_scp(p):
+            rejected: list[tuple[str, str]] = []
+            entries = read_scp(p, rejected=rejected)
+            if bad_lines is not None:
+                bad_lines += rejected
+            elif rejected:
+                raise ManifestError(f"{rejected[0][0]}: {rejected[0][1]}")
+            for e in entries:
                 src = Path(resolve_path(e.path, p))  # as written, else relative to the list
                 cands.append(Candidate(src, (safe_uid(e.uid),), fixed=True))
         else:  # a single file; a missing one becomes a reported failure, not a crash
@@ -343,7 +353,11 @@ def enhance_file(fn: WaveFn, job: Job, device: torch.device, chunk_seconds: floa
     if job.src.suffix.lower() in FOREIGN_AUDIO and job.src.exists():
         raise AudioError(f"{job.src}: {job.src.suffix} is not a format libsndfile reads; convert it "
                          f"first (e.g. ffmpeg -i '{job.src.name}' '{job.src.stem}.flac')")
+    check_audio(job.src)  # a full decode first: a cut-off WAV reads "fine" but short
     x, fs = read_audio(job.src, mono=False, always_2d=True)
+    n_fft = stft_config(model_rate(fs))[0]
+    if x.shape[0] * model_rate(fs) < n_fft * fs:  # the model's STFT needs one whole window
+        raise AudioError(f"{job.src}: {x.shape[0]} sample(s) at {fs} Hz, shorter than one 40 ms STFT window")
     if not MIN_RATE <= fs <= MAX_RATE:
         log.warning("%s: %d Hz is outside 8-48 kHz; enhancing at %d Hz and resampling back",
                     job.src, fs, model_rate(fs))
@@ -414,7 +428,8 @@ def write_lists(out_dir: Path, records: dict[str, dict[str, str]], failures: Fai
 
 def enhance_jobs(fn: WaveFn, jobs: list[Job], out_dir: Path, device: torch.device | str = "cpu",
                  chunk_seconds: float = 30.0, overlap_seconds: float = 1.0, checkpoint: str = "",
-                 skipped: list[tuple[str, str]] | None = None) -> int:
+                 skipped: list[tuple[str, str]] | None = None,
+                 bad_lines: list[tuple[str, str]] = ()) -> int:
     """Run every job; returns the exit status (1 if any failed; files skipped as not audio are
     named in the log and enhance_skipped.tsv but do not fail the run).
 
@@ -430,6 +445,8 @@ def enhance_jobs(fn: WaveFn, jobs: list[Job], out_dir: Path, device: torch.devic
     skipped = list(skipped or [])
     inputs = {j.src.resolve() for j in jobs}
     failures = Failures("enhance")
+    for where, why in bad_lines:  # malformed scp lines: named failures, the rest still runs
+        failures.add(where, why)
     records = read_records(out_dir)
     stale = [u for u, r in records.items() if r.get("checkpoint") != checkpoint]
     mine = {j.uid for j in jobs}
@@ -477,7 +494,7 @@ def enhance_jobs(fn: WaveFn, jobs: list[Job], out_dir: Path, device: torch.devic
         log.warning("enhance: skipped %s: %s", path, reason)
     if skipped:
         log.warning("enhance: %d file(s) skipped (listed in %s)", len(skipped), out_dir / "enhance_skipped.tsv")
-    return failures.exit_status(total=len(jobs))
+    return failures.exit_status(total=len(jobs) + len(bad_lines))
 
 
 # --- CLI --------------------------------------------------------------------------------------
@@ -500,19 +517,23 @@ def run(args: argparse.Namespace) -> int:
 
     out_dir = Path(args.out)
     skipped: list[tuple[str, str]] = []
+    bad_lines: list[tuple[str, str]] = []
     try:  # everything that can be refused is refused before the model loads
         check_layout(args.inputs, out_dir)
         previous = {u: r["source"] for u, r in read_records(out_dir).items()}
-        jobs = collect_jobs(args.inputs, out_dir, previous, skipped)
+        jobs = collect_jobs(args.inputs, out_dir, previous, skipped, bad_lines)
     except (EnhanceSetupError, ManifestError, OSError) as e:
         log.error("enhance: %s", e)
         return 2
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     device = pick_device(args.device)
-    model = load_enhancer(args.checkpoint, device)
-    digest = checkpoint_digest(args.checkpoint)
+    try:
+        model = load_enhancer(args.checkpoint, device)
+        digest = checkpoint_digest(args.checkpoint)
+    except Exception as e:  # any loader error: a missing, truncated or foreign file
+        log.error("enhance: --checkpoint %s cannot be loaded: %s: %s", args.checkpoint, type(e).__name__, e)
+        return 2
     log.info("enhance: %d file(s) with %s (sha256 %s) on %s", len(jobs), args.checkpoint, digest[:12], device)
-    status = enhance_jobs(wave_fn(model), jobs, out_dir, device, args.chunk_seconds, args.overlap_seconds,
-                          checkpoint=digest, skipped=skipped)
-    return status
+    return enhance_jobs(wave_fn(model), jobs, out_dir, device, args.chunk_seconds, args.overlap_seconds,
+                        checkpoint=digest, skipped=skipped, bad_lines=bad_lines)

@@ -47,36 +47,48 @@ def _lines(path: Path) -> Iterable[tuple[int, str]]:
 
 
 def read_scp(path: str | os.PathLike, check_audio: bool = False,
-             base_dir: str | os.PathLike | None = None) -> list[ScpEntry]:
+             base_dir: str | os.PathLike | None = None,
+             rejected: list[tuple[str, str]] | None = None) -> list[ScpEntry]:
     """Read an ``uid fs path`` list.
 
     Relative paths are resolved against `base_dir` when given (kept as written otherwise).
     With `check_audio`, every file is opened (header only) and its rate compared with the
     line's; full-sample checks (NaN, silence) are left to `check_entry_audio`.
+    A malformed line (field count, rate, duplicate uid) raises ManifestError, or, with
+    `rejected`, is appended to it as ("<file> line N", reason) and the rest is read.
     """
     path = Path(path)
     out, seen = [], {}
     for lineno, line in _lines(path):
-        parts = line.split()
-        if len(parts) != 3:
-            raise ManifestError(f"{path.name} line {lineno}: expected 'uid fs path' "
-                                f"(3 space-separated fields), got {len(parts)}: {line!r}")
-        uid, fs_s, p = parts
         try:
-            fs = int(float(fs_s))
-        except ValueError:
-            raise ManifestError(f"{path.name} line {lineno}: sampling rate {fs_s!r} is not a number "
-                                f"(expected 'uid fs path')") from None
-        if uid in seen:
-            raise ManifestError(f"{path.name} line {lineno}: duplicate uid {uid!r} (first on line {seen[uid]})")
-        seen[uid] = lineno
-        if base_dir is not None and not os.path.isabs(p):
-            p = str(Path(base_dir) / p)
-        entry = ScpEntry(uid, fs, p)
-        if check_audio:
-            check_entry_audio(entry, path.name, lineno, full=False)
-        out.append(entry)
+            out.append(_scp_entry(path, lineno, line, seen, base_dir, check_audio))
+        except ManifestError as e:
+            if rejected is None:
+                raise
+            rejected.append((f"{path.name} line {lineno}", str(e).split(": ", 1)[1]))
     return out
+
+
+def _scp_entry(path: Path, lineno: int, line: str, seen: dict, base_dir, check_audio: bool) -> ScpEntry:
+    parts = line.split()
+    if len(parts) != 3:
+        raise ManifestError(f"{path.name} line {lineno}: expected 'uid fs path' "
+                            f"(3 space-separated fields), got {len(parts)}: {line!r}")
+    uid, fs_s, p = parts
+    try:
+        fs = int(float(fs_s))
+    except ValueError:
+        raise ManifestError(f"{path.name} line {lineno}: sampling rate {fs_s!r} is not a number "
+                            f"(expected 'uid fs path')") from None
+    if uid in seen:
+        raise ManifestError(f"{path.name} line {lineno}: duplicate uid {uid!r} (first on line {seen[uid]})")
+    seen[uid] = lineno
+    if base_dir is not None and not os.path.isabs(p):
+        p = str(Path(base_dir) / p)
+    entry = ScpEntry(uid, fs, p)
+    if check_audio:
+        check_entry_audio(entry, path.name, lineno, full=False)
+    return entry
 
 
 def check_entry_audio(entry: ScpEntry, manifest_name: str, lineno: int, full: bool = True) -> None:
