@@ -321,3 +321,48 @@ def test_reject_fraction_from_the_profile_and_its_limits(tmp_path):
                  *scps]) == 1
     assert main(["simulate", "render", "--meta", str(meta), "--out", str(tmp_path / "o"),
                  "--max-reject-fraction", "1.5", *scps]) == 2
+
+
+def test_dag_render_failure_keeps_rejects_and_tolerates_up_to_the_fraction(tmp_path):
+    """The real workflow on a hand-made corpus: a render above the reject fraction fails and
+    Snakemake deletes meta.tsv, but rejects.tsv (naming the unreadable file) survives; within the
+    fraction the job succeeds."""
+    from use_repro.data.corpus.layout import manifest_files
+
+    root = Path(__file__).resolve().parents[2]
+    results = tmp_path / "results"
+    corpus, sim = results / "p" / "corpus", results / "p" / "simulation" / "test"
+    corpus.mkdir(parents=True)
+    sim.mkdir(parents=True)
+    for name in manifest_files():  # the corpus job's outputs, so it counts as done
+        (corpus / name).write_text("")
+    sf.write(corpus / "sp.flac", speech_like(16000, 0.5, 1), 16000)
+    sf.write(corpus / "nz.flac", np.random.default_rng(0).standard_normal(32000) * 0.1, 16000)
+    (corpus / "bad.flac").write_text("not audio")
+    write_scp(corpus / "speech_test.scp", [("sp", 16000, str(corpus / "sp.flac")), ("bad", 16000, str(corpus / "bad.flac"))])
+    write_scp(corpus / "noise_test.scp", [("nz", 16000, str(corpus / "nz.flac"))])
+    rows = [f"fileid_{i}\tn\t{sp}\ts\tc\tnz\t5.0\tnone\tnone\t16000\tnone\tt"
+            for i, sp in enumerate(["sp", "sp", "bad"], 1)]
+    (sim / "params.tsv").write_text(OFFICIAL_HEADER + "\n" + "\n".join(rows) + "\n")
+    later = max(os.stat(corpus / n).st_mtime for n in manifest_files()) + 10
+    os.utime(sim / "params.tsv", (later, later))
+    prof = tmp_path / "p.yaml"
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--cores", "1",
+           "--config", f"profile={prof}", "--", str(sim / "meta.tsv")]
+    base = f"profile: p\nresults_root: {results}\nfigures_root: {tmp_path / 'figures'}\n"
+
+    prof.write_text(base)  # default fraction (1 %): 1 of 3 rows is too many
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert res.returncode != 0
+    assert "simulate_render" in res.stderr and not (sim / "meta.tsv").exists()
+    rejects = {r["id"]: r["reason"] for r in csv.DictReader(open(sim / "rejects.tsv"), delimiter="\t")}
+    assert list(rejects) == ["fileid_3"] and "bad.flac" in rejects["fileid_3"]
+    log = (results / "p" / "logs" / "simulate" / "render_test.log").read_text()
+    assert "2 of 3 done, 1 failed" in log and "bad.flac" in log
+
+    prof.write_text(base + "simulation:\n  max_reject_fraction: 0.5\n")
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert [r["id"] for r in read_meta(sim / "meta.tsv")] == ["fileid_1", "fileid_2"]
+    assert list(csv.DictReader(open(sim / "rejects.tsv"), delimiter="\t"))[0]["id"] == "fileid_3"
