@@ -81,3 +81,55 @@ def test_rank_cli_reproduces_table7(tmp_path, table7):
     want = [9.841 if t == "Lam-Fung" else o for t, o in zip(table7["team"], table7["Overall"])]
     assert got_overall == pytest.approx(want, abs=1e-9)
     assert got.index[0] == "Bobbsun" and got.index[-1] == "noisy"
+
+
+def _small_table() -> pd.DataFrame:
+    """Three systems with every ranked metric; values chosen so each has a clear Overall."""
+    rows = []
+    for k, team in enumerate(("A", "B", "C")):
+        rows.append({"team": team, **{m: (3.0 - k if m not in ("MCD", "LSD") else 1.0 + k) for m in RANKED_METRICS}})
+    return pd.DataFrame(rows)
+
+
+def test_rank_refuses_a_non_numeric_cell_naming_row_and_column(tmp_path):
+    df = _small_table().astype({"PESQ": object})
+    df.loc[1, "PESQ"] = "2.1x"
+    path = tmp_path / "bad.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"row 2 \(B\), column PESQ: '2.1x' is not a number"):
+        main(["rank", str(path)])
+    with pytest.raises(ValueError, match=r"row 2 \(B\), column PESQ"):
+        rank_table(df)
+
+
+def test_rank_refuses_an_empty_cell_instead_of_dropping_the_overall(tmp_path):
+    df = _small_table()
+    df.loc[2, "SDR"] = float("nan")
+    path = tmp_path / "nan.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"row 3 \(C\), column SDR: empty \(NaN\) while other systems have SDR"):
+        main(["rank", str(path)])
+    # A metric no system has is left out for everyone: every system keeps its Overall.
+    df = _small_table()
+    df["SDR"] = float("nan")
+    ranked = rank_table(df).set_index("team")
+    assert ranked["Overall"].notna().all()
+    assert "SDR_rank" not in ranked.columns
+    assert ranked.loc["A", "Overall"] == 1.0 and ranked.loc["C", "Overall"] == 3.0
+
+
+def test_rank_refuses_duplicate_team_names(tmp_path):
+    df = pd.concat([_small_table(), _small_table().iloc[[0]]], ignore_index=True)
+    path = tmp_path / "dup.csv"
+    df.to_csv(path, index=False)
+    with pytest.raises(ValueError, match=r"duplicate team name\(s\): 'A'"):
+        main(["rank", str(path)])
+
+
+def test_rank_json_inputs_name_the_bad_file(tmp_path):
+    import json
+
+    for team, pesq in (("sysA", 2.5), ("sysB", None)):
+        (tmp_path / f"{team}.json").write_text(json.dumps({"averages": {"PESQ": pesq, "ESTOI": 0.8}}))
+    with pytest.raises(ValueError, match=r"row 2 \(sysB\), column PESQ: empty"):
+        main(["rank", str(tmp_path / "sysA.json"), str(tmp_path / "sysB.json")])

@@ -19,6 +19,14 @@ Input: a CSV with one row per system, a name column (`team`, `system` or the fir
 metric columns named as in `registry.RANKED_METRICS`; `*_rank` and `Overall` columns are ignored.
 Output: the same table with a `<metric>_rank` column per metric, the four category means, and
 `Overall`, sorted by `Overall`.
+
+Checked before ranking (`validate_table`), each failure naming the row and column:
+- every metric cell must be a number; a non-numeric cell is an error;
+- team names must be unique (a duplicate is an error naming it);
+- an empty (NaN) cell in a metric column that other systems have is an error: ranking it last,
+  or averaging the system's other ranks, would each silently change every Overall. A metric
+  that no system has (an all-empty column, e.g. a metric that is n/a for the whole table) is
+  left out of the ranking for everyone, with a warning.
 """
 from __future__ import annotations
 
@@ -30,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from use_repro.metrics.registry import CATEGORIES, HIGHER_IS_BETTER
+from use_repro.metrics.registry import CATEGORIES, HIGHER_IS_BETTER, RANKED_METRICS
 
 log = logging.getLogger(__name__)
 
@@ -60,14 +68,50 @@ def truncate(x: float, decimals: int = OVERALL_DECIMALS) -> float:
     return math.floor(x * scale + 1e-9) / scale
 
 
+def validate_table(df: pd.DataFrame, name: str = "team", source: str = "table") -> pd.DataFrame:
+    """`df` with its ranked-metric columns as floats, after the checks in the module doc.
+
+    Raises ValueError naming the row (1-based data row and team) and column of every bad cell,
+    or the duplicated team names. `source` names the table in the message.
+    """
+    out = df.copy()
+    if name in out.columns:
+        teams = out[name].astype(str)
+        dup = sorted(set(teams[teams.duplicated(keep=False)]))
+        if dup:
+            raise ValueError(f"{source}: duplicate {name} name(s): {', '.join(repr(d) for d in dup)}; "
+                             f"each system must appear once")
+    else:
+        teams = pd.Series([f"row {i + 1}" for i in range(len(out))], index=out.index)
+    problems = []
+    for m in RANKED_METRICS:
+        if m not in out.columns:
+            continue
+        col = out[m]
+        num = pd.to_numeric(col, errors="coerce")
+        for k, (raw, val) in enumerate(zip(col, num)):
+            if pd.isna(val) and not pd.isna(raw) and str(raw).strip() != "":
+                problems.append(f"row {k + 1} ({teams.iloc[k]}), column {m}: {raw!r} is not a number")
+        if num.notna().any():
+            for k, val in enumerate(num):
+                if pd.isna(val) and (pd.isna(col.iloc[k]) or str(col.iloc[k]).strip() == ""):
+                    problems.append(f"row {k + 1} ({teams.iloc[k]}), column {m}: empty (NaN) while other "
+                                    f"systems have {m}; fill it or drop the column for every system")
+        out[m] = num.astype(float)
+    if problems:
+        raise ValueError(f"{source}: cannot rank:\n  " + "\n  ".join(problems))
+    return out
+
+
 def rank_table(df: pd.DataFrame, decimals: int | None = DEFAULT_DECIMALS,
                overall_decimals: int = OVERALL_DECIMALS) -> pd.DataFrame:
     """Rank systems (rows of `df`) on every ranked metric column present; see module doc.
 
     Categories whose metrics are all absent are left out of the mean (and logged), so a table
-    without NISQA and UTMOS ranks non-intrusive quality on DNSMOS alone.
+    without NISQA and UTMOS ranks non-intrusive quality on DNSMOS alone. The table is checked
+    first (`validate_table`): a non-numeric or empty cell, or a duplicate team, is an error.
     """
-    out = df.copy()
+    out = validate_table(df, _name_column(df) if len(df.columns) else "team")
     cat_cols = []
     for cat, metrics in CATEGORIES.items():
         present = [m for m in metrics if m in out.columns and out[m].notna().any()]
@@ -116,15 +160,15 @@ def _load(inputs: list[str]) -> pd.DataFrame:
         name = _name_column(df)
         keep = [c for c in df.columns if not c.endswith("_rank") and c not in ("Overall",) + tuple(CATEGORIES)]
         df = df[keep].rename(columns={name: "team"})
-        return df
+        return validate_table(df, "team", inputs[0])
     rows = []
     for path in inputs:
         info = json.loads(Path(path).read_text())
         rows.append({"team": Path(path).stem, **{k: v for k, v in info["averages"].items()}})
     df = pd.DataFrame(rows)
-    for c in df.columns[1:]:
-        df[c] = pd.to_numeric(df[c], errors="coerce")  # JSON null (n/a) -> NaN
-    return df
+    # JSON null (n/a) becomes NaN; validate_table then refuses a metric n/a for only some systems
+    # and reports a non-numeric value by file and column.
+    return validate_table(df, "team", " + ".join(inputs))
 
 
 def run(args: argparse.Namespace) -> int:
