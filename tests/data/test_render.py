@@ -163,6 +163,14 @@ def test_official_level_rule_for_every_row_and_loud_targets_kept_as_float(tmp_pa
                  "--speech-scp", str(tmp_path / "speech.scp"), "--noise-scp", str(tmp_path / "noise.scp"),
                  "--rir-scp", str(tmp_path / "rir.scp")]) == 0
     assert len(list((tmp_path / "out" / "clean_anechoic").rglob("fileid_4.*"))) == 1
+    # --resume finds the float files and keeps the row as it is
+    before = (tmp_path / "out" / "meta.tsv").read_text()
+    mtime = Path(r["clean_anechoic_path"]).stat().st_mtime_ns
+    assert main(["simulate", "render", "--meta", str(meta), "--out", str(tmp_path / "out"), "--resume",
+                 "--speech-scp", str(tmp_path / "speech.scp"), "--noise-scp", str(tmp_path / "noise.scp"),
+                 "--rir-scp", str(tmp_path / "rir.scp")]) == 0
+    assert (tmp_path / "out" / "meta.tsv").read_text() == before
+    assert Path(r["clean_anechoic_path"]).stat().st_mtime_ns == mtime
 
 
 # --- only the targets something reads -----------------------------------------------------------
