@@ -30,6 +30,7 @@ import importlib.util
 import inspect
 import os
 import sys
+import warnings
 from functools import lru_cache
 from pathlib import Path
 
@@ -151,10 +152,14 @@ class NISQA:
             from use_repro.audio.resample import resample
 
             y = resample(y, int(fs), sr, quality="HQ")  # librosa.load's soxr_hq
-        spec = librosa.feature.melspectrogram(
-            y=y, sr=sr, n_fft=a["ms_n_fft"], hop_length=int(sr * a["ms_hop_length"]),
-            win_length=int(sr * a["ms_win_length"]), window="hann", center=True, pad_mode="reflect",
-            power=1.0, n_mels=a["ms_n_mels"], fmin=0.0, fmax=a["ms_fmax"], htk=False, norm="slaney")
+        with warnings.catch_warnings():
+            # Below 40 kHz the top mel bands (up to ms_fmax 20 kHz) lie above Nyquist and are
+            # empty; the official code computes them the same way, so the warning is noise here.
+            warnings.filterwarnings("ignore", message="Empty filters detected", category=UserWarning)
+            spec = librosa.feature.melspectrogram(
+                y=y, sr=sr, n_fft=a["ms_n_fft"], hop_length=int(sr * a["ms_hop_length"]),
+                win_length=int(sr * a["ms_win_length"]), window="hann", center=True, pad_mode="reflect",
+                power=1.0, n_mels=a["ms_n_mels"], fmin=0.0, fmax=a["ms_fmax"], htk=False, norm="slaney")
         spec = librosa.amplitude_to_db(spec, ref=1.0, amin=1e-4, top_db=80.0)
         segs, n_wins = self.nl.segment_specs("<array>", spec, a["ms_seg_length"], a["ms_seg_hop_length"],
                                              a.get("ms_max_segments"))
