@@ -138,9 +138,11 @@ def init_worker(backends: dict[str, registry.Backend], threads_per_worker: int =
 
 def _load(path: str | None, what: str) -> tuple[np.ndarray, int]:
     from use_repro.audio.io import read_audio
+    from use_repro.data.audiocheck import check_audio
 
     if not path:
         raise FileNotFoundError(f"no {what} with this id")
+    check_audio(path)  # a full decode: a cut-off WAV would otherwise be scored as a short file
     x, fs = read_audio(path)
     if float(np.max(np.abs(x))) < SILENCE_PEAK:
         raise ValueError(f"{path}: {what} is silent (peak below {SILENCE_PEAK:g})")
