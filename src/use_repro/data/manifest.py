@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from use_repro.audio.io import AudioError, audio_info, read_audio
+from use_repro.audio.io import AudioError, audio_info
 from use_repro.fs import atomic_path
 
 META_COLUMNS = ("id", "noisy_path", "speech_uid", "speech_sid", "clean_path", "noise_uid",
@@ -53,7 +53,7 @@ def read_scp(path: str | os.PathLike, check_audio: bool = False,
 
     Relative paths are resolved against `base_dir` when given (kept as written otherwise).
     With `check_audio`, every file is opened (header only) and its rate compared with the
-    line's; full-sample checks (NaN, silence) are left to `check_entry_audio`.
+    line's; full-sample checks (NaN, Inf, truncation) are left to `check_entry_audio`.
     A malformed line (field count, rate, duplicate uid) raises ManifestError, or, with
     `rejected`, is appended to it as ("<file> line N", reason) and the rest is read.
     """
@@ -93,9 +93,11 @@ def _scp_entry(path: Path, lineno: int, line: str, seen: dict, base_dir, check_a
 
 def check_entry_audio(entry: ScpEntry, manifest_name: str, lineno: int, full: bool = True) -> None:
     """Raise ManifestError naming the manifest line when the entry's audio is unusable."""
+    from use_repro.data.audiocheck import check_audio
+
     try:
-        if full:
-            _, fs = read_audio(entry.path)
+        if full:  # every frame decoded: NaN, Inf and truncation are caught, not only the header
+            fs = check_audio(entry.path).fs
         else:
             fs, _ = audio_info(entry.path)
     except AudioError as e:
