@@ -9,32 +9,43 @@
 #
 # The profile's YAML (experiments/config/<profile>.yaml) is validated against
 # experiments/config/schema.yaml before any job runs, and its `experiments` entries generate the
-# training, enhancement and evaluation jobs. A custom profile file:
+# training, enhancement and evaluation jobs. A custom profile file (its `profile:` key, if any,
+# must equal its file name, which names results/<profile>/):
 #   snakemake --cores all tables --config profile=path/to/my.yaml
+# Any other `--config KEY=VALUE` overrides that key of the profile and is validated like it (an
+# unknown key is refused by name); nested keys take YAML: --config 'train={lr: 1.0e-3}'.
+# Each job reads its settings from results/<profile>/settings/<job>.<digest>.yaml, named by the
+# digest of the keys its stage reads (experiments/rules/common.smk), so editing a setting reruns
+# exactly the jobs that read it and their descendants.
 #
 # Conventions of the rule files (kept by `snakemake --lint`): a rule is thin — named inputs and
 # outputs, a log, threads, `conda: ENV`, one `use-repro <stage>` call whose values all come from
 # input/output/params; functions live in experiments/rules/common.smk.
-from use_repro.config import ConfigError, load_config, resolve_profile_path
+from use_repro.config import ConfigError, load_profile
 from use_repro.report import layout as L
 from use_repro.report.experiments import experiments as _experiments
 
 _profile = config.get("profile", "mini")
 try:
-    _cfg = load_config(_profile)
+    # every other --config key overrides the profile (validated; an unknown key stops the run)
+    _cfg = load_profile(_profile, {k: v for k, v in config.items() if k != "profile"})
     EXPS = _experiments(_cfg)  # name -> Experiment, each after the one it starts from
 except ConfigError as _e:
     raise WorkflowError(str(_e))
 config.clear()
 config.update(_cfg)
+CFG = _cfg  # the resolved settings the jobs' settings files hold (experiments/rules/common.smk)
 
 PROFILE = config["profile"]
-CONFIG_FILE = str(resolve_profile_path(_profile))
 RESULTS = f"{config['results_root']}/{PROFILE}"
 FIGURES = f"{config['figures_root']}/{PROFILE}"
 USE_REPRO = "use-repro"
 # Threads of one CPU job (training, enhancement, metrics): the top-level `threads` key, 1 if 0.
 JOB_THREADS = int(config.get("threads") or 1)
+# Threads of a job that uses the whole machine (corpus, simulation, VQScore). Snakemake caps a
+# job's threads at --cores, so this is "every core given"; `workflow.cores` would say the same
+# but stops commands given no --cores (`snakemake --unlock`, `--dag`, `--summary`) at parse time.
+ALL_CORES = os.cpu_count() or 1
 
 # Each stage's .smk appends the files it contributes to these target lists.
 TABLE_TARGETS = []

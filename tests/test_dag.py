@@ -4,7 +4,13 @@
 - `snakemake -n` plans the `urgent2025` profile (paper-scale experiments) locally and through the
   SLURM executor profile, against a fake official data layout made here;
 - the `tiny` profile's whole DAG runs on 2 cores and writes every table and figure, each holding
-  numbers; deleting one figure and asking for it reruns exactly the one job that draws it.
+  numbers; deleting one figure and asking for it reruns exactly the one job that draws it;
+- a job's identity is its settings: on a `tiny` DAG whose outputs are all present and recorded
+  (empty files made up to date by `snakemake --touch`), editing one setting plans exactly the
+  jobs that read it and their descendants, an execution-only key plans nothing, a moved
+  checkout plans nothing, and `--config` overrides are applied or refused by name.
+
+No test here limits wall time: how long the tiny DAG takes is a budget for bench/ and the README.
 
 Every run uses its own working directory (`snakemake -d`), so the repository's results/ and
 figures/ are never touched; the corpus download cache is shared through a symlink.
@@ -14,9 +20,9 @@ from __future__ import annotations
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -30,15 +36,14 @@ from use_repro.report.experiments import experiments
 BIN = Path(sys.executable).parent
 SNAKEFILE = REPO_ROOT / "Snakefile"
 SLURM_PROFILE = REPO_ROOT / "experiments" / "profiles" / "slurm"
-TINY_BUDGET_S = 300
 
 
-def snakemake(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, snakefile: Path = SNAKEFILE) -> subprocess.CompletedProcess:
     exe = BIN / "snakemake"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
-    return subprocess.run(cmd + ["-s", str(SNAKEFILE), "-d", str(workdir), *args], capture_output=True,
-                          text=True, timeout=timeout, env=env)
+    return subprocess.run(cmd + ["-s", str(snakefile), "-d", str(workdir), *args], capture_output=True,
+                          text=True, env=env)
 
 
 def job_counts(output: str) -> dict[str, int]:
@@ -104,7 +109,7 @@ def urgent_profile(tmp_path: Path) -> Path:
 def makefile_snakemake_args(target: str, profile: str) -> list[str]:
     """The arguments `make <target> PROFILE=<profile>` passes to snakemake (from `make -n`)."""
     r = subprocess.run(["make", "-n", "-s", "-C", str(REPO_ROOT), target, f"PROFILE={profile}", "CORES=2"],
-                       capture_output=True, text=True, timeout=60)
+                       capture_output=True, text=True)
     lines = [ln for ln in r.stdout.splitlines() if re.search(r"/snakemake\s", ln)]
     assert r.returncode == 0 and len(lines) == 1, r.stdout + r.stderr
     return shlex.split(lines[0])[1:]
@@ -158,21 +163,17 @@ def tiny_run(tmp_path_factory):
         src.mkdir(exist_ok=True) if shared == ".cache" else None
         if src.exists():
             (work / shared).symlink_to(src, target_is_directory=True)
-    t0, load0 = time.time(), os.getloadavg()[0]
-    r = snakemake(work, "tables", "--cores", "2", "--config", "profile=tiny", timeout=2400)
-    elapsed, load = time.time() - t0, (load0 + os.getloadavg()[1]) / 2
+    r = snakemake(work, "tables", "--cores", "2", "--config", "profile=tiny")
     prov = work / "results" / "tiny" / "provenance.md"
-    print(f"tiny DAG: {elapsed:.0f} s on 2 cores (load average {load:.1f})")
     if prov.exists():
-        print(prov.read_text())
+        print(prov.read_text())  # wall time per stage, for the record (bench/ holds the budgets)
     assert r.returncode == 0, (r.stdout + r.stderr)[-6000:]
-    return work, elapsed, load
+    return work
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
 def test_tiny_dag_writes_every_table_and_figure(tiny_run):
-    work, elapsed, load = tiny_run
+    work = tiny_run
     results, figures = work / "results" / "tiny", work / "figures" / "tiny"
     for t in layout.TABLES:
         for ext in ("md", "csv", "tex"):
@@ -186,16 +187,16 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_run):
             assert p.exists() and has_numbers(p), p
     prov = (results / "provenance.md").read_text()
     assert "## Wall time per stage" in prov and "| train |" in prov
-    # The budget is 5 min on 2 otherwise idle cores; on a shared machine the limit grows with
-    # the load average (a load of 8 on 2 cores leaves each job about a quarter of a core).
-    limit = TINY_BUDGET_S * max(1.0, load / 2)
-    assert elapsed < limit, f"the tiny DAG took {elapsed:.0f} s (budget {TINY_BUDGET_S} s on 2 idle cores; load {load:.1f})"
+    # outputs follow the user's umask (the atomic writes start from a 0600 temp file)
+    umask = os.umask(0)
+    os.umask(umask)
+    for p in (layout.table_files(results, "table1")["csv"], results / "shifted" / "final.pt", figures / "fig3b.png"):
+        assert p.stat().st_mode & 0o777 == 0o666 & ~umask, p
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1800)
 def test_deleting_a_figure_reruns_only_its_rule(tiny_run):
-    work = tiny_run[0]
+    work = tiny_run
     target = work / "figures" / "tiny" / "fig3b.png"
     files = [p for d in ("results", "figures") for p in (work / d).rglob("*") if p.is_file()]
     before = {p: p.stat().st_mtime_ns for p in files if p != target}
@@ -209,3 +210,172 @@ def test_deleting_a_figure_reruns_only_its_rule(tiny_run):
     changed = {p for p, t in before.items() if p.exists() and p.stat().st_mtime_ns != t}
     own_log = work / "results" / "tiny" / "logs" / "report" / "fig3b.log"
     assert changed - {own_log} == {work / "figures" / "tiny" / "fig3b.pdf"}
+
+
+# --- a job's identity: settings edits plan exactly what they affect -----------------------------
+
+def copy_checkout(dst: Path) -> Path:
+    """The parts of a checkout the DAG reads (Snakefile, rules, profiles, reported numbers)."""
+    dst.mkdir(parents=True)
+    shutil.copy(SNAKEFILE, dst / "Snakefile")
+    shutil.copy(REPO_ROOT / "environment.yml", dst / "environment.yml")
+    shutil.copytree(REPO_ROOT / "experiments", dst / "experiments")
+    return dst / "Snakefile"
+
+
+def make_up_to_date(work: Path, snakefile: Path, profile: str) -> None:
+    """Every output of `tables` present (empty) and recorded by Snakemake as made by this config:
+    the outputs a dry run lists are created, then `--touch --forceall` records them."""
+    plan = snakemake(work, "tables", "-n", "--config", f"profile={profile}", snakefile=snakefile)
+    assert plan.returncode == 0, plan.stdout + plan.stderr
+    for line in (plan.stdout + plan.stderr).splitlines():
+        m = re.match(r"\s+output: (.*)$", line)
+        if m:
+            for name in m.group(1).split(", "):
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                (work / name).touch()
+    touch = snakemake(work, "tables", "--touch", "-F", "--cores", "1", "--config", f"profile={profile}",
+                      snakefile=snakefile)
+    assert touch.returncode == 0, touch.stdout + touch.stderr
+    assert planned(work, profile, snakefile) == {}, "the baseline is not up to date"
+
+
+def planned(work: Path, profile: str, snakefile: Path = SNAKEFILE, *extra: str) -> dict[str, int]:
+    """Jobs per rule that `snakemake -n tables` plans ({} when there is nothing to do)."""
+    r = snakemake(work, "tables", "-n", "--config", f"profile={profile}", *extra, snakefile=snakefile)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    if "Nothing to be done" in out:
+        return {}
+    return job_counts(out)
+
+
+def dag(work: Path, profile: str) -> tuple[dict[str, str], dict[str, set[str]], set[str]]:
+    """Snakemake's own DAG of `tables` (`--dag`): node -> label ("rule" + "\\nwildcard: value"
+    lines), node -> the nodes that read its outputs, and the nodes it would run (not dashed)."""
+    r = snakemake(work, "--dag", "dot", "--config", f"profile={profile}", "--", "tables")
+    assert r.returncode == 0, r.stdout + r.stderr
+    labels, children, run = {}, {}, set()
+    for line in r.stdout.splitlines():
+        m = re.match(r'\s*(\d+)\[label = "([^"]*)".*style="([^"]*)"', line)
+        if m:
+            labels[m.group(1)] = m.group(2).replace("\\n", "\n")  # dot writes the newline as \n
+            if "dashed" not in m.group(3):
+                run.add(m.group(1))
+        m = re.match(r"\s*(\d+) -> (\d+)", line)
+        if m:
+            children.setdefault(m.group(1), set()).add(m.group(2))
+    return labels, children, run
+
+
+def closure(nodes: set[str], children: dict[str, set[str]]) -> set[str]:
+    todo, seen = list(nodes), set(nodes)
+    while todo:
+        for c in children.get(todo.pop(), ()):
+            if c not in seen:
+                seen.add(c)
+                todo.append(c)
+    return seen
+
+
+@pytest.fixture(scope="module")
+def recorded_tiny(tmp_path_factory):
+    """A working directory where the whole tiny DAG is up to date under the shipped profile."""
+    work = tmp_path_factory.mktemp("recorded_tiny")
+    make_up_to_date(work, SNAKEFILE, "tiny")
+    return work
+
+
+def edited_tiny(tmp_path: Path, edit) -> str:
+    """A copy of tiny.yaml (same file name, so the same results/tiny) with `edit` applied."""
+    raw = yaml.safe_load((REPO_ROOT / "experiments" / "config" / "tiny.yaml").read_text())
+    edit(raw)
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return str(path)
+
+
+def _set(*keys):
+    def edit(raw):
+        *parents, last, value = keys
+        node = raw
+        for k in parents:
+            node = node.setdefault(k, {})
+        node[last] = value
+    return edit
+
+
+def _both(*edits):
+    def edit(raw):
+        for e in edits:
+            e(raw)
+    return edit
+
+
+# edit -> the jobs whose own settings it changes (labels of Snakemake's --dag); everything
+# downstream of them must be planned too, and nothing else.
+EDITS = {
+    "steps": (_set("experiments", "shifted", "steps", 6), {"train\nexp: shifted"}),
+    "init": (_set("experiments", "shifted_finetune", "init", "anechoic"), {"train\nexp: shifted_finetune"}),
+    "size": (_both(_set("model", "sizes", "small", {"num_blocks": 1, "channels": 8}),
+                   _set("experiments", "early", "size", "small")), {"train\nexp: early"}),
+    # every training run and the comparison (which prints the learning rate)
+    "lr": (_set("train", "lr", 2.0e-3), {f"train\nexp: {n}" for n in
+                                          ("shifted_vq050", "shifted", "anechoic", "early", "shifted_gan",
+                                           "shifted_finetune")} | {"report_compare"}),
+    # `shifted` is still rendered for the other runs, so only this run is affected
+    "target": (_set("experiments", "shifted_vq050", "target", "early"), {"train\nexp: shifted_vq050"}),
+    "filter": (_set("experiments", "shifted", "filter", "vq050"), {"train\nexp: shifted"}),
+    "report only": (_set("report", "pesq_tolerance", 0.5), {"report_compare"}),
+}
+
+
+@pytest.mark.parametrize("kind", list(EDITS))
+def test_a_settings_edit_plans_its_jobs_and_their_descendants_only(recorded_tiny, tmp_path, kind):
+    edit, direct = EDITS[kind]
+    profile = edited_tiny(tmp_path, edit)
+    labels, children, run = dag(recorded_tiny, profile)
+    starts = {n for n, lab in labels.items() if lab in direct}
+    assert {labels[n] for n in starts} == direct, (kind, sorted(labels.values()))
+    expected = closure(starts, children)
+    assert run == expected, (kind, "planned beyond:", sorted(labels[n] for n in run - expected),
+                             "not planned:", sorted(labels[n] for n in expected - run))
+    # the same plan as `snakemake -n` prints
+    counts = planned(recorded_tiny, profile)
+    per_rule = {}
+    for n in run:
+        rule = labels[n].split("\n")[0]
+        per_rule[rule] = per_rule.get(rule, 0) + 1
+    assert {k: v for k, v in counts.items() if k != "total"} == per_rule, kind
+
+
+def test_execution_only_keys_and_written_out_defaults_plan_nothing(recorded_tiny, tmp_path):
+    edit = _both(_set("threads", 2), _set("cache_dir", "elsewhere"), _set("train", "checkpoint_every", 7),
+                 _set("experiments", "early", "gpus", 0), _set("experiments", "early", "size", ""))
+    assert planned(recorded_tiny, edited_tiny(tmp_path, edit)) == {}
+
+
+def test_config_overrides_apply_or_are_refused_by_name(recorded_tiny):
+    # an override is a settings edit like any other: the same plan as editing the file
+    lr = planned(recorded_tiny, "tiny", SNAKEFILE, "train={lr: 2.0e-3}")
+    assert lr.get("train") == 6 and lr.get("corpus") is None, lr
+    seed = planned(recorded_tiny, "tiny", SNAKEFILE, "seed=3")
+    assert seed.get("corpus") == 1 and seed.get("train") == 6, seed
+    for bad, key in (("sead=3", "sead"), ("train={lrr: 1}", "train.lrr"), ("seed=-1", "seed")):
+        r = snakemake(recorded_tiny, "tables", "-n", "--config", "profile=tiny", bad)
+        assert r.returncode != 0 and key in r.stdout + r.stderr, (bad, (r.stdout + r.stderr)[-2000:])
+
+
+def test_a_moved_checkout_plans_nothing(tmp_path):
+    old = tmp_path / "old"
+    snakefile = copy_checkout(old)
+    make_up_to_date(old, snakefile, str(old / "experiments" / "config" / "tiny.yaml"))
+    new = tmp_path / "new"
+    old.rename(new)
+    assert planned(new, str(new / "experiments" / "config" / "tiny.yaml"), new / "Snakefile") == {}
+
+
+def test_unlock_needs_no_cores(tmp_path):
+    # what Snakemake itself advises after a kill
+    r = snakemake(tmp_path, "--unlock", "--config", "profile=tiny")
+    assert r.returncode == 0 and "Unlocked" in r.stdout + r.stderr, r.stdout + r.stderr

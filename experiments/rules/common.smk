@@ -23,7 +23,9 @@ VQ_DATASIZE = f"{VQSCORE}/datasize.csv"
 # The held-out-language test recordings the Table 4 analogue enhances (rule report_unseen_list).
 UNSEEN_SCP = f"{RESULTS}/unseen/speech.scp"
 UNSEEN_LANG = f"{RESULTS}/unseen/utt2lang"
-REPORTED = f"{workflow.basedir}/experiments/reported"
+# Relative to the working directory when it holds the checkout (the usual case), so the input
+# paths Snakemake records do not change when the checkout moves.
+REPORTED = os.path.relpath(f"{workflow.basedir}/experiments/reported")
 TABLES_DIR = str(L.tables_dir(RESULTS))
 
 
@@ -60,6 +62,79 @@ def render_targets(split):
         if FIGURE_INPUTS["fig5"][1] or FIGURE_INPUTS["fig6"][1]:
             names.add(EXPS[_SPEC["regression"]].target)
     return sorted(names)
+
+
+# --- settings: a job's identity -----------------------------------------------------------------
+# Every rule that reads the profile passes `--config {params.cfg}`: a file of the resolved
+# settings (profile + --config overrides + schema defaults) named by the digest of the keys its
+# stage reads. The name is a param, and Snakemake reruns a job whose params changed, so editing
+# a setting reruns exactly the jobs that read it (and, through their outputs, everything
+# downstream), editing another reruns nothing, and the relative name survives a moved checkout.
+# Lists are dotted key patterns of the resolved config (`*` spans dots); a stage's section minus
+# the keys only other rules read. Keys that only steer execution (threads, caches, checkpoint
+# cadence: config.EXECUTION_KEYS) are in no digest. Experiment entries are digested completed
+# with their defaults, so writing out a default changes nothing.
+from use_repro.config import settings_digest as _settings_digest, write_settings_file as _write_settings
+from dataclasses import asdict as _asdict
+
+_RESOLVED = {**CFG, "experiments": {n: {k: v for k, v in _asdict(e).items() if k not in ("name", "depends")}
+                                    for n, e in EXPS.items()}}
+_VQ_FILTER_ONLY = ["vqscore.thresholds", "vqscore.threshold_mode", "vqscore.keep_unit"]
+_VQ_HISTOGRAM_ONLY = ["vqscore.histogram_bins", "vqscore.source_order"]
+_REPORT_FIGURE_ONLY = ["report.fig3a", "report.fig3b", "report.fig9", "report.spectrograms", "report.mos_metric"]
+SETTINGS = {
+    "corpus": (["seed", "corpus"], []),
+    "vqscore_train": (["seed", "device", "weights_dir", "vqscore"], _VQ_FILTER_ONLY + _VQ_HISTOGRAM_ONLY),
+    "vqscore_score": (["seed", "device", "weights_dir", "vqscore"], _VQ_FILTER_ONLY + _VQ_HISTOGRAM_ONLY),
+    "vqscore_filter": (["seed", "vqscore"], _VQ_HISTOGRAM_ONLY),
+    "vqscore_histogram": (["profile", "vqscore"], ["vqscore.threshold_mode", "vqscore.keep_unit"]),
+    "evaluate": (["seed", "device", "weights_dir", "evaluate"], ["evaluate.rank_decimals"]),
+    "report_unseen_list": (["corpus.heldout_languages", "report.unseen_per_language"], []),
+    # tables and figures print the runs' labels; the systems they hold are their inputs
+    "report_table": (["profile", "report", "experiments.*.label", "experiments.*.test", "experiments.*.unseen",
+                      "vqscore.thresholds", "evaluate.rank_decimals"],
+                     _REPORT_FIGURE_ONLY + ["report.pesq_tolerance", "report.unseen_per_language"]),
+    # Figures 5 and 6 show the frozen regression run's target as their clean panel
+    "report_figure": (["profile", "report", "experiments.*.label",
+                       f"experiments.{CFG['report']['spectrograms']['regression']}.target"],
+                      ["report.table1", "report.pesq_tolerance", "report.unseen_per_language"]),
+    # the comparison prints every run's settings and the model sizes (not the unused named sizes)
+    "report_compare": (["profile", "report", "experiments", "model", "train.lr", "vqscore.thresholds",
+                        "evaluate.rank_decimals"], ["model.sizes"]),
+    "report_provenance": (["profile"], []),
+}
+
+
+def settings_file(name, keys, exclude=()):
+    """The settings file of a job that reads `keys` minus `exclude` (written if missing)."""
+    digest = _settings_digest(_RESOLVED, keys, exclude)[:16]
+    return str(_write_settings(f"{RESULTS}/settings/{name}.{digest}.yaml", CFG))
+
+
+def stage_settings(stage):
+    """settings_file of a stage listed in SETTINGS."""
+    keys, exclude = SETTINGS[stage]
+    return settings_file(stage, keys, exclude)
+
+
+def simulate_settings(wc):
+    """A split's simulation reads the simulation section, but of `splits` only its own entry."""
+    others = [f"simulation.splits.{s}" for s in ("train", "valid", "test") if s != wc.split]
+    return settings_file(f"simulate.{wc.split}", ["seed", "simulation"], others)
+
+
+def train_settings(wc):
+    """A training run reads its own experiment entry (not how the report labels it), the model
+    sections its stage builds, the trainer section and the seed."""
+    e = EXPS[wc.exp]
+    exclude = [f"experiments.{wc.exp}.{k}" for k in ("label", "test", "unseen")]
+    exclude += [f"model.sizes.{s}" for s in (CFG["model"].get("sizes") or {}) if s != e.size]
+    if e.stage == "regression":
+        exclude += ["model.generator", "model.discriminator", "train.gan_loss_weights"]
+    else:
+        exclude += ["train.loss_weights"] + (["model.generator"] if e.stage == "finetune" else [])
+    keys = ["seed", "device", "weights_dir", "model", "train", f"experiments.{wc.exp}"]
+    return settings_file(f"train.{wc.exp}", keys, exclude)
 
 
 # --- training ---------------------------------------------------------------------------------

@@ -10,11 +10,11 @@ rule corpus:
         summary=f"{CORPUS}/summary.csv",
     log:
         f"{RESULTS}/logs/corpus.log",
-    threads: workflow.cores
+    threads: ALL_CORES
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("corpus"),
         out=lambda wc, output: os.path.dirname(output.summary),
     shell:
         "use-repro corpus --config {params.cfg} --out {params.out} --threads {threads} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule evaluate_test:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("evaluate"),
         # folders: evaluate names an utterance by its file name, as the references are named
         est=lambda wc, input: TEST_NOISY if wc.system == NOISY_SYSTEM else parent(input.est),
         ref=lambda wc: TEST_REFERENCES[wc.ref],
@@ -44,7 +44,7 @@ rule evaluate_unseen:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("evaluate"),
         metrics=UNSEEN_METRICS,
     shell:
         "use-repro evaluate --config {params.cfg} --est {input.est} --ref {input.ref}"

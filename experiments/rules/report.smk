@@ -19,7 +19,7 @@ rule report_unseen_list:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("report_unseen_list"),
     shell:
         "use-repro report unseen-list --config {params.cfg} --speech-scp {input.scp} --utt2lang {input.lang}"
         " --out-scp {output.scp} --out-lang {output.lang} > {log} 2>&1"
@@ -37,7 +37,7 @@ rule report_table:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("report_table"),
         options=lambda wc: TABLE_OPTIONS.get(wc.table, ""),
         out=lambda wc, output: parent(output.md),
     shell:
@@ -56,7 +56,7 @@ rule report_figure:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("report_figure"),
         meta=SIM_META["test"],
     shell:
         "use-repro report figure {wildcards.figure} --config {params.cfg}"
@@ -76,7 +76,7 @@ rule report_compare:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("report_compare"),
         out=lambda wc, output: parent(output.md),
     shell:
         "use-repro report compare --config {params.cfg} --out-dir {params.out} > {log} 2>&1"
@@ -99,7 +99,7 @@ rule report_provenance:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("report_provenance"),
     shell:
         "use-repro report provenance --config {params.cfg}"
         " --out {output.md} > {log} 2>&1"

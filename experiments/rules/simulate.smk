@@ -22,7 +22,7 @@ rule simulate_params:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=simulate_settings,
         corpus=lambda wc, input: os.path.dirname(input.corpus),
         out=lambda wc, output: os.path.dirname(output.params),
     shell:
@@ -40,11 +40,11 @@ rule simulate_render:
         f"{RESULTS}/logs/simulate/render_{{split}}.log",
     wildcard_constraints:
         split="|".join(SIM_SPLITS),
-    threads: workflow.cores
+    threads: ALL_CORES
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=simulate_settings,
         corpus=lambda wc, input: os.path.dirname(input.corpus),
         out=lambda wc, output: os.path.dirname(output.meta),
         targets=lambda wc: " ".join(render_targets(wc.split)),

@@ -4,7 +4,10 @@
 #   finetune    the conventional baseline of Figure 9: the `init` regression model fine-tuned adversarially
 # Each run writes results/<profile>/<experiment>/{final.pt,curves.csv}. A job asks for the
 # entry's `gpus` as the resource `gpu` (the name the SLURM executor plugin submits as --gpus);
-# with GPUs it is launched by torchrun, one process per GPU.
+# with GPUs it is launched by torchrun, one process per GPU. The job reruns when any setting the
+# run reads changes (params.cfg, common.smk); the trainer then finds checkpoints of other
+# settings in the run folder and, told --restart-if-changed, discards them and starts afresh,
+# while a run interrupted under the same settings (or only given more steps) resumes.
 
 
 rule train:
@@ -21,7 +24,7 @@ rule train:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=train_settings,
         stage=lambda wc: EXPS[wc.exp].stage,
         target=lambda wc: EXPS[wc.exp].target,
         options=train_options,
@@ -30,7 +33,7 @@ rule train:
     shell:
         "{params.launch} train {params.stage} --config {params.cfg}"
         " --train-meta {input.train_meta} --valid-meta {input.valid_meta} --target {params.target}"
-        " {params.options} --threads {threads} --out {params.out} > {log} 2>&1"
+        " {params.options} --threads {threads} --out {params.out} --restart-if-changed > {log} 2>&1"
 
 
 # Section 3.6: correlation of the magnitude residuals (clean - regression) and (final - regression)

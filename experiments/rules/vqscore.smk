@@ -21,11 +21,11 @@ rule vqscore_train:
         estimator=f"{VQSCORE}/estimator.pt",
     log:
         f"{RESULTS}/logs/vqscore/train.log",
-    threads: workflow.cores
+    threads: ALL_CORES
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("vqscore_train"),
     shell:
         "use-repro vqscore train --config {params.cfg} --scp {input.scp} --info {input.info}"
         " --out {output.estimator} --threads {threads} > {log} 2>&1"
@@ -40,11 +40,11 @@ rule vqscore_score:
         scores=f"{VQSCORE}/vqscore.tsv",
     log:
         f"{RESULTS}/logs/vqscore/score.log",
-    threads: workflow.cores
+    threads: ALL_CORES
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("vqscore_score"),
     shell:
         "use-repro vqscore score --config {params.cfg} --estimator {input.estimator} --scp {input.scp}"
         " --info {input.info} --out {output.scores} --threads {threads} > {log} 2>&1"
@@ -63,7 +63,7 @@ rule vqscore_filter:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("vqscore_filter"),
         out=lambda wc, output: os.path.dirname(output.datasize),
     shell:
         "use-repro vqscore filter --config {params.cfg} --scores {input.scores} --scp {input.scp}"
@@ -84,7 +84,7 @@ rule vqscore_histogram:
     conda:
         ENV
     params:
-        cfg=CONFIG_FILE,
+        cfg=stage_settings("vqscore_histogram"),
     shell:
         "use-repro vqscore histogram --config {params.cfg} --scores {input.scores} --estimator {input.estimator}"
         " --fig2 {output.fig2} --fig7 {output.fig7} > {log} 2>&1"

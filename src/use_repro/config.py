@@ -8,8 +8,11 @@ so a typo stops the run with the key's dotted path and the keys that are allowed
 from __future__ import annotations
 
 import copy
+import fnmatch
+import hashlib
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
 
@@ -100,6 +103,138 @@ def load_config(profile_or_path: str | Path, overrides: dict | None = None) -> d
         return validate_config(raw)
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
+
+
+def load_profile(profile_or_path: str | Path, overrides: dict | None = None) -> dict:
+    """The DAG's loader: `load_config` plus the checks a whole run needs.
+
+    - The profile's name (which names results/<profile>/) is its file name; a file whose
+      `profile:` key says otherwise is refused naming both, so a copy of tiny.yaml cannot write
+      into (and overwrite) results/tiny.
+    - Every key of `overrides` (Snakemake's `--config KEY=VALUE`, `profile` excluded) must be a
+      key of the schema: an unknown one is refused by name, and a value given as text (nested
+      overrides reach Snakemake as YAML strings) is read as the type the schema wants.
+    """
+    path = resolve_profile_path(profile_or_path)
+    with open(path) as f:
+        raw = yaml.safe_load(f) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: a profile is a YAML mapping of keys to values")
+    name = raw.get("profile", path.stem)
+    if name != path.stem:
+        raise ConfigError(f"{path}: its `profile: {name}` differs from its file name {path.stem!r}; "
+                          f"results go to results/<profile>/, so rename the file to {name}.yaml or set "
+                          f"`profile: {path.stem}`")
+    schema = load_schema()
+    overrides = {k: v for k, v in (overrides or {}).items() if k != "profile"}
+    for key in sorted(overrides):
+        if key not in schema.get("properties", {}):
+            raise ConfigError(f"--config {key}: unknown key; allowed: profile, "
+                              f"{', '.join(sorted(schema['properties']))}")
+    overrides = _coerce(overrides, schema, "")
+    return load_config(path, overrides)
+
+
+def _coerce(value: Any, schema: dict, path: str) -> Any:
+    """`value` (an override) checked against `schema`: unknown keys raise ConfigError naming the
+    dotted key; strings are parsed as YAML where the schema does not want a string."""
+    if isinstance(value, dict):
+        props = schema.get("properties")
+        extra = schema.get("additionalProperties")
+        out = {}
+        for k, v in value.items():
+            sub_path = f"{path}.{k}" if path else str(k)
+            if props is not None and k in props:
+                out[k] = _coerce(v, props[k], sub_path)
+            elif isinstance(extra, dict):
+                out[k] = _coerce(v, extra, sub_path)
+            else:
+                allowed = ", ".join(sorted(props or {})) or "none"
+                raise ConfigError(f"--config {sub_path}: unknown key; allowed here: {allowed}")
+        return out
+    if isinstance(value, list):
+        return [_coerce(v, schema.get("items", {}), path) for v in value]
+    if isinstance(value, str):
+        wants = schema.get("type")
+        enum = schema.get("enum")
+        wants_text = wants == "string" or (enum is not None and value in enum) or (wants is None and enum is None)
+        if not wants_text:
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError as e:
+                raise ConfigError(f"--config {path}: cannot read {value!r} ({e})") from None
+            return _coerce(parsed, schema, path) if isinstance(parsed, (dict, list)) else parsed
+    return value
+
+
+# --- settings digests: a job's identity -------------------------------------------------------
+
+# Keys that steer how a job runs, never what it writes (thread counts, caches, where results
+# go, checkpoint cadence, kernels that give the same weights). They are left out of every
+# settings digest, so changing them reruns nothing.
+EXECUTION_KEYS = (
+    "threads", "cache_dir", "results_root", "figures_root",
+    "train.num_workers", "train.checkpoint_every", "train.keep_last", "train.log_every",
+    "train.max_consecutive_nonfinite",
+    "model.*.scan_backend", "model.*.mamba_checkpoint",
+)
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
+    """Dotted leaf paths of a nested mapping (lists are leaves; an empty mapping has none, so
+    `sizes: {}` and a first entry added to it differ only by that entry's keys)."""
+    if isinstance(node, dict):
+        out: dict[str, Any] = {}
+        for k, v in node.items():
+            out.update(flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: node}
+
+
+def _matches(path: str, patterns: Iterable[str]) -> bool:
+    return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(path, p + ".*") for p in patterns)
+
+
+def select_settings(cfg: dict, include: Iterable[str], exclude: Iterable[str] = ()) -> dict[str, Any]:
+    """The leaves of `cfg` under the dotted `include` patterns (fnmatch, `*` spans dots), minus
+    `exclude` and EXECUTION_KEYS, as {dotted path: value}."""
+    include, exclude = list(include), list(exclude) + list(EXECUTION_KEYS)
+    return {k: v for k, v in sorted(flatten(cfg).items())
+            if _matches(k, include) and not _matches(k, exclude)}
+
+
+def settings_digest(cfg: dict, include: Iterable[str], exclude: Iterable[str] = ()) -> str:
+    """sha256 of the selected settings (canonical JSON): equal iff every selected value is."""
+    text = json.dumps(select_settings(cfg, include, exclude), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def settings_diff(old: dict | None, new: dict | None) -> list[str]:
+    """`key: old -> new` for every dotted leaf that differs between two settings mappings."""
+    a, b = flatten(old or {}), flatten(new or {})
+    missing = object()
+    lines = []
+    for k in sorted(set(a) | set(b)):
+        x, y = a.get(k, missing), b.get(k, missing)
+        if x != y:
+            fmt = lambda v: "(absent)" if v is missing else repr(v)  # noqa: E731
+            lines.append(f"{k or '<all>'}: {fmt(x)} -> {fmt(y)}")
+    return lines
+
+
+def write_settings_file(path: str | Path, cfg: dict) -> Path:
+    """Write the resolved `cfg` as YAML at `path` unless that file already exists.
+
+    The DAG names these files by the digest of the settings a job reads, so an existing file
+    already holds those settings (other keys may differ; the job does not read them)."""
+    from use_repro.fs import write_text_atomic
+
+    path = Path(path)
+    if not path.exists():
+        write_text_atomic(path, "# Resolved settings (profile + --config overrides + schema defaults);\n"
+                                "# written by the Snakefile, named by the digest of what the job reads.\n"
+                          + yaml.safe_dump(cfg, sort_keys=False))
+    return path
 
 
 def deep_update(base: dict, upd: dict) -> dict:

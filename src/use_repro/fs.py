@@ -23,6 +23,9 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix if suffix is not None else path.suffix,
                                dir=path.parent)
+    # mkstemp creates the file 0600 whatever the umask; give it the mode open() would have, so
+    # outputs are as readable as the user's other files.
+    os.fchmod(fd, 0o666 & ~current_umask())
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -32,6 +35,21 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it (os.umask can only set it, and setting it
+    even briefly would race with threads creating files)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    old = os.umask(0o022)  # no /proc (not Linux): set and restore
+    os.umask(old)
+    return old
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
