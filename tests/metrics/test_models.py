@@ -82,6 +82,19 @@ def test_cacc_of_clean_tts_sentence_is_above_95_percent(whisper_dir, tts_speech)
         cacc(x, fs, "<not-available>", "en")
 
 
+def test_cacc_is_deterministic_on_input_that_triggers_the_temperature_fallback(whisper_dir, tts_speech):
+    # Three overlaid copies of the sentence (one reversed): Whisper's log-probability stays below
+    # -1 at temperature 0, which in faster-whisper's default makes it sample at 0.2 ... 1.0 and
+    # gave a different transcript per call (seen: 2 distinct of 3). Now beam search only.
+    x, fs, text = tts_speech
+    babble = ((x + np.roll(x[::-1], fs // 3) + np.roll(x, fs + fs // 4)) / 3).astype(np.float32)
+    cacc = task.WhisperCAcc(whisper_dir)
+    hyps = {cacc.transcribe(babble, "en") for _ in range(3)}
+    assert len(hyps) == 1, hyps
+    scores = [cacc(babble, fs, text, "en") for _ in range(2)]
+    assert scores[0] == scores[1]
+
+
 def test_speaker_similarity(tts_speech, noisy_speech):
     need("resemblyzer")
     spk = task.ResemblyzerSpkSim()

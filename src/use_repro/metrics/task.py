@@ -4,7 +4,8 @@ SpkSim is the cosine similarity of speaker embeddings of the reference and the e
 resampled to 16 kHz (soxr HQ). The challenge uses RawNet3 (espnet); the paper's Table 4 uses
 ECAPA-TDNN. Embedded: Resemblyzer's GE2E encoder, which ships inside its wheel.
 
-CAcc follows the challenge's `calculate_wer.py`: the estimate is transcribed at 16 kHz (beam 5),
+CAcc follows the challenge's `calculate_wer.py`: the estimate is transcribed at 16 kHz (beam 5,
+temperature 0 without faster-whisper's sampling fallback, so the transcript is deterministic),
 hypothesis and reference transcript are normalised with Whisper's basic normaliser, the
 character-level Levenshtein opcodes (spaces are characters too) give the substitutions,
 deletions, insertions and matches of each utterance, and the corpus CER is *pooled*:
@@ -100,9 +101,13 @@ class WhisperCAcc:
 
     def transcribe(self, x16: np.ndarray, lang: str | None) -> str:
         language = "en" if (self.english_only or lang is None) else lang.split("_")[0].split("-")[0][:2]
+        # temperature 0 only: faster-whisper's default falls back to temperatures 0.2 ... 1.0,
+        # i.e. to *sampling*, whenever a segment's log-probability or compression ratio misses
+        # its threshold, so hard (noisy, babble) inputs got a different transcript, and CAcc, on
+        # every run. Beam search at temperature 0 is a function of the input alone.
         segments, _ = self.model.transcribe(
             np.asarray(x16, np.float32), language=language, beam_size=BEAM_SIZE, vad_filter=False,
-            without_timestamps=True, condition_on_previous_text=False)
+            without_timestamps=True, condition_on_previous_text=False, temperature=0.0)
         return " ".join(s.text.strip() for s in segments).strip()
 
     def __call__(self, est: np.ndarray, fs: int, text: str | None, lang: str | None = None) -> dict[str, float]:
