@@ -201,3 +201,19 @@ def test_cli_add_of_the_real_nisqa_file_makes_it_the_paper_backend(tmp_path, cap
     assert rc == 0 and rows["nisqa"]["state"] == "official"
     assert rows["nisqa"]["backend"]["paper_backend"] is True
     assert rows["utmos"]["state"] == "missing" and rows["utmos"]["backend"]["backend"] == "n/a"
+
+
+def test_unexpected_range_discards_the_part(tmp_path, server, pinned):
+    (tmp_path / "nisqa").mkdir()
+    part = tmp_path / "nisqa" / "nisqa.tar.part"
+    part.write_bytes(PAYLOAD[:1000])
+    orig = server.httpd.RequestHandlerClass.do_GET
+
+    def shifted(handler):  # a server that answers a Range request with another range
+        if handler.headers.get("Range"):
+            handler.headers.replace_header("Range", "bytes=2000-")
+        orig(handler)
+    server.httpd.RequestHandlerClass.do_GET = shifted
+    with pytest.raises(W.WeightsError, match="range 'bytes 2000-"):
+        W.fetch("nisqa", tmp_path, url=server.url, timeout=10)
+    assert _files(tmp_path) == []

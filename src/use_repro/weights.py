@@ -204,6 +204,10 @@ def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool 
             if have and status == 206 and crange.startswith(f"bytes {have}-"):
                 mode = "ab"
                 total = int(crange.rsplit("/", 1)[1]) if "/" in crange and not crange.endswith("*") else None
+            elif status == 206:  # a range we did not ask for: its bytes cannot be placed
+                part.unlink(missing_ok=True)
+                raise WeightsError(f"{w.name}: {url} answered with range {crange!r} to a request for bytes "
+                                   f"{have}-; {part} deleted, run the same command to start over")
             else:  # the server sent the whole file: start over
                 mode, have = "wb", 0
                 total = int(length) if length is not None else None

@@ -53,9 +53,11 @@ def test_equals_official_code_at_every_rate(rate_files):
     real = _real_nisqa()
     from use_repro.audio.io import read_audio
 
-    ref = json.loads(subprocess.run(
+    proc = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "metrics" / "nisqa_official.py"), str(real), str(rate_files)],
-        check=True, capture_output=True, text=True, cwd=rate_files).stdout)
+        capture_output=True, text=True, cwd=rate_files)
+    assert proc.returncode == 0, f"the official NISQA code failed: {proc.stderr[-2000:]}"
+    ref = json.loads(proc.stdout)
     assert sorted(ref) == sorted(f"s{fs}.wav" for fs in RATES)
     scorer = N.NISQA(real)
     ours = {}
