@@ -165,3 +165,26 @@ def test_training_runs_past_a_nan_row_and_a_missing_file_and_resumes(tmp_path):
     assert train(8).step == 8  # resumed from step 3's checkpoint, through the same draws
     assert sorted(line.split("\t")[0] for line in (out / SKIP_RECORD).read_text().splitlines()[1:]) == [
         "fileid_gone", "fileid_nan"]
+
+
+def test_on_the_fly_simulation_replaces_a_speech_file_that_goes_bad(tmp_path):
+    from tests.data.sim_fixtures import write_corpus
+    from use_repro.cli import stage_parser
+    from use_repro.train import setup
+
+    from ..train.conftest import write_profile
+
+    corpus = write_corpus(tmp_path / "corpus", seconds=0.6, rates=(8000, 16000), n_noise=1)
+    cfg = write_profile(tmp_path / "tiny.yaml", segment_seconds=0.3)
+    parser, _ = stage_parser("train")
+    args = parser.parse_args(list(map(str, ["regression", "--config", cfg, "--simulate", "--corpus-dir", corpus,
+                                            "--target", "early", "--steps", 1, "--out", tmp_path / "run",
+                                            "--device", "cpu"])))
+    ds = setup.training_dataset(args, setup.context(args, "regression", "early"))
+    victim = ds.speech[1]
+    open(victim.path, "wb").write(b"fLaC but nothing after")  # damaged after the run started
+    a, b = ds[Draw(1, 5)], ds[Draw(1, 5)]
+    assert a["id"] == b["id"] and np.array_equal(a["noisy"].numpy(), b["noisy"].numpy())
+    lines = (tmp_path / "run" / SKIP_RECORD).read_text().splitlines()
+    assert lines[0] == "id\twhen\treason" and len(lines) == 3  # one record per failed draw
+    assert all(line.startswith(f"{victim.uid}\trendered at draw seed 5\tno renderable row") for line in lines[1:])

@@ -244,6 +244,32 @@ def crop(n: int, seg: int | None, seed: int) -> tuple[int, int]:
     return start, start + seg
 
 
+def substitute_order(draw: Draw, n: int, substitutes: int) -> list[int]:
+    """`draw.index`, then up to `substitutes` other indices in an order fixed by the draw's seed
+    (the same in every process and every resumed run)."""
+    order = [draw.index]
+    if n > 1:
+        others = rng_for(draw.seed, "substitute").permutation(n)
+        order += [int(i) for i in others if i != draw.index][:substitutes]
+    return order
+
+
+def append_skip(record: Path | None, item_id: str, when: str, reason: str) -> None:
+    """Log a training item skipped mid-run and append it to `record` (a skipped_rows.tsv)."""
+    reason = reason.replace("\t", " ").replace("\n", " ")
+    log.warning("training item %s skipped (%s): %s", item_id, when, reason)
+    if record is None:
+        return
+    # one short O_APPEND write per line: loader workers in other processes may append too
+    line = f"{item_id}\t{when}\t{reason}\n".encode()
+    new = not record.exists()
+    fd = os.open(record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+    try:
+        os.write(fd, ("\t".join(SKIP_COLUMNS) + "\n").encode() + line if new else line)
+    finally:
+        os.close(fd)
+
+
 class MetaDataset(Dataset):
     """Rendered noisy/target pairs from a meta.tsv. Index with a `Draw` (or an int: no crop).
 
@@ -272,33 +298,16 @@ class MetaDataset(Dataset):
                              f"target {row['clean']} ({fs_c} Hz, {len(clean)} samples) differ")
         return noisy, clean, fs
 
-    def _record(self, row_id: str, when: str, reason: str) -> None:
-        reason = reason.replace("\t", " ").replace("\n", " ")
-        log.warning("training row %s skipped (%s): %s", row_id, when, reason)
-        if self.skip_record is None:
-            return
-        # one short O_APPEND write per line: loader workers in other processes may append too
-        line = f"{row_id}\t{when}\t{reason}\n".encode()
-        new = not self.skip_record.exists()
-        fd = os.open(self.skip_record, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
-        try:
-            os.write(fd, ("\t".join(SKIP_COLUMNS) + "\n").encode() + line if new else line)
-        finally:
-            os.close(fd)
-
     def __getitem__(self, key: Draw | int) -> dict:
         draw = key if isinstance(key, Draw) else Draw(int(key), 0)
-        order = [draw.index]
-        if len(self.rows) > 1:
-            others = rng_for(draw.seed, "substitute").permutation(len(self.rows))
-            order += [int(i) for i in others if i != draw.index][: self.substitutes]
+        order = substitute_order(draw, len(self.rows), self.substitutes)
         errors = []
         for index in order:
             try:
                 noisy, clean, fs = self.read_pair(index)
             except (AudioError, ValueError, OSError) as e:
                 errors.append(str(e))
-                self._record(self.rows[index]["id"], f"read at draw seed {draw.seed}", str(e))
+                append_skip(self.skip_record, self.rows[index]["id"], f"read at draw seed {draw.seed}", str(e))
                 continue
             crop_seed = draw.seed if isinstance(key, Draw) else None
             return make_item(self.rows[index]["id"], fs, noisy, clean, self.segment_seconds, crop_seed,
@@ -317,9 +326,11 @@ class SimulatedDataset(Dataset):
     """
 
     attempts = 5  # a draw whose row cannot be rendered (no noise at that rate, ...) is redrawn
+    # a speech item none of whose attempts renders is replaced, as MetaDataset replaces a row
 
     def __init__(self, speech: list, noise: list, rir: list, wind: list, sim, target: str,
-                 segment_seconds: float | None = None, normalize: bool = True):
+                 segment_seconds: float | None = None, normalize: bool = True,
+                 skip_record: str | os.PathLike | None = None):
         from use_repro.data.render import RenderSettings, Sources
         from use_repro.data.targets import target_names
 
@@ -332,6 +343,7 @@ class SimulatedDataset(Dataset):
         self.target = target
         self.segment_seconds = segment_seconds if segment_seconds and segment_seconds > 0 else None
         self.normalize = normalize
+        self.skip_record = Path(skip_record) if skip_record else None
         self.settings = RenderSettings.from_sim(sim)
         self.sources = Sources({e.uid: e.path for e in speech}, {e.uid: e.path for e in [*noise, *wind]},
                                {e.uid: e.path for e in rir})
@@ -344,21 +356,28 @@ class SimulatedDataset(Dataset):
         from use_repro.data.render import render_row
 
         draw = key if isinstance(key, Draw) else Draw(int(key), derive_seed("otf", int(key)))
-        item = self.speech[draw.index]
-        errors = []
-        for attempt in range(self.attempts):
-            seed = draw.seed if attempt == 0 else derive_seed(draw.seed, "retry", attempt)
-            row_id = f"otf_{seed}"
-            try:
-                row = sample_row(rng_for(seed, "simulate.otf"), item, self.noise, self.rir or None,
-                                 self.wind or None, self.sim, row_id=row_id)
-                out = render_row(row, self.sources, self.settings)
-            except (ValueError, OSError) as e:  # RowError and AudioError are ValueErrors
-                errors.append(str(e))
-                continue
-            return make_item(row_id, item.fs, out["noisy"].astype(np.float32), out[self.target].astype(np.float32),
-                             self.segment_seconds, seed, self.normalize)
-        raise ValueError(f"speech {item.uid}: no renderable row in {self.attempts} draws: {'; '.join(errors)}")
+        failed = []
+        for k, index in enumerate(substitute_order(draw, len(self.speech), MetaDataset.substitutes)):
+            item = self.speech[index]
+            base = draw.seed if k == 0 else derive_seed(draw.seed, "substitute", k)
+            errors = []
+            for attempt in range(self.attempts):
+                seed = base if attempt == 0 else derive_seed(base, "retry", attempt)
+                row_id = f"otf_{seed}"
+                try:
+                    row = sample_row(rng_for(seed, "simulate.otf"), item, self.noise, self.rir or None,
+                                     self.wind or None, self.sim, row_id=row_id)
+                    out = render_row(row, self.sources, self.settings)
+                except (ValueError, OSError) as e:  # RowError and AudioError are ValueErrors
+                    errors.append(str(e))
+                    continue
+                return make_item(row_id, item.fs, out["noisy"].astype(np.float32),
+                                 out[self.target].astype(np.float32), self.segment_seconds, seed, self.normalize)
+            # e.g. a damaged speech file: every row of it fails, so another speech item stands in
+            reason = f"no renderable row in {self.attempts} draws: {'; '.join(errors)}"
+            append_skip(self.skip_record, item.uid, f"rendered at draw seed {draw.seed}", reason)
+            failed.append(f"speech {item.uid}: {reason}")
+        raise ValueError(" | ".join(failed))
 
 
 def make_item(uid: str, fs: int, noisy: np.ndarray, clean: np.ndarray, segment_seconds: float | None,

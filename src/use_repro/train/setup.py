@@ -45,7 +45,48 @@ class RunContext:
         """Stored in checkpoints and final.pt: enough to know what made them."""
         return {"stage": self.stage, "target": self.target, "seed": self.seed,
                 "args": {k: v for k, v in vars(args).items() if _jsonable(v)},
-                "config": self.cfg}
+                "config": self.cfg, "identity": self.identity(args)}
+
+    def identity(self, args: argparse.Namespace) -> dict:
+        """Every setting the run's weights and curves depend on, except `steps` (a longer run
+        continues a shorter one): the trainer resumes only from checkpoints of an equal identity.
+        Files enter by content (a moved or re-rendered data list counts by what it holds);
+        execution-only keys (threads, checkpoint cadence, workers: config.EXECUTION_KEYS) do not."""
+        from use_repro.config import select_settings
+
+        data = {"train_meta": _file_digest(getattr(args, "train_meta", None)),
+                "speech_list": _file_digest(getattr(args, "speech_list", None)),
+                "valid_meta": _file_digest(getattr(args, "valid_meta", None)),
+                "simulate": bool(getattr(args, "simulate", False))}
+        if data["simulate"]:
+            manifests = {k: [_file_digest(p) for p in (getattr(args, f"{k}_scp", None) or [])]
+                         for k in ("speech", "noise", "rir", "wind")}
+            if getattr(args, "corpus_dir", None):
+                from use_repro.data.simulate import find_manifest
+
+                for k in manifests:
+                    manifests[k] += [_file_digest(p) for p in find_manifest(args.corpus_dir, k, "train")]
+            data["manifests"] = manifests
+        keys = ["model", "train"] + (["simulation"] if data["simulate"] else [])
+        return {"stage": self.stage, "target": self.target, "seed": self.seed,
+                "size": getattr(args, "size", "") or "",
+                "init": _file_digest(getattr(args, "init", None)),
+                "device": getattr(args, "device", None) or self.cfg.get("device", "auto"),
+                "world_size": self.info.world_size,
+                "settings": select_settings(self.cfg, keys), "data": data}
+
+
+def _file_digest(path: str | Path | None) -> str | None:
+    """sha256 of a file's bytes (None for no file)."""
+    if not path:
+        return None
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def _jsonable(v: Any) -> bool:
@@ -62,6 +103,7 @@ def context(args: argparse.Namespace, stage: str, target: str) -> RunContext:
     info = D.init_distributed(getattr(args, "device", None) or cfg.get("device", "auto"))
     seed = int(cfg.get("seed", 0) if getattr(args, "seed", None) is None else args.seed)
     settings = LoopSettings.from_config(cfg, steps=args.steps, seed=seed)
+    settings.restart_if_changed = bool(getattr(args, "restart_if_changed", False))
     out = Path(args.out)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
@@ -87,6 +129,9 @@ def add_data_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--speech-list", help="speech scp (e.g. a VQScore-filtered list): rows whose "
                    "speech_uid it lacks are not trained on")
     p.add_argument("--valid-meta", help="rendered validation meta.tsv (curves.csv); none: no validation")
+    p.add_argument("--restart-if-changed", action="store_true",
+                   help="when --out holds checkpoints made under other settings (target, data, model, "
+                        "lr, seed...; not steps), discard them and start afresh instead of refusing")
 
 
 def training_dataset(args: argparse.Namespace, ctx: RunContext):
@@ -110,7 +155,10 @@ def training_dataset(args: argparse.Namespace, ctx: RunContext):
     if args.speech_list:
         keep = speech_uids(args.speech_list)
         speech = [s for s in speech if s.uid in keep]
-    return SimulatedDataset(speech, noise, rir, wind, SimConfig.from_config(ctx.cfg), ctx.target, seg)
+    from use_repro.data.dataset import SKIP_RECORD
+
+    return SimulatedDataset(speech, noise, rir, wind, SimConfig.from_config(ctx.cfg), ctx.target, seg,
+                            skip_record=ctx.out / SKIP_RECORD)
 
 
 def simulation_sources(args: argparse.Namespace) -> tuple[list, list, list, list]:
