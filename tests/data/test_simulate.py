@@ -3,6 +3,7 @@ import csv
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -344,8 +345,12 @@ def test_dag_render_failure_keeps_rejects_and_tolerates_up_to_the_fraction(tmp_p
     rows = [f"fileid_{i}\tn\t{sp}\ts\tc\tnz\t5.0\tnone\tnone\t16000\tnone\tt"
             for i, sp in enumerate(["sp", "sp", "bad"], 1)]
     (sim / "params.tsv").write_text(OFFICIAL_HEADER + "\n" + "\n".join(rows) + "\n")
-    later = max(os.stat(corpus / n).st_mtime for n in manifest_files()) + 10
-    os.utime(sim / "params.tsv", (later, later))
+    # the corpus older than params.tsv, and both in the past: render's outputs, written now, are
+    # then newer than their inputs however fast or slow the machine is
+    now = time.time()
+    for f in corpus.iterdir():
+        os.utime(f, (now - 200, now - 200))
+    os.utime(sim / "params.tsv", (now - 100, now - 100))
     prof = tmp_path / "p.yaml"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--cores", "1",
