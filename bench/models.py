@@ -5,8 +5,9 @@
 Sections (all by default):
 
 1. ``train``  forward + backward (+ AdamW step) seconds per second of 16 kHz audio, for the
-   paper's regression model (30 blocks, 64 channels; ~9.65 M parameters) and the ``mini``
-   profile's, on ``--threads`` CPU threads, with the process's peak resident memory.
+   paper's regression model (30 blocks, 64 channels; 9,607,747 parameters, the released
+   USEMamba) and the ``mini`` profile's, on ``--threads`` CPU threads, with the process's peak
+   resident memory.
 2. ``infer``  inference real-time factor (STFT -> model -> iSTFT, no gradients) of the same two
    models at 16 kHz, and of the paper model at 48 kHz.
 3. ``scan``   the pure-PyTorch parallel scan against the sequential reference (a Python loop
