@@ -18,17 +18,25 @@ import io
 import json
 import os
 import sys
+import types
 
 
 def load_official_package():
+    """Register the installed distribution's `nisqa` folder as the package `nisqa` (some builds
+    ship no nisqa/__init__.py; the folder is then made a package here)."""
     dist = importlib.metadata.distribution("nisqa")
-    init = next(f for f in dist.files if str(f).replace("\\", "/").endswith("nisqa/__init__.py"))
-    pkg_dir = os.path.dirname(str(dist.locate_file(init)))
-    spec = importlib.util.spec_from_file_location("nisqa", os.path.join(pkg_dir, "__init__.py"),
-                                                  submodule_search_locations=[pkg_dir])
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["nisqa"] = mod
-    spec.loader.exec_module(mod)
+    lib = next(f for f in dist.files if str(f).replace("\\", "/").endswith("nisqa/NISQA_lib.py"))
+    pkg_dir = os.path.dirname(str(dist.locate_file(lib)))
+    init = os.path.join(pkg_dir, "__init__.py")
+    if os.path.exists(init):
+        spec = importlib.util.spec_from_file_location("nisqa", init, submodule_search_locations=[pkg_dir])
+        mod = importlib.util.module_from_spec(spec)
+        sys.modules["nisqa"] = mod
+        spec.loader.exec_module(mod)
+    else:
+        mod = types.ModuleType("nisqa")
+        mod.__path__ = [pkg_dir]
+        sys.modules["nisqa"] = mod
     return pkg_dir
 
 
