@@ -217,3 +217,14 @@ def test_unexpected_range_discards_the_part(tmp_path, server, pinned):
     with pytest.raises(W.WeightsError, match="range 'bytes 2000-"):
         W.fetch("nisqa", tmp_path, url=server.url, timeout=10)
     assert _files(tmp_path) == []
+
+
+def test_status_covers_every_paper_backend(tmp_path):
+    from use_repro.metrics import registry
+
+    (tmp_path / "whisper-large-v3").mkdir()
+    rows = {r["metric"]: r for r in W.status(tmp_path)}
+    assert set(rows) == set(registry.PAPER_FILES) | {"VQScore"}
+    assert rows["CAcc"]["state"] == "present (folder)" and rows["SBERT"]["state"] == "missing"
+    assert rows["SBERT"]["path"] == str(tmp_path / "mhubert-147")
+    assert all("backend" in r for m, r in rows.items() if m != "VQScore")

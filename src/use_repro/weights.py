@@ -271,6 +271,21 @@ def status(weights_dir) -> list[dict]:
             b = registry.resolve(w.metric, weights_dir)
             row["backend"] = b.describe()
         out.append(row)
+    # The other paper-faithful backends' files and folders: no pinned single-file download is
+    # registered for them (Hugging Face / SpeechBrain / CTranslate2 folders, or shipped in a
+    # wheel), so `fetch` and `add` do not handle them; status still says where they are looked for.
+    covered = {w.metric for w in REGISTRY.values()}
+    for group, rel in registry.PAPER_FILES.items():
+        if group in covered:
+            continue
+        p = Path(weights_dir) / rel
+        row = {"name": group.lower(), "metric": group, "path": str(p), "url": None, "license": None,
+               "needs": "place the file or folder there yourself (no fetch: no pinned single-file release)",
+               "present": p.exists(), "sha256": sha256_file(p) if p.is_file() else None,
+               "state": ("present" + (" (folder)" if p.is_dir() else "")) if p.exists() else "missing",
+               "official_sha256": None, "pin": "not registered"}
+        row["backend"] = registry.resolve(group, weights_dir).describe()
+        out.append(row)
     return out
 
 
@@ -280,8 +295,9 @@ def _print_status(rows: list[dict], weights_dir) -> None:
         print(f"\n{r['name']} ({r['metric']})")
         print(f"  looks for : {r['path']}")
         print(f"  state     : {r['state']}" + (f", sha256 {r['sha256']}" if r["sha256"] else ""))
-        print(f"  official  : {r['official_sha256'] or 'no published digest'} ({r['pin']})")
-        print(f"  from      : {r['url']}  [{r['license']}]")
+        if r["url"]:
+            print(f"  official  : {r['official_sha256'] or 'no published digest'} ({r['pin']})")
+            print(f"  from      : {r['url']}  [{r['license']}]")
         print(f"  also needs: {r['needs']}")
         if "partial_download" in r:
             print(f"  partial   : {r['partial_download']}")
