@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import functools
 import hashlib
 import http.client
 import json
@@ -35,6 +36,8 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
+
+from use_repro.metrics.nisqa import OFFICIAL_SHA256 as NISQA_SHA256  # one pin, shared with the backend
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +64,7 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in (
     WeightFile(
         "nisqa", "NISQA", "nisqa/nisqa.tar",
         "https://github.com/gabrielmittag/NISQA/raw/master/weights/nisqa.tar",
-        "7ec4cf937514dd3f8860b21e66fabd8ca87a168572675ef8d979c4c4ad2e805c", 1051663,
+        NISQA_SHA256, 1051663,
         "CC BY-NC-SA 4.0 (NISQA model weights)",
         "the file of the official repository (commit fe84f0f), weights/nisqa.tar",
         "model code: pip install --no-deps nisqa==2.0.post2 (the Makefile installs it)"),
@@ -96,6 +99,17 @@ def sha256_file(path: str | os.PathLike) -> str:
         for block in iter(lambda: f.read(CHUNK), b""):
             h.update(block)
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=64)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """sha256 of a file, computed once per process for a given (path, size, mtime)."""
+    st = os.stat(path)
+    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 def entry(name: str) -> WeightFile:
