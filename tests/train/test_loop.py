@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from use_repro.train.loop import (CurveFile, LoopSettings, NonFiniteLossError, Trainer,
-                                  list_checkpoints)
+from use_repro.train.loop import (CurveFile, LoopSettings, NonFiniteLossError, SettingsChangedError,
+                                  Trainer, list_checkpoints)
 
 
 class ToyTask:
@@ -111,3 +111,77 @@ def test_too_many_nonfinite_in_a_row_stops(tmp_path):
     task = ToyTask(bad_steps=set(range(3, 100)))
     with pytest.raises(NonFiniteLossError, match="consecutive"):
         Trainer(task, toy_batches, settings(50, max_consecutive_nonfinite=4, validate_every=0), tmp_path).fit()
+
+
+# --- a run folder is bound to its settings ----------------------------------------------------
+
+def identity(**kw):
+    base = {"stage": "regression", "target": "shifted", "seed": 0, "settings": {"train.lr": 1e-2}}
+    base.update(kw)
+    return base
+
+
+def run(out, steps, ident, restart=False, batches=toy_batches):
+    task = ToyTask()
+    res = Trainer(task, batches, settings(steps, restart_if_changed=restart), out,
+                  validate=lambda s: {"val": float(s)}, meta={"identity": ident}).fit()
+    return task, res
+
+
+def test_a_folder_of_other_settings_is_refused_naming_the_keys(tmp_path):
+    run(tmp_path, 10, identity())
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(SettingsChangedError) as e:
+        run(tmp_path, 10, identity(target="anechoic", settings={"train.lr": 2e-2}))
+    msg = str(e.value)
+    assert "target: 'shifted' -> 'anechoic'" in msg and "settings.train.lr: 0.01 -> 0.02" in msg
+    assert "stage" not in msg and "--restart-if-changed" in msg
+    # nothing in the folder was touched
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+def test_restart_if_changed_trains_afresh_as_in_an_empty_folder(tmp_path):
+    run(tmp_path / "run", 10, identity())
+    old_final = (tmp_path / "run" / "final.pt").read_bytes()
+    new_ident = identity(target="anechoic")
+    task, res = run(tmp_path / "run", 7, new_ident, restart=True)
+    ref, _ = run(tmp_path / "ref", 7, new_ident)
+    assert res.resumed_from is None and res.step == 7
+    assert torch.equal(params(task), params(ref))
+    assert (tmp_path / "run" / "final.pt").read_bytes() != old_final
+    # only the new run's checkpoints and curve rows are left
+    assert [s for s, _ in list_checkpoints(tmp_path / "run" / "checkpoints")] == [5, 7]
+    assert CurveFile(tmp_path / "run" / "curves.csv").rows() == CurveFile(tmp_path / "ref" / "curves.csv").rows()
+
+
+def test_a_checkpoint_without_identity_is_not_resumed(tmp_path):
+    run(tmp_path, 5, None)
+    with pytest.raises(SettingsChangedError, match="identity: none recorded"):
+        run(tmp_path, 10, identity())
+
+
+def test_more_steps_resume_and_fewer_steps_resume_from_an_earlier_checkpoint(tmp_path):
+    ref15, _ = run(tmp_path / "ref15", 15, identity())
+    ref10, _ = run(tmp_path / "ref10", 10, identity())
+    run(tmp_path / "run", 10, identity())
+    longer, res = run(tmp_path / "run", 15, identity())
+    assert res.resumed_from == 10 and torch.equal(params(longer), params(ref15))
+    shorter, res = run(tmp_path / "run", 10, identity())  # checkpoints 10 and 15 are kept
+    assert res.resumed_from == 10 and torch.equal(params(shorter), params(ref10))
+    assert [s for s, _ in list_checkpoints(tmp_path / "run" / "checkpoints")] == [10]
+    assert CurveFile(tmp_path / "run" / "curves.csv").rows() == CurveFile(tmp_path / "ref10" / "curves.csv").rows()
+
+
+def test_a_run_killed_before_its_first_checkpoint_restarts_without_duplicate_rows(tmp_path):
+    def crashing(start):
+        for k, b in enumerate(toy_batches(start), start):
+            if k == 3:
+                raise KeyboardInterrupt
+            yield b
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "run", 10, identity(), batches=crashing)
+    assert CurveFile(tmp_path / "run" / "curves.csv").rows()  # the step-0 validation row
+    run(tmp_path / "run", 10, identity())
+    run(tmp_path / "ref", 10, identity())
+    assert CurveFile(tmp_path / "run" / "curves.csv").rows() == CurveFile(tmp_path / "ref" / "curves.csv").rows()

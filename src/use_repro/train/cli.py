@@ -12,7 +12,9 @@ Every training stage writes DIR/final.pt (what `use-repro enhance` loads), DIR/c
 (validation: step, metric, value; metrics: the MOS predictor's name, PESQ, magnitude, phase,
 time), DIR/train_log.csv (mean training losses per log window, same format) and
 DIR/checkpoints/step_*.pt. Run it again with the same arguments after an interruption and it
-resumes from the newest checkpoint. The same command runs on a CPU, a GPU, or under
+resumes from the newest checkpoint (also with a larger --steps). A DIR whose checkpoints were
+made under other settings (stage, target, data, model, lr, seed, ...) is refused, naming the
+keys that differ; --restart-if-changed discards them and starts afresh instead (the DAG's way). The same command runs on a CPU, a GPU, or under
 `torchrun --nproc_per_node N -m use_repro.cli train ...` on N GPUs (rank 0 writes).
 Trainer settings come from the profile's `train` section (experiments/config/schema.yaml).
 """
@@ -39,9 +41,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from use_repro.train import gan, regression
+    from use_repro.train.loop import SettingsChangedError
 
-    if args.train_stage == "regression":
-        return regression.run(args)
-    if args.train_stage == "residual-correlation":
-        return gan.run_residual(args)
-    return gan.run(args, args.train_stage)
+    try:
+        if args.train_stage == "regression":
+            return regression.run(args)
+        if args.train_stage == "residual-correlation":
+            return gan.run_residual(args)
+        return gan.run(args, args.train_stage)
+    except SettingsChangedError as e:  # a user error, not a crash: the message says what to do
+        raise SystemExit(f"train {args.train_stage}: {e}") from None

@@ -18,6 +18,12 @@ batches from a given iteration on; `Trainer.fit()` does the rest:
   sampler derives the order of utterances and every random crop from (seed, draw number), so
   `batches(step)` resumes the stream exactly. A run killed at any moment restarts from its last
   checkpoint and, in deterministic mode, ends with the same parameters as an uninterrupted run.
+- A run folder is bound to its settings: `meta["identity"]` (setup.RunContext.identity: stage,
+  target, data, model, trainer settings, seed...; not `steps`) is stored in every checkpoint, and
+  the trainer resumes only from a checkpoint of an equal identity. Otherwise it refuses with
+  `SettingsChangedError` naming the differing keys, or, with `restart_if_changed`, discards the
+  folder's checkpoints, curves and final.pt and starts afresh. More steps resume; fewer steps
+  resume from the newest checkpoint at or before the new end (later ones are deleted).
 - Every `validate_every` steps (and at step 0 and the last step) the stage's validation runs and
   rank 0 appends (step, metric, value) rows to `curves.csv`; training-loss means per log window
   go to `train_log.csv` in the same format. Both are rewritten atomically; on resume, rows
@@ -55,6 +61,10 @@ Update = Callable[[str, torch.Tensor], bool]
 
 class NonFiniteLossError(RuntimeError):
     """Too many consecutive steps had a NaN/inf loss or gradient."""
+
+
+class SettingsChangedError(RuntimeError):
+    """The run folder holds checkpoints made under other settings."""
 
 
 class Task(Protocol):
@@ -96,11 +106,14 @@ class LoopSettings:
     amp_dtype: str = "bf16"
     deterministic: bool = False
     seed: int = 0
+    # not a profile key: the CLI's --restart-if-changed (checkpoints of other settings are
+    # discarded instead of refused)
+    restart_if_changed: bool = False
 
     @classmethod
     def from_config(cls, cfg: dict, steps: int, seed: int | None = None) -> "LoopSettings":
         t = cfg.get("train", {})
-        names = {f for f in cls.__dataclass_fields__ if f not in ("steps", "seed")}
+        names = {f for f in cls.__dataclass_fields__ if f not in ("steps", "seed", "restart_if_changed")}
         kw = {k: t[k] for k in names if k in t}
         if "betas" in kw:
             kw["betas"] = tuple(kw["betas"])
@@ -316,14 +329,52 @@ class Trainer:
             log.info("checkpoint %s", path)
         D.barrier()
 
+    def _plan_resume(self) -> tuple[str, Any]:
+        """Rank 0's decision: ("resume", (step, state)), ("fresh", None) or ("refuse", message)."""
+        found = latest_checkpoint(self.ckpt_dir)
+        if found is not None:
+            old, new = (found[1].get("meta") or {}).get("identity"), self.meta.get("identity")
+            if old != new:
+                from use_repro.config import settings_diff
+
+                diff = settings_diff(old, new) if old is not None else ["identity: none recorded"]
+                msg = (f"{self.out}: its checkpoints were made under other settings "
+                       f"({'; '.join(diff)})")
+                if not self.s.restart_if_changed:
+                    return "refuse", (f"{msg}; train into another --out, or give --restart-if-changed "
+                                      f"to discard them and start afresh")
+                log.warning("%s: discarding its checkpoints, curves and final.pt, starting afresh", msg)
+                for _, p in list_checkpoints(self.ckpt_dir):
+                    p.unlink()
+                (self.out / "final.pt").unlink(missing_ok=True)
+                found = None
+        if found is not None and int(found[1]["step"]) > self.s.steps:
+            later = [p for s, p in list_checkpoints(self.ckpt_dir) if s > self.s.steps]
+            log.warning("%s: %d checkpoint(s) past the run's %d steps deleted (a longer run of the same "
+                        "settings)", self.out, len(later), self.s.steps)
+            for p in later:
+                p.unlink()
+            found = latest_checkpoint(self.ckpt_dir)
+        if found is None:
+            # rows of a run that stopped before its first checkpoint (or of other settings)
+            self.curves.truncate_after(-1)
+            self.train_log.truncate_after(-1)
+            return "fresh", None
+        return "resume", (int(found[1]["step"]), found[1])
+
     def _resume(self) -> int | None:
-        found = latest_checkpoint(self.ckpt_dir) if self.info.is_main else None
-        step = D.broadcast_object(None if found is None else int(found[1]["step"]))
-        if step is None:
+        kind, value = self._plan_resume() if self.info.is_main else (None, None)
+        state = value[1] if kind == "resume" else None  # rank 0 has loaded it already
+        # every rank learns the decision; the checkpoint itself is not sent
+        kind, value = D.broadcast_object((kind, value[0] if kind == "resume" else value))
+        if kind == "refuse":
+            raise SettingsChangedError(value)
+        if kind == "fresh":
             return None
+        step = value
         # Every rank reads the same file (rank 0 already vetted it); shared storage is assumed,
         # as it is for torchrun on one machine and for SLURM jobs on a cluster file system.
-        state = found[1] if self.info.is_main else load_checkpoint(checkpoint_path(self.ckpt_dir, step))
+        state = state if self.info.is_main else load_checkpoint(checkpoint_path(self.ckpt_dir, step))
         self._restore(state)
         if self.info.is_main:
             self.curves.truncate_after(self.step)

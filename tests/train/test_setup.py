@@ -1,0 +1,68 @@
+"""setup.RunContext.identity and the run folder it binds: the CLI refuses a folder of another
+target, or starts afresh with --restart-if-changed; execution-only keys and more steps resume."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from use_repro.cli import stage_parser
+from use_repro.models.checkpoint import load_model
+from use_repro.train import cli, regression, setup
+from use_repro.train.loop import list_checkpoints
+
+from .conftest import make_meta, write_profile
+
+
+def parse(*argv):
+    parser, _ = stage_parser("train")
+    return parser.parse_args([str(a) for a in argv])
+
+
+def args_for(cfg, meta, out, target="shifted", steps=4, *extra):
+    return parse("regression", "--config", cfg, "--train-meta", meta, "--valid-meta", meta, "--target", target,
+                 "--steps", steps, "--out", out, "--device", "cpu", *extra)
+
+
+def identity(args):
+    ctx = setup.context(args, "regression", args.target)
+    return ctx.identity(args)
+
+
+def test_identity_holds_what_changes_the_weights_and_nothing_else(tmp_path, tiny_meta):
+    base = identity(args_for(write_profile(tmp_path / "a.yaml"), tiny_meta, tmp_path / "o"))
+    # execution-only settings, the step count, the output folder and the file's location
+    moved = tmp_path / "moved"
+    moved.mkdir()
+    (moved / "meta.tsv").write_bytes(tiny_meta.read_bytes())
+    same = identity(args_for(write_profile(tmp_path / "b.yaml", checkpoint_every=7, log_every=3, keep_last=5),
+                             moved / "meta.tsv", tmp_path / "other", "shifted", 9, "--threads", 1))
+    assert same == base
+    # what does change them
+    assert identity(args_for(write_profile(tmp_path / "c.yaml", lr=5e-3), tiny_meta, tmp_path / "o")) != base
+    assert identity(args_for(write_profile(tmp_path / "a.yaml"), tiny_meta, tmp_path / "o", "anechoic")) != base
+    other_data = make_meta(tmp_path / "data2", seed=1)
+    assert identity(args_for(write_profile(tmp_path / "a.yaml"), other_data, tmp_path / "o")) != base
+    assert identity(args_for(write_profile(tmp_path / "a.yaml"), tiny_meta, tmp_path / "o", "shifted", 4,
+                             "--seed", 5)) != base
+
+
+def test_training_into_a_folder_of_another_target_refuses_or_restarts(tmp_path, tiny_meta):
+    cfg = write_profile(tmp_path / "tiny.yaml", checkpoint_every=2)
+    out = tmp_path / "run"
+    regression.train(args_for(cfg, tiny_meta, out, "shifted"))
+    shifted = (out / "final.pt").read_bytes()
+    with pytest.raises(SystemExit) as e:
+        cli.run(args_for(cfg, tiny_meta, out, "anechoic"))
+    assert "target: 'shifted' -> 'anechoic'" in str(e.value) and "--restart-if-changed" in str(e.value)
+    assert (out / "final.pt").read_bytes() == shifted  # refused: nothing touched
+    # restarting gives what an empty folder gives, never the old run's weights
+    res = regression.train(args_for(cfg, tiny_meta, out, "anechoic", 4, "--restart-if-changed"))
+    assert res.resumed_from is None
+    regression.train(args_for(cfg, tiny_meta, tmp_path / "fresh", "anechoic"))
+    restarted, fresh = load_model(out / "final.pt"), load_model(tmp_path / "fresh" / "final.pt")
+    for a, b in zip(restarted.state_dict().values(), fresh.state_dict().values()):
+        assert torch.equal(a, b)
+    assert (out / "final.pt").read_bytes() != shifted
+    # the same settings with more steps resume
+    res = regression.train(args_for(cfg, tiny_meta, out, "anechoic", 6, "--restart-if-changed"))
+    assert res.resumed_from == 4 and [s for s, _ in list_checkpoints(out / "checkpoints")] == [4, 6]
