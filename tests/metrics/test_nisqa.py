@@ -48,6 +48,7 @@ def rate_files(tmp_path_factory, tts_speech) -> Path:
     return d
 
 
+@pytest.mark.slow  # the official code and ours, 7 files each (~45 s on 2 cores)
 def test_equals_official_code_at_every_rate(rate_files):
     need("nisqa")
     real = _real_nisqa()
