@@ -77,14 +77,13 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, tiny_meta):
     env = {**os.environ, "PYTHONHASHSEED": "0"}
 
     ref = subprocess.run(_cli("regression", *common, "--out", tmp_path / "ref"), env=env,
-                         capture_output=True, text=True, timeout=300)
+                         capture_output=True, text=True)
     assert ref.returncode == 0, ref.stderr[-2000:]
 
     run = tmp_path / "run"
     proc = subprocess.Popen(_cli("regression", *common, "--out", run), env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 240
-    while not list_checkpoints(run / "checkpoints") and proc.poll() is None and time.time() < deadline:
+    while not list_checkpoints(run / "checkpoints") and proc.poll() is None:
         time.sleep(0.01)
     proc.send_signal(signal.SIGKILL)  # no chance to clean up: mid-step, or mid-write of a checkpoint
     proc.wait()
@@ -93,7 +92,7 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, tiny_meta):
     assert not (run / "final.pt").exists()
 
     resumed = subprocess.run(_cli("regression", *common, "--out", run), env=env,
-                             capture_output=True, text=True, timeout=300)
+                             capture_output=True, text=True)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"resumed from {run / 'checkpoints'}" in resumed.stderr
     a = torch.load(tmp_path / "ref" / "final.pt", weights_only=True)["state_dict"]
