@@ -9,12 +9,13 @@ import pytest
 import soundfile as sf
 import torch
 
-from use_repro.audio.stft import RATES, stft_config
+from use_repro.audio.stft import RATES, mag_pha_istft, mag_pha_stft, stft_config
 from use_repro.cli import main
 from use_repro.data.dataset import unit_rms_gain
 from use_repro.models.checkpoint import load_checkpoint, load_model
-from use_repro.models.released import (RELEASE_STFT, ReleasedCheckpointError, config_from_state_dict,
-                                       load_released, read_release_state_dict, save_released)
+from use_repro.models.released import (RELEASE_STFT, ReleasedCheckpointError, ReleasedUSEMamba,
+                                       config_from_state_dict, load_released, read_release_state_dict,
+                                       save_released, silence_sparse_frames)
 from use_repro.models.usemamba import PAPER_REGRESSION, USEMamba
 
 from .reuse_release_keys import (RELEASE_KEYS, RELEASE_PARAMETERS, RELEASE_PREFIX_COUNTS,
@@ -53,7 +54,7 @@ def test_release_file_built_from_the_fixture_loads_strictly(tmp_path, container)
         holder.load_state_dict(state)
         save_released(path, holder, container="safetensors")
     model = load_model(path)
-    assert isinstance(model, USEMamba) and not model.training
+    assert isinstance(model, ReleasedUSEMamba) and not model.training
     assert model.config.to_dict() == PAPER_REGRESSION.to_dict()
     own = model.state_dict()
     assert all(torch.equal(own[k], state[k]) for k in RELEASE_KEYS)
@@ -137,6 +138,28 @@ def test_release_file_of_our_model_round_trips(small_release, tmp_path):
                zip(model.state_dict().values(), read_release_state_dict(tmp_path / "m.safetensors").values()))
 
 
+def test_silence_sparse_frames_is_the_release_post_filter():
+    mag_c = torch.tensor([[[0.5, 0.0, 0.2, -1.0],
+                           [0.5, -0.1, 0.3, 0.0],
+                           [0.5, 0.0, -0.3, 0.4]]])           # [B 1, F 3, N 4]
+    # frame shares of bins <= 0: 0, 1, 1/3, 2/3 -> frames 1 and 3 silenced
+    out = silence_sparse_frames(mag_c)
+    keep = torch.tensor([1.0, 0.0, 1.0, 0.0])
+    assert torch.equal(out, mag_c * keep)
+
+
+def _release_reference(model: USEMamba, x: np.ndarray, fs: int) -> np.ndarray:
+    """What enhance should write: our model's own forward at unit RMS (enhance's input scaling),
+    the release's post-filter, iSTFT, scaled back."""
+    gain = unit_rms_gain(x)
+    w = torch.from_numpy(x * gain)[None]
+    with torch.no_grad():
+        mag_c, pha, _ = mag_pha_stft(w, fs)
+        out_mag_c, out_pha, _ = model(mag_c, pha)
+        y = mag_pha_istft(silence_sparse_frames(out_mag_c), out_pha, fs, w.shape[-1])
+    return y[0].numpy() / gain
+
+
 def test_enhance_runs_a_release_file_at_every_rate_as_our_forward(small_release, tmp_path):
     model, path = small_release
     src, out = tmp_path / "in", tmp_path / "out"
@@ -152,9 +175,7 @@ def test_enhance_runs_a_release_file_at_every_rate_as_our_forward(small_release,
     for fs, x in inputs.items():
         y, rate = sf.read(out / f"x{fs}.wav", dtype="float32")
         assert rate == fs and y.shape == x.shape
-        gain = unit_rms_gain(x)             # enhance runs the model at unit RMS and scales back
-        with torch.no_grad():
-            ref = model.enhance_waveform(torch.from_numpy(x * gain)[None], fs)[0].numpy() / gain
+        ref = _release_reference(model, x, fs)
         assert np.abs(ref).max() > 0
         np.testing.assert_allclose(y, ref, rtol=0, atol=1e-5 * np.abs(ref).max())
 
@@ -169,7 +190,5 @@ def test_paper_size_release_file_enhances(tmp_path):
     sf.write(src / "a.wav", x, 16000, subtype="FLOAT")
     assert main(["enhance", "--checkpoint", str(path), "--in", str(src), "--out", str(out), "--device", "cpu"]) == 0
     y, _ = sf.read(out / "a.wav", dtype="float32")
-    gain = unit_rms_gain(x)
-    with torch.no_grad():
-        ref = model.enhance_waveform(torch.from_numpy(x * gain)[None], 16000)[0].numpy() / gain
+    ref = _release_reference(model, x, 16000)
     np.testing.assert_allclose(y, ref, rtol=0, atol=1e-5 * np.abs(ref).max())

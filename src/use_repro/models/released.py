@@ -23,6 +23,12 @@ the input rate ``fs`` as ``even(x * fs // 8000)``, centred, periodic Hann) is ex
 tested), and its ``relu_log1p`` compression is :func:`use_repro.audio.stft.compress` /
 :func:`~use_repro.audio.stft.decompress`. So ``USEMamba.enhance_waveform`` runs the released model
 as released, at any rate the SFI STFT supports.
+
+Post-filter: the release's inference script silences every frame in which more than half of the
+bins have a zero decompressed magnitude (``expm1(relu(mag_c)) == 0``, i.e. ``mag_c <= 0``), "to
+remove strange sweep artifacts". A release file is therefore loaded as
+:class:`ReleasedUSEMamba`, a USEMamba whose ``enhance_waveform`` applies that filter
+(:func:`silence_sparse_frames`) between the model and the iSTFT; its ``forward`` is USEMamba's.
 """
 from __future__ import annotations
 
@@ -35,6 +41,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
+from use_repro.audio.stft import mag_pha_istft, mag_pha_stft
 from use_repro.fs import atomic_path
 from use_repro.models.usemamba import USEMamba, USEMambaConfig
 
@@ -151,6 +158,24 @@ def save_released(path: str | os.PathLike, model: USEMamba, container: str = "pt
 # the model
 # --------------------------------------------------------------------------------------------
 
+def silence_sparse_frames(mag_c: torch.Tensor, max_zero_share: float = 0.5) -> torch.Tensor:
+    """The release's post-filter: ``mag_c`` ``[B, F, N]`` with every frame in which more than
+    ``max_zero_share`` of the F bins decompress to zero (``mag_c <= 0``) set to 0."""
+    zero_share = (mag_c <= 0).float().mean(dim=1, keepdim=True)          # [B, 1, N]
+    return torch.where(zero_share > max_zero_share, torch.zeros_like(mag_c), mag_c)
+
+
+class ReleasedUSEMamba(USEMamba):
+    """USEMamba run as the release's inference script runs it: forward unchanged,
+    ``enhance_waveform`` with :func:`silence_sparse_frames` before the iSTFT."""
+
+    def enhance_waveform(self, wav: torch.Tensor, fs: int) -> torch.Tensor:
+        """Waveform ``[B, T]`` at ``fs`` -> enhanced waveform ``[B, T]``."""
+        mag_c, pha, _ = mag_pha_stft(wav, fs)
+        out_mag_c, out_pha, _ = self(mag_c, pha)
+        return mag_pha_istft(silence_sparse_frames(out_mag_c), out_pha, fs, wav.shape[-1])
+
+
 def _shape(state: dict, key: str, path) -> torch.Size:
     if key not in state:
         raise ReleasedCheckpointError(f"{path}: missing tensor {key} (needed to read the model's sizes)")
@@ -191,9 +216,10 @@ def check_state_dict(model: nn.Module, state: dict[str, torch.Tensor], path: str
 
 
 def model_from_state_dict(state: dict[str, torch.Tensor], path: str | os.PathLike = "<state dict>",
-                          map_location: Any = "cpu", **overrides) -> USEMamba:
-    """Build the USEMamba the tensors describe, load them strictly, eval mode, on ``map_location``."""
-    model = USEMamba(config_from_state_dict(state, path, **overrides))
+                          map_location: Any = "cpu", **overrides) -> ReleasedUSEMamba:
+    """Build the :class:`ReleasedUSEMamba` the tensors describe, load them strictly, eval mode,
+    on ``map_location``."""
+    model = ReleasedUSEMamba(config_from_state_dict(state, path, **overrides))
     check_state_dict(model, state, path)
     model.load_state_dict(state, strict=True)
     if isinstance(map_location, (str, torch.device)):
@@ -201,7 +227,7 @@ def model_from_state_dict(state: dict[str, torch.Tensor], path: str | os.PathLik
     return model.eval()
 
 
-def load_released(path: str | os.PathLike, map_location: Any = "cpu", **overrides) -> USEMamba:
+def load_released(path: str | os.PathLike, map_location: Any = "cpu", **overrides) -> ReleasedUSEMamba:
     """The released USEMamba in ``path`` (``.pth`` or ``.safetensors``), strictly loaded, eval mode.
 
     ``overrides``: USEMambaConfig fields that do not change the tensors (``scan_backend``,
