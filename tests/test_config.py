@@ -45,3 +45,96 @@ def test_every_schema_property_documents_itself():
                 walk(sub, f"{path}{key}.")
 
     walk(load_schema(), "")
+
+
+# --- the DAG's loader: profile name and --config overrides ------------------------------------
+
+def _copy_tiny(path, **changes):
+    import yaml
+
+    from use_repro.config import CONFIG_DIR
+
+    raw = yaml.safe_load((CONFIG_DIR / "tiny.yaml").read_text())
+    raw.update(changes)
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    return path
+
+
+def test_a_copied_profile_must_not_claim_another_profiles_results(tmp_path):
+    from use_repro.config import load_profile
+
+    with pytest.raises(ConfigError) as e:
+        load_profile(_copy_tiny(tmp_path / "mine.yaml"))
+    assert "profile: tiny" in str(e.value) and "'mine'" in str(e.value)
+    # named after its file, or without the key, it is its own profile
+    assert load_profile(_copy_tiny(tmp_path / "mine.yaml", profile="mine"))["profile"] == "mine"
+    p = tmp_path / "other.yaml"
+    p.write_text("seed: 1\n")
+    assert load_profile(p)["profile"] == "other"
+
+
+def test_config_overrides_apply_with_the_schemas_types():
+    from use_repro.config import load_profile
+
+    # nested overrides reach Snakemake as YAML read with strings only
+    cfg = load_profile("tiny", {"profile": "tiny", "seed": 3, "train": {"lr": "0.002"},
+                                "experiments": {"shifted": {"steps": "9"}}, "device": "cpu"})
+    assert cfg["seed"] == 3 and cfg["train"]["lr"] == 0.002 and cfg["device"] == "cpu"
+    assert cfg["experiments"]["shifted"]["steps"] == 9
+    assert cfg["experiments"]["shifted"]["target"] == "shifted"  # the rest of the entry stays
+    assert cfg["train"]["checkpoint_every"] == load_config("tiny")["train"]["checkpoint_every"]
+
+
+@pytest.mark.parametrize("overrides,named", [
+    ({"sead": 3}, "--config sead: unknown key"),
+    ({"train": {"lrr": "1"}}, "--config train.lrr: unknown key"),
+    ({"experiments": {"shifted": {"stepz": "3"}}}, "--config experiments.shifted.stepz: unknown key"),
+    ({"seed": -1}, "config key seed"),
+    ({"train": {"lr": "fast"}}, "config key train.lr"),
+])
+def test_bad_config_overrides_are_refused_by_name(overrides, named):
+    from use_repro.config import load_profile
+
+    with pytest.raises(ConfigError) as e:
+        load_profile("tiny", overrides)
+    assert named in str(e.value), str(e.value)
+
+
+# --- settings digests -------------------------------------------------------------------------
+
+def test_settings_digest_covers_the_selected_keys_only():
+    from use_repro.config import select_settings, settings_digest
+
+    cfg = load_config("tiny")
+    d = settings_digest(cfg, ["seed", "train"])
+    changed = lambda **kw: {**cfg, **kw}  # noqa: E731
+    assert settings_digest(changed(seed=1), ["seed", "train"]) != d
+    assert settings_digest(changed(train={**cfg["train"], "lr": 0.5}), ["seed", "train"]) != d
+    # other sections and execution-only keys do not count
+    assert settings_digest(changed(report={}), ["seed", "train"]) == d
+    assert settings_digest(changed(threads=7, train={**cfg["train"], "checkpoint_every": 3}), ["seed", "train"]) == d
+    # patterns span dots; excluded keys leave the digest
+    sel = select_settings(cfg, ["model.*.channels"], ["model.generator"])
+    assert sel == {"model.discriminator.channels": 4, "model.regression.channels": 4}
+    assert settings_digest(cfg, ["train"], ["train.lr"]) == settings_digest(
+        changed(train={**cfg["train"], "lr": 0.5}), ["train"], ["train.lr"])
+
+
+def test_settings_diff_names_every_changed_leaf():
+    from use_repro.config import settings_diff
+
+    old = {"target": "shifted", "settings": {"train.lr": 0.001}, "data": {"a": 1}}
+    new = {"target": "early", "settings": {"train.lr": 0.001}, "data": {"a": 1, "b": 2}}
+    assert settings_diff(old, new) == ["data.b: (absent) -> 2", "target: 'shifted' -> 'early'"]
+    assert settings_diff(old, old) == []
+
+
+def test_settings_files_hold_the_resolved_config_and_are_written_once(tmp_path):
+    from use_repro.config import write_settings_file
+
+    cfg = load_config("tiny", {"seed": 4})
+    p = write_settings_file(tmp_path / "s" / "train.x.yaml", cfg)
+    assert load_config(p) == cfg
+    before = p.read_bytes()
+    write_settings_file(p, load_config("tiny"))
+    assert p.read_bytes() == before
