@@ -371,3 +371,26 @@ def test_dag_render_failure_keeps_rejects_and_tolerates_up_to_the_fraction(tmp_p
     assert res.returncode == 0, res.stderr[-3000:]
     assert [r["id"] for r in read_meta(sim / "meta.tsv")] == ["fileid_1", "fileid_2"]
     assert list(csv.DictReader(open(sim / "rejects.tsv"), delimiter="\t"))[0]["id"] == "fileid_3"
+
+
+def test_bad_config_key_or_value_and_unusable_meta_are_named(tmp_path, caplog):
+    meta = tmp_path / "meta.tsv"
+    meta.write_text(OFFICIAL_HEADER + "\n")
+    cases = {"value": ("simulation:\n  max_reject_fraction: 2\n", "simulation.max_reject_fraction"),
+             "key": ("simulation:\n  max_reject_fractoin: 0.1\n", "simulation.max_reject_fractoin")}
+    for name, (body, key) in cases.items():
+        prof = tmp_path / f"{name}.yaml"
+        prof.write_text("profile: p\n" + body)
+        caplog.clear()
+        assert main(["simulate", "render", "--config", str(prof), "--meta", str(meta), "--out", str(tmp_path / "o")]) == 2
+        assert key in caplog.text, name
+    for bad, words in ((tmp_path / "absent.tsv", "absent.tsv"), (tmp_path / "empty.tsv", "empty file")):
+        if bad.name == "empty.tsv":
+            bad.write_text("")
+        caplog.clear()
+        assert main(["simulate", "render", "--meta", str(bad), "--out", str(tmp_path / "o")]) == 2
+        assert words in caplog.text
+    # a meta.tsv without rows renders nothing: not a success
+    caplog.clear()
+    assert main(["simulate", "render", "--meta", str(meta), "--out", str(tmp_path / "o")]) == 1
+    assert "holds no rows" in caplog.text

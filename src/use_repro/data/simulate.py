@@ -88,7 +88,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return {"params": run_params, "render": run_render, "summary": run_summary}[args.action](args)
+    from use_repro.config import ConfigError
+
+    try:
+        return {"params": run_params, "render": run_render, "summary": run_summary}[args.action](args)
+    except ConfigError as e:  # a bad profile key or value: its message names the key, no traceback
+        log.error("simulate %s: %s", args.action, e)
+        return 2
 
 
 def _config(name: str | None) -> dict:
@@ -573,6 +579,8 @@ def run_render(args) -> int:
                  len(done), seconds, wall, seconds / busy if busy else float("nan"))
     total = len(rows) + len(malformed)
     status = render_status(total, rejected, limit)
+    if total == 0:
+        log.error("render: %s holds no rows: nothing rendered", args.meta)
     if failures:
         print(render_summary(failures.items, total, rejected, limit, out / "rejects.tsv", status), file=sys.stderr)
     return status
