@@ -30,14 +30,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q --no-deps distillmos==0.9.1 xls-r-sqa==0.1.0 nisqa==2.0.post2
 	touch $@
 
+# --rerun-incomplete: after an interruption, `make tables` again redoes the jobs that were cut
+# off (training resumes from its last checkpoint) instead of stopping to ask for the flag.
 tables: $(STAMP)
-	$(BIN)/snakemake tables --cores $(CORES) --config profile=$(PROFILE)
+	$(BIN)/snakemake tables --cores $(CORES) --rerun-incomplete --config profile=$(PROFILE)
 
 figures: $(STAMP)
-	$(BIN)/snakemake figures --cores $(CORES) --config profile=$(PROFILE)
+	$(BIN)/snakemake figures --cores $(CORES) --rerun-incomplete --config profile=$(PROFILE)
 
 compare: $(STAMP)
-	$(BIN)/snakemake compare --cores $(CORES) --config profile=$(PROFILE)
+	$(BIN)/snakemake compare --cores $(CORES) --rerun-incomplete --config profile=$(PROFILE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
