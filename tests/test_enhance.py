@@ -231,6 +231,7 @@ def test_every_libsndfile_format_is_enhanced_and_anything_else_is_named(tmp_path
     sf.write(src / "c.caf", tone(16000, 0.5), 16000, format="CAF")
     (src / "voice.m4a").write_bytes(b"\x00\x00\x00\x20ftypM4A " + bytes(64))
     (src / "notes.txt").write_text("not audio")
+    (src / ".x.flac.tmp1.flac").write_bytes(b"fLaC")  # a killed writer's temp file: hidden
     out = tmp_path / "out"
     with caplog.at_level(logging.INFO):
         assert enhance(tiny_ckpt, src, out) == 1  # the .m4a was asked for and not done
@@ -238,7 +239,9 @@ def test_every_libsndfile_format_is_enhanced_and_anything_else_is_named(tmp_path
     assert "voice: " in caplog.text and "m4a is not a format libsndfile reads" in caplog.text
     assert "voice\t" in (out / "enhance_failures.tsv").read_text()
     skipped = (out / "enhance_skipped.tsv").read_text().splitlines()
-    assert len(skipped) == 2 and skipped[1].startswith(f"{src / 'notes.txt'}\t")
+    assert skipped[1:] == [f"{src / '.x.flac.tmp1.flac'}\thidden file",
+                           f"{src / 'notes.txt'}\tnot a format libsndfile reads (Error opening "
+                           f"{str(src / 'notes.txt')!r}: Format not recognised.)"]
     assert "notes.txt" in caplog.text
 
 

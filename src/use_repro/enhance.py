@@ -244,14 +244,24 @@ def check_layout(inputs: list[str], out_dir: Path) -> None:
 
 
 def scan_folder(folder: Path, out_dir: Path, skipped: list[tuple[str, str]]) -> list[Path]:
-    """Files of `folder` (recursively, hidden ones aside) that libsndfile reads or that carry an
-    audio suffix; everything else is appended to `skipped` as (path, reason)."""
+    """Files of `folder` (recursively) that libsndfile reads or that carry an audio suffix;
+    everything else is appended to `skipped` as (path, reason): other files, and hidden files
+    and folders (named once, not their contents; a killed writer's temp files are hidden)."""
     out = out_dir.resolve()
+    found = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        here = Path(dirpath)
+        skipped += [(str(here / d), "hidden folder") for d in sorted(dirnames) if d.startswith(".")]
+        # never our own outputs (--out inside --in is refused before this; a guard all the same)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and not _inside((here / d).resolve(), out))
+        for name in sorted(filenames):
+            q = here / name
+            if name.startswith("."):
+                skipped.append((str(q), "hidden file"))
+            elif q.is_file():
+                found.append(q)
     files = []
-    for q in sorted(folder.rglob("*")):
-        rel = q.relative_to(folder)
-        if not q.is_file() or any(part.startswith(".") for part in rel.parts) or _inside(q.resolve(), out):
-            continue
+    for q in sorted(found):
         suffix = q.suffix.lower()
         if suffix in SNDFILE_SUFFIXES or suffix in FOREIGN_AUDIO:
             files.append(q)
