@@ -394,3 +394,31 @@ def test_bad_config_key_or_value_and_unusable_meta_are_named(tmp_path, caplog):
     caplog.clear()
     assert main(["simulate", "render", "--meta", str(meta), "--out", str(tmp_path / "o")]) == 1
     assert "holds no rows" in caplog.text
+
+
+def test_params_lists_unreadable_speech_and_bad_lines_and_honours_the_fraction(corpus, tmp_path, capsys):
+    d = corpus / "test"
+    (tmp_path / "empty.flac").write_bytes(b"")
+    (tmp_path / "text.flac").write_text("not audio")
+    good = (d / "speech.scp").read_text()
+    (tmp_path / "speech.scp").write_text(good + f"gone 16000 {tmp_path / 'gone.flac'}\n"
+                                         f"empty 16000 {tmp_path / 'empty.flac'}\n"
+                                         f"text 16000 {tmp_path / 'text.flac'}\nbroken line\n")
+    scps = ["--speech-scp", str(tmp_path / "speech.scp"), "--noise-scp", str(d / "noise.scp"),
+            "--rir-scp", str(d / "rir.scp"), "--wind-scp", str(d / "wind_noise.scp")]
+    prof = tmp_path / "p.yaml"
+    prof.write_text("profile: p\nsimulation:\n  max_reject_fraction: 0.25\n")
+    out = tmp_path / "a"
+    # 3 unreadable of 17 entries: within 25 %
+    assert main(["simulate", "params", "--config", str(prof), "--split", "test", "--out", str(out), *scps]) == 0
+    rejects = {r["id"]: r["reason"] for r in csv.DictReader(open(out / "params_rejects.tsv"), delimiter="\t")}
+    assert "gone.flac" in rejects["gone"] and "empty.flac" in rejects["empty"] and "text.flac" in rejects["text"]
+    assert any(k.endswith("speech.scp line 18") and "expected 'uid fs path'" in v for k, v in rejects.items())
+    assert len(rejects) == 4
+    assert {r["speech_uid"] for r in read_meta(out / "params.tsv")} == {
+        line.split()[0] for line in good.splitlines()}
+    assert "14 of 17 done, 3 failed" in capsys.readouterr().err
+    # the default limit (1 %) is exceeded: exit 1, the list is kept
+    out = tmp_path / "b"
+    assert main(["simulate", "params", "--split", "test", "--out", str(out), *scps]) == 1
+    assert (out / "params_rejects.tsv").exists() and "above the limit" in capsys.readouterr().err

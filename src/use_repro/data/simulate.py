@@ -285,19 +285,25 @@ def run_params(args) -> int:
 
     from use_repro.audio.io import AudioError, audio_info
 
-    speech, missing = [], []
-    for e in _read_entries(speech_scps, issues):
+    from use_repro.batch import Failures
+
+    # Unreadable speech (only headers are read here; NaN or truncated audio is render's to find)
+    # and malformed manifest lines are skipped and listed in params_rejects.tsv, which no DAG job
+    # declares, so it survives a failed job.
+    speech, failures = [], Failures(f"simulate params {args.split}")
+    entries = _read_entries(speech_scps, issues)
+    for e in entries:
         try:
             fs_file, frames = audio_info(e.path)
         except AudioError as err:
-            missing.append(f"{e.uid}: {err}")
+            failures.add(e.uid, f"speech skipped: {err}")
             continue
         speech.append(SpeechItem(e.uid, fs_file, e.path, frames, side["utt2spk"].get(e.uid, e.uid),
                                  side["text"].get(e.uid, "<not-available>"), side["utt2lang"].get(e.uid, "none")))
-    for m in missing:
-        log.warning("params %s: speech skipped: %s", args.split, m)
+    unreadable = len(failures)
     for item, reason in issues:
-        log.warning("params %s: manifest line skipped: %s: %s", args.split, item, reason)
+        failures.add(item, f"manifest line skipped: {reason}")
+    failures.write(out / "params_rejects.tsv")
     rows, notes = sample_split(speech, noise, rir, wind, sim, args.split, seed, out)
     for n in notes:
         log.warning("params %s: %s", args.split, n)
@@ -305,6 +311,13 @@ def run_params(args) -> int:
         log.error("params %s: no rows (no usable speech among %d entries)", args.split, len(speech))
         return 1
     write_meta(out / "params.tsv", rows, extra_columns=_extra_columns(sim))
+    if failures:
+        status = render_status(len(entries), unreadable, sim.max_reject_fraction)
+        print(render_summary(failures.items, len(entries), unreadable, sim.max_reject_fraction,
+                             out / "params_rejects.tsv", status, stage=f"simulate params {args.split}",
+                             unit="speech entries"), file=sys.stderr)
+        if status:
+            return status
     c = Counter(r["fs"] for r in rows)
     log.info("params %s: %d rows (%s) from %d speech, %d noise, %d RIR, %d wind entries -> %s",
              args.split, len(rows), ", ".join(f"{k} Hz: {v}" for k, v in sorted(c.items(), key=lambda kv: int(kv[0]))),
@@ -593,16 +606,16 @@ def render_status(total: int, rejected: int, limit: float) -> int:
     return 0 if rejected <= limit * total else 1
 
 
-def render_summary(items, total: int, rejected: int, limit: float, rejects_path, status: int, show: int = 20) -> str:
+def render_summary(items, total: int, rejected: int, limit: float, rejects_path, status: int, show: int = 20,
+                   stage: str = "simulate render", unit: str = "rows") -> str:
     """The end-of-run summary: counts, the verdict against the limit, and the rejects by name."""
     verdict = ("within" if status == 0 else "above") + f" the limit simulation.max_reject_fraction = {limit:g}"
-    lines = [f"simulate render: {total - rejected} of {total} done, {rejected} failed "
-             f"({rejected / total:.1%} of the rows, {verdict})" if total else
-             "simulate render: no rows to render"]
+    lines = [f"{stage}: {total - rejected} of {total} done, {rejected} failed "
+             f"({rejected / total:.1%} of the {unit}, {verdict})" if total else f"{stage}: no {unit}"]
     lines += [f"  {item}: {reason}" for item, reason in items[:show]]
     if len(items) > show:
         lines.append(f"  (+{len(items) - show} more)")
-    lines.append(f"rejected rows are listed in {rejects_path}")
+    lines.append(f"the rejects are listed in {rejects_path}")
     return "\n".join(lines)
 
 

@@ -136,23 +136,32 @@ def collect_backends(json_paths) -> dict[str, Backend]:
 
 
 def simulation_rejects(results_dirs) -> dict[str, dict]:
-    """Per simulated split (`<results>/simulation/<split>/rejects.tsv`, written by `simulate
-    render`): the rows rendered (its meta.tsv), the entries rejected and the first of them.
-    A run can finish with rejects (up to simulation.max_reject_fraction), so the record says so."""
+    """Per simulated split, what `simulate` skipped (a run can finish with rejects, up to
+    simulation.max_reject_fraction, so the record says so): the rows rendered (its meta.tsv), the
+    rows render rejected (rejects.tsv) and the speech entries or manifest lines params skipped
+    (params_rejects.tsv), with the first of each."""
     import csv
+
+    def read(tsv):
+        with open(tsv, encoding="utf-8", newline="") as f:
+            return [f"{r.get('id')}: {r.get('reason')}" for r in csv.DictReader(f, delimiter="\t")]
 
     out: dict[str, dict] = {}
     for root in results_dirs:
-        for tsv in sorted(Path(root).glob("simulation/*/rejects.tsv")):
+        for split in sorted(p for p in Path(root).glob("simulation/*") if p.is_dir()):
+            files = {k: split / f for k, f in (("rejected", "rejects.tsv"), ("params_skipped", "params_rejects.tsv"))}
+            if not any(f.exists() for f in files.values()):
+                continue
             try:
-                with open(tsv, encoding="utf-8", newline="") as f:
-                    items = [r for r in csv.DictReader(f, delimiter="\t")]
-                meta = tsv.with_name("meta.tsv")
-                rendered = max(0, len(meta.read_text(encoding="utf-8").splitlines()) - 1) if meta.exists() else 0
+                meta = split / "meta.tsv"
+                rec = {"rendered": max(0, len(meta.read_text(encoding="utf-8").splitlines()) - 1) if meta.exists() else 0}
+                for key, f in files.items():
+                    items = read(f) if f.exists() else []
+                    rec[key], rec[f"{key}_first"] = len(items), items[:5]
+                    rec[f"{key}_file"] = str(f) if f.exists() else ""
             except (OSError, UnicodeDecodeError, csv.Error):
                 continue
-            out[tsv.parent.name] = {"file": str(tsv), "rendered": rendered, "rejected": len(items),
-                                    "first": [f"{r.get('id')}: {r.get('reason')}" for r in items[:5]]}
+            out[split.name] = rec
     return out
 
 
@@ -202,7 +211,10 @@ def write_provenance(out_md: str | Path, profile: str, repo: str | Path, metadat
                   f"{b.reason if b else 'no evaluation found'} |")
     md += ["", "## Simulation rejects (`simulate render`, rejects.tsv)", ""]
     md += [f"- {split}: {r['rendered']} rows rendered, {r['rejected']} rejected"
-           + (f" (`{r['file']}`; first: {'; '.join(r['first'])})" if r["rejected"] else "")
+           + (f" (`{r['rejected_file']}`; first: {'; '.join(r['rejected_first'])})" if r["rejected"] else "")
+           + f"; {r['params_skipped']} speech entries or manifest lines skipped by params"
+           + (f" (`{r['params_skipped_file']}`; first: {'; '.join(r['params_skipped_first'])})"
+              if r["params_skipped"] else "")
            for split, r in rejects.items()] or ["- no rejects.tsv found"]
     write_text_atomic(out_md, "\n".join(md) + "\n")
     write_text_atomic(out_md.with_suffix(".json"), json.dumps(data, indent=1, default=str) + "\n")
