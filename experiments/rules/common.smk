@@ -65,7 +65,7 @@ def render_targets(split):
 
 
 # --- settings: a job's identity -----------------------------------------------------------------
-# Every rule that reads the profile passes `--config {params.cfg}`: a file of the resolved
+# Each job that reads the profile passes `--config {params.cfg}`: a file of the resolved
 # settings (profile + --config overrides + schema defaults) named by the digest of the keys its
 # stage reads. The name is a param, and Snakemake reruns a job whose params changed, so editing
 # a setting reruns exactly the jobs that read it (and, through their outputs, everything
