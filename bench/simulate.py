@@ -93,7 +93,7 @@ def main(argv=None) -> int:
     from use_repro.data.manifest import read_meta
     from use_repro.data.params import SimConfig, output_paths
     from use_repro.data.render import RenderSettings, render_row
-    from use_repro.data.simulate import _link, _write, load_sources, planned_files, row_distortions
+    from use_repro.data.simulate import load_sources, row_distortions, write_row
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_simulate_"))
     corpus = Path(args.corpus_dir) if args.corpus_dir else ROOT / "results" / "mini" / "corpus"
@@ -122,11 +122,7 @@ def main(argv=None) -> int:
         c0 = time.process_time()
         t0 = time.perf_counter()
         audio = render_row(r, sources, settings)
-        files, links = planned_files(r, output_paths(r["id"], i, out / "inproc", settings.windows_ms), settings)
-        for name, p in files.items():
-            _write(p, audio[name], int(r["fs"]))
-        for dst, src in links.items():
-            _link(src, dst)
+        write_row(r, output_paths(r["id"], i, out / "inproc", settings.windows_ms), settings, audio)
         dt = time.perf_counter() - t0
         cpu = time.process_time() - c0
         total_cpu += cpu

@@ -370,16 +370,25 @@ def _render_one(job):
                 result.update({_column(n): p for n, p in kept.items()})
                 return index, result, None, 0.0
         audio = render_row(row, _WORKER["sources"], settings)
-        fs = int(float(row["fs"]))
-        written = {name: _write(path, audio[name], fs) for name, path in files.items()}
-        for name, src in links.items():
-            dst = _with_suffix(paths[target_column(name)], written[src])
-            _link(written[src], dst)
-            written[name] = dst
-        result.update({_column(n): p for n, p in written.items()})
+        result.update(write_row(row, paths, settings, audio))
         return index, result, None, time.perf_counter() - t0
     except Exception as e:  # noqa: BLE001 - every failure becomes a reject with its reason
         return index, None, f"{type(e).__name__}: {e}", time.perf_counter() - t0
+
+
+def write_row(row: dict, paths: dict, settings, audio: dict) -> dict:
+    """Write a rendered row (render_row's `audio`) to `paths` (params.output_paths) → {meta.tsv
+    column: path written} for noisy and each target `settings` asks for."""
+    from use_repro.data.targets import target_column
+
+    files, links = planned_files(row, paths, settings)
+    fs = int(float(row["fs"]))
+    written = {name: _write(path, audio[name], fs) for name, path in files.items()}
+    for name, src in links.items():
+        dst = _with_suffix(paths[target_column(name)], written[src])  # a link takes its source's format
+        _link(written[src], dst)
+        written[name] = dst
+    return {_column(n): p for n, p in written.items()}
 
 
 def _column(name: str) -> str:
