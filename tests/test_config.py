@@ -129,12 +129,18 @@ def test_settings_diff_names_every_changed_leaf():
     assert settings_diff(old, old) == []
 
 
-def test_settings_files_hold_the_resolved_config_and_are_written_once(tmp_path):
+def test_settings_files_hold_the_latest_resolved_config(tmp_path):
+    import os
+
     from use_repro.config import write_settings_file
 
     cfg = load_config("tiny", {"seed": 4})
     p = write_settings_file(tmp_path / "s" / "train.x.yaml", cfg)
     assert load_config(p) == cfg
-    before = p.read_bytes()
-    write_settings_file(p, load_config("tiny"))
-    assert p.read_bytes() == before
+    os.utime(p, (1, 1))
+    write_settings_file(p, cfg)  # unchanged: not rewritten
+    assert p.stat().st_mtime == 1
+    # an execution-only key changed (same digest, same name): the job must see the new value
+    cfg2 = load_config("tiny", {"seed": 4, "cache_dir": "elsewhere"})
+    write_settings_file(p, cfg2)
+    assert load_config(p)["cache_dir"] == "elsewhere"

@@ -223,17 +223,23 @@ def settings_diff(old: dict | None, new: dict | None) -> list[str]:
 
 
 def write_settings_file(path: str | Path, cfg: dict) -> Path:
-    """Write the resolved `cfg` as YAML at `path` unless that file already exists.
+    """Write the resolved `cfg` as YAML at `path` (atomically, and only when it differs).
 
-    The DAG names these files by the digest of the settings a job reads, so an existing file
-    already holds those settings (other keys may differ; the job does not read them)."""
+    The DAG names these files by the digest of the settings a job reads, so files of one name
+    differ only in keys outside the digest (execution-only ones such as threads or cache_dir);
+    those take the values of the latest invocation, as the user would expect."""
     from use_repro.fs import write_text_atomic
 
     path = Path(path)
-    if not path.exists():
-        write_text_atomic(path, "# Resolved settings (profile + --config overrides + schema defaults);\n"
-                                "# written by the Snakefile, named by the digest of what the job reads.\n"
-                          + yaml.safe_dump(cfg, sort_keys=False))
+    text = ("# Resolved settings (profile + --config overrides + schema defaults);\n"
+            "# written by the Snakefile, named by the digest of what the job reads.\n"
+            + yaml.safe_dump(cfg, sort_keys=False))
+    try:
+        same = path.read_text() == text
+    except OSError:
+        same = False
+    if not same:
+        write_text_atomic(path, text)
     return path
 
 
