@@ -19,8 +19,9 @@ as one passing the file's samples. The challenge's choices, reproduced here:
   hop at the native rate (centred, zero padded, as librosa.stft), taken in float64 as librosa
   does (float64 window times the frames, float64 FFT); per frame the root mean square over
   frequency of log(|R|^2 / (|E| + eps)^2 + eps), averaged over frames; eps = 1e-8.
-- MCD: the same scale alignment; SPTK mel-cepstra (pysptk.mcep, etype 1, eps 1e-6) of
-  1024-sample Hamming frames with a 256-sample shift, unpadded, at the native rate, with the
+- MCD: the same scale alignment; SPTK mel-cepstra (pysptk.mcep, etype 1, eps 1e-6; computed
+  here by the same iteration on all frames at once, `_mcep_frames`, equal to pysptk's to
+  ~1e-14) of 1024-sample Hamming frames with a 256-sample shift, unpadded, at the native rate, with the
   order / all-pass constant of the challenge's `_get_best_mcep_params` (MCEP_PARAMS); frames
   are aligned with fastdtw (Euclidean, radius 1, the reference as the first sequence) and the
   distortion 10/ln(10) * sqrt(2 * sum diff^2) is averaged along the path. The DTW is our
@@ -30,6 +31,7 @@ as one passing the file's samples. The challenge's choices, reproduced here:
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Iterator
 
 import numpy as np
@@ -144,8 +146,120 @@ def lsd_score(ref: np.ndarray, est: np.ndarray, fs: int, eps: float = EPS) -> fl
     return float(np.mean(np.sqrt(np.mean(d, axis=1))))
 
 
-def mel_cepstrum(x: np.ndarray, fs: int) -> np.ndarray:
-    """SPTK mel-cepstra [frames, order+1] of unpadded 1024-sample Hamming frames, 256 apart."""
+MCEP_ITER = (2, 30)  # SPTK mcep's min / max Newton-Raphson iterations (pysptk's defaults)
+MCEP_THRESHOLD = 1e-3  # its convergence threshold on the relative change of r(0)
+MCEP_EPS = 1e-6  # the periodogram floor the challenge passes (etype 1)
+MCEP_CHUNK = 2048  # frames solved together (bounds memory: ~20 kB per frame)
+
+
+def _freqt_rows(c: np.ndarray, m2: int, a: float) -> np.ndarray:
+    """SPTK's `freqt` (frequency warping by the all-pass constant `a`) of every row of
+    c [B, m1 + 1] -> [B, m2 + 1]: its recursion, run over all rows at once."""
+    g = np.zeros((len(c), m2 + 1))
+    d = np.zeros_like(g)
+    b = 1.0 - a * a
+    for i in range(c.shape[1] - 1, -1, -1):
+        d[:] = g
+        g[:, 0] = c[:, i] + a * d[:, 0]
+        if m2 >= 1:
+            g[:, 1] = b * d[:, 0] + a * d[:, 1]
+        for j in range(2, m2 + 1):
+            g[:, j] = d[:, j - 1] + a * (d[:, j] - g[:, j - 1])
+    return g
+
+
+def _frqtr_rows(c: np.ndarray, m2: int, a: float) -> np.ndarray:
+    """SPTK's `frqtr` (the warping used for mcep's autocorrelation r(k)) of every row of
+    c [B, m1 + 1] -> [B, m2 + 1]."""
+    g = np.zeros((len(c), m2 + 1))
+    d = np.zeros_like(g)
+    for i in range(c.shape[1] - 1, -1, -1):
+        d[:] = g
+        g[:, 0] = c[:, i]
+        for j in range(1, m2 + 1):
+            g[:, j] = d[:, j - 1] + a * (d[:, j] - g[:, j - 1])
+    return g
+
+
+@functools.lru_cache(maxsize=16)
+def _mcep_operators(n: int, m: int, a: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The linear maps of SPTK mcep's iteration for frame length `n`, order `m`, constant `a`:
+
+    - to_mc [n/2+1, m+1]: half cepstrum -> initial mel-cepstrum (freqt with a);
+    - to_logmag [m+1, n/2+1]: mel-cepstrum -> real part of the n-point FFT of its cepstrum
+      (freqt with -a to n/2, then the DFT's cosine sums; the samples after n/2 are zero);
+    - to_r [n/2+1, 2m+1]: the ratio spectrum (bins 0..n/2 of a symmetric spectrum) -> r(k)
+      (the inverse real FFT's first n/2+1 samples, then frqtr with a).
+
+    freqt and frqtr are linear recursions, so each is the matrix of its responses to unit
+    vectors. Built once per process and setting (~0.3 s).
+    """
+    f2 = n // 2
+    to_mc = _freqt_rows(np.eye(f2 + 1), m, a)  # row k: response to c = e_k
+    warp_back = _freqt_rows(np.eye(m + 1), f2, -a)  # [m+1, f2+1]
+    frqtr = _frqtr_rows(np.eye(f2 + 1), 2 * m, a)  # [f2+1, 2m+1]
+    k = np.arange(f2 + 1)
+    cos = np.cos(2.0 * np.pi * np.outer(k, k) / n)  # symmetric [f2+1, f2+1]
+    to_logmag = warp_back @ cos
+    fold = np.full(f2 + 1, 2.0)  # bins 1..f2-1 stand for themselves and their mirror images
+    fold[0] = fold[f2] = 1.0
+    to_r = (cos * fold[:, None] / n) @ frqtr
+    return to_mc, to_logmag, to_r
+
+
+def _mcep_frames(frames: np.ndarray, m: int, a: float) -> np.ndarray:
+    """SPTK `mcep` (itype 0, etype 1, eps 1e-6, min_det 1e-6, 2..30 iterations, threshold 1e-3,
+    as pysptk.mcep with the challenge's arguments) of every windowed frame [F, n] -> [F, m+1].
+
+    The same Newton-Raphson iteration, run on all frames at once with its linear steps as the
+    matrices of `_mcep_operators`, and the Toeplitz-plus-Hankel system of each step solved
+    directly; a frame stops at the same iteration as SPTK's (when the relative change of r(0)
+    drops below the threshold, from the second iteration on). Equal to pysptk's per-frame
+    result to ~1e-14 (tests/metrics/test_intrusive.py), ~10x less CPU.
+    """
+    n = frames.shape[1]
+    f2 = n // 2
+    to_mc, to_logmag, to_r = _mcep_operators(n, m, float(a))
+    spec = np.fft.rfft(frames, axis=1)
+    per = spec.real ** 2 + spec.imag ** 2 + MCEP_EPS  # periodogram, bins 0..n/2
+    c = np.fft.irfft(np.log(per), n=n, axis=1)[:, :f2 + 1]
+    c[:, 0] /= 2.0
+    c[:, f2] /= 2.0
+    mc = c @ to_mc
+    s = c[:, 0].copy()
+    al = (-a) ** np.arange(m + 1)
+    idx = np.arange(m + 1)
+    toeplitz, hankel = np.abs(idx[:, None] - idx[None, :]), idx[:, None] + idx[None, :]
+    active = np.arange(len(frames))
+    for it in range(1, MCEP_ITER[1] + 1):
+        logmag = mc[active] @ to_logmag
+        r = (per[active] / np.exp(logmag + logmag)) @ to_r  # [A, 2m+1]
+        if it >= MCEP_ITER[0]:
+            t = r[:, 0]
+            done = np.abs((t - s[active]) / t) < MCEP_THRESHOLD
+            s[active] = t
+            active, r = active[~done], r[~done]
+            if active.size == 0:
+                break
+        b = r[:, :m + 1] - al
+        h = r.copy()
+        h[:, 0::2] -= r[:, :1]
+        t_col = r[:, :m + 1].copy()
+        t_col[:, 2::2] += r[:, :1]
+        t_col[:, 0] += r[:, 0]
+        mc[active] += np.linalg.solve(t_col[:, toeplitz] + h[:, hankel], b[..., None])[..., 0]
+    return mc
+
+
+def mel_cepstrum(x: np.ndarray, fs: int, backend: str = "numpy") -> np.ndarray:
+    """SPTK mel-cepstra [frames, order+1] of `x` [T]: unpadded 1024-sample Hamming frames, 256
+    apart, order and all-pass constant of MCEP_PARAMS[fs].
+
+    backend "numpy": `_mcep_frames` on all frames at once, on one BLAS thread (a result that
+    does not depend on the thread count, and no spinning BLAS threads on a loaded machine);
+    a frame whose system is singular is redone by pysptk, which raises as the challenge's code
+    would. "sptk": pysptk.mcep frame by frame, literally as the challenge (benchmark, tests).
+    """
     pysptk = import_pysptk()
     if fs not in MCEP_PARAMS:
         raise ValueError(f"MCD has no mel-cepstral setting for {fs} Hz (supported: {sorted(MCEP_PARAMS)})")
@@ -155,8 +269,25 @@ def mel_cepstrum(x: np.ndarray, fs: int) -> np.ndarray:
         raise ValueError(f"MCD needs at least {MCD_FFT} samples, got {len(x)}")
     win = pysptk.sptk.hamming(MCD_FFT)
     x = np.asarray(x, dtype=np.float64)
-    return np.stack([pysptk.mcep(x[i * MCD_SHIFT:i * MCD_SHIFT + MCD_FFT] * win, order, alpha,
-                                 eps=1e-6, etype=1) for i in range(n_frames)])
+    idx = np.arange(MCD_FFT)[None, :] + MCD_SHIFT * np.arange(n_frames)[:, None]
+    frames = x[idx] * win
+    if backend == "sptk":
+        return np.stack([pysptk.mcep(f, order, alpha, eps=MCEP_EPS, etype=1) for f in frames])
+    if backend != "numpy":
+        raise ValueError(f"unknown mel-cepstrum backend {backend!r}; choose 'numpy' or 'sptk'")
+    from threadpoolctl import threadpool_limits
+
+    out = np.empty((n_frames, order + 1))
+    with threadpool_limits(limits=1, user_api="blas"):
+        for lo in range(0, n_frames, MCEP_CHUNK):
+            block = frames[lo:lo + MCEP_CHUNK]
+            try:
+                out[lo:lo + len(block)] = _mcep_frames(block, order, alpha)
+            except np.linalg.LinAlgError:
+                out[lo:lo + len(block)] = np.nan
+    for i in np.flatnonzero(~np.isfinite(out).all(axis=1)):
+        out[i] = pysptk.mcep(frames[i], order, alpha, eps=MCEP_EPS, etype=1)
+    return out
 
 
 def _reduce_by_half(x: np.ndarray) -> np.ndarray:
@@ -301,14 +432,17 @@ def dtw_path(a: np.ndarray, b: np.ndarray, backend: str = "numpy") -> tuple[np.n
     raise ValueError(f"unknown DTW backend {backend!r}; choose 'numpy' or 'fastdtw'")
 
 
-def mcd_score(ref: np.ndarray, est: np.ndarray, fs: int, eps: float = EPS, dtw: str = "numpy") -> float:
+def mcd_score(ref: np.ndarray, est: np.ndarray, fs: int, eps: float = EPS, dtw: str = "numpy",
+              mcep: str = "numpy") -> float:
     """Mel-cepstral distortion in dB of `est` [T] against `ref` [T] after scale alignment and
-    fastdtw alignment (lower is better). `dtw`: see `dtw_path`'s `backend`."""
+    fastdtw alignment (lower is better). `dtw`: see `dtw_path`'s `backend`; `mcep`: see
+    `mel_cepstrum`'s (both "numpy" by default; "fastdtw" / "sptk" run the challenge's packages
+    literally)."""
     ref, est = _pair(ref, est)
     est = scale_to(ref, est, eps)
     # The challenge passes the reference as its first DTW sequence; fastdtw is only
     # approximately symmetric, so keep the order.
-    a, b = mel_cepstrum(ref, fs), mel_cepstrum(est, fs)
+    a, b = mel_cepstrum(ref, fs, mcep), mel_cepstrum(est, fs, mcep)
     ia, ib = dtw_path(a, b, dtw)
     diff2 = np.sum((a[ia] - b[ib]) ** 2, axis=1)
     return float(np.mean(10.0 / np.log(10.0) * np.sqrt(2.0 * diff2)))
