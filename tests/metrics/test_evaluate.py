@@ -214,7 +214,7 @@ def test_whole_suite_gives_the_same_csv_in_any_process_thread_count_and_order(tm
     # babble: overlaid copies of the sentence, which made Whisper fall back to sampling
     babble = ((x + np.roll(x[::-1], fs // 3) + np.roll(x, fs + fs // 4)) / 3).astype(np.float32)
     pairs = {"a16k": (x, add_noise(x, 10.0, seed=1), fs),
-             "b16k": (x, np.clip(babble + add_noise(x, 0.0, seed=2) - x, -1, 1), fs),
+             "b16k": (x, babble, fs),  # old code: 4 different transcripts in 4 calls
              "c8k": (resample(x, fs, 8000), resample(add_noise(x, 5.0, seed=3), fs, 8000), 8000)}
     for uid, (r, e, rate) in pairs.items():
         sf.write(ref / f"{uid}.flac", r, rate)
