@@ -130,7 +130,7 @@ def train_settings(wc):
     exclude = [f"experiments.{wc.exp}.{k}" for k in ("label", "test", "unseen")]
     exclude += [f"model.sizes.{s}" for s in (CFG["model"].get("sizes") or {}) if s != e.size]
     if e.stage == "regression":
-        exclude += ["model.generator", "model.discriminator", "train.gan_loss_weights"]
+        exclude += ["model.generator", "model.discriminator", "train.gan_loss_weights", "train.gan_loss"]
     else:
         exclude += ["train.loss_weights"] + (["model.generator"] if e.stage == "finetune" else [])
     keys = ["seed", "device", "weights_dir", "model", "train", f"experiments.{wc.exp}"]

@@ -5,9 +5,11 @@ import math
 
 import pytest
 import torch
+import yaml
 
 from use_repro.audio.stft import mag_pha_istft, mag_pha_stft
-from use_repro.train.losses import (DEFAULT_WEIGHTS, LOSS_NAMES, REGRESSION_WEIGHTS, anti_wrap, canonical,
+from use_repro.config import CONFIG_DIR
+from use_repro.train.losses import (DEFAULT_WEIGHTS, GAN_FORMS, LOSS_NAMES, REGRESSION_WEIGHTS, anti_wrap, canonical,
                                     loss_adversarial, loss_complex, loss_consistency,
                                     loss_discriminator, loss_feature_matching, loss_magnitude,
                                     loss_phase, loss_time, phase_terms, reconstruction_losses,
@@ -114,6 +116,79 @@ def test_gan_losses():
     fm.backward()
     assert fake[0].grad is not None
 
+
+
+def test_gan_loss_forms_by_hand():
+    # two discriminators (lists), values chosen to hit both sides of every hinge
+    real = [torch.tensor([2.0, 0.5]), torch.tensor([[-1.0]])]
+    fake = [torch.tensor([-2.0, 0.0]), torch.tensor([[0.5]])]
+    # least squares: D mean (1 - r)^2 + mean f^2; G mean (1 - f)^2; averaged over discriminators
+    d_ls = ((((1 - 2.0) ** 2 + (1 - 0.5) ** 2) / 2 + (4.0 + 0.0) / 2) + ((1 + 1.0) ** 2 + 0.25)) / 2
+    g_ls = (((1 + 2.0) ** 2 + 1.0) / 2 + (1 - 0.5) ** 2) / 2
+    assert loss_discriminator(real, fake).item() == pytest.approx(d_ls)
+    assert loss_discriminator(real, fake, "lsgan").item() == pytest.approx(d_ls)
+    assert loss_adversarial(fake, "lsgan").item() == pytest.approx(g_ls)
+    # hinge: D mean relu(1 - r) + mean relu(1 + f); G mean relu(1 - f)
+    d_h = (((0.0 + 0.5) / 2 + (0.0 + 1.0) / 2) + (2.0 + 1.5)) / 2
+    g_h = ((3.0 + 1.0) / 2 + 0.5) / 2
+    assert loss_discriminator(real, fake, "hinge").item() == pytest.approx(d_h)
+    assert loss_adversarial(fake, "hinge").item() == pytest.approx(g_h)
+    # a confident discriminator costs nothing under hinge, but still something under least squares
+    assert loss_discriminator(torch.full((3,), 1.5), torch.full((3,), -1.5), "hinge").item() == 0.0
+    assert loss_discriminator(torch.full((3,), 1.5), torch.full((3,), -1.5)).item() == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="train.gan_loss"):
+        loss_adversarial(fake, "wgan")
+
+
+def test_gan_loss_forms_gradients():
+    # d/df of the generator terms: least squares -2 (1 - f) / n; hinge -1 / n where f < 1, else 0
+    f = torch.tensor([0.0, 0.5, 2.0], requires_grad=True)
+    loss_adversarial(f, "lsgan").backward()
+    assert torch.allclose(f.grad, torch.tensor([-2.0, -1.0, 2.0]) / 3)
+    f.grad = None
+    loss_adversarial(f, "hinge").backward()
+    assert torch.allclose(f.grad, torch.tensor([-1.0, -1.0, 0.0]) / 3)
+
+
+def test_gan_loss_default_is_the_first_form():
+    from use_repro.config import fill_defaults, load_schema
+
+    assert fill_defaults({}, load_schema())["train"]["gan_loss"] == GAN_FORMS[0] == "lsgan"
+    for paper in ("gpu", "urgent2025"):  # the paper profiles state the choice
+        raw = yaml.safe_load((CONFIG_DIR / f"{paper}.yaml").read_text())
+        assert raw["train"]["gan_loss"] == "lsgan", paper
+
+
+@pytest.mark.parametrize("form", GAN_FORMS)
+def test_adversarial_task_uses_the_configured_form(form):
+    # one training step (no optimiser update) logs the losses of the form it was given,
+    # recomputed here from the discriminator's scores on the same signals
+    from use_repro.models.discriminator import MultiBandDiscriminator
+    from use_repro.models.usemamba import USEMamba, USEMambaConfig
+    from use_repro.train.distributed import DistInfo
+    from use_repro.train.gan import AdversarialTask
+    from use_repro.train.regression import output_spectra, spectra
+
+    torch.manual_seed(0)
+    model = USEMamba(USEMambaConfig(num_blocks=1, channels=4, d_state=4, expand=2, dense_depth=1))
+    disc = MultiBandDiscriminator(channels=4)
+    info = DistInfo(rank=0, world_size=1, local_rank=0, device=torch.device("cpu"))
+    task = AdversarialTask(model, disc, DEFAULT_WEIGHTS, info, {}, form)
+    task.train(False)  # spectral norm's power iteration frozen, so the recomputation is exact
+    fs = 8000
+    clean = 0.1 * torch.sin(torch.arange(2000) / 7.0)
+    noisy = clean + 0.05 * torch.randn(2000)
+    logged = task.training_step({"noisy": noisy, "clean": clean, "fs": fs}, lambda name, loss: None)
+    with torch.no_grad():
+        x = spectra(noisy[None], fs)
+        est = output_spectra(model(x["mag_c"], x["pha"]), fs, 2000)
+        scores, _ = disc(torch.cat([clean[None], est["wav"]]), fs)
+    assert logged["discriminator"] == pytest.approx(loss_discriminator(scores[:1], scores[1:], form).item(), rel=1e-5)
+    assert logged["adversarial"] == pytest.approx(loss_adversarial(scores[1:], form).item(), rel=1e-5)
+    other = GAN_FORMS[1 - GAN_FORMS.index(form)]
+    assert logged["discriminator"] != pytest.approx(loss_discriminator(scores[:1], scores[1:], other).item(), rel=1e-3)
+    with pytest.raises(ValueError, match="train.gan_loss"):
+        AdversarialTask(model, disc, DEFAULT_WEIGHTS, info, {}, "wgan")
 
 def test_gradients_flow_through_every_reconstruction_loss():
     fs = 16000

@@ -6,8 +6,8 @@
 `gan` (Section 2.2, Figure 1): the regression model from `--init` is loaded and frozen; a
 residual generator (6 USEMamba blocks in the paper, `model.generator` or `--size`) sees the noisy
 input and the regression output and adds its correction to the latter. It trains against the
-adaptive multi-band discriminator with least-squares adversarial, feature-matching and
-reconstruction losses (`train.gan_loss_weights`). The generator's last layers start at zero, so
+adaptive multi-band discriminator with adversarial (least squares, or hinge:
+`train.gan_loss`), feature-matching and reconstruction losses (`train.gan_loss_weights`). The generator's last layers start at zero, so
 before any step the two-stage model returns the regression output exactly. `final.pt` holds
 the whole two-stage model (frozen regression weights included), so one file enhances.
 
@@ -37,7 +37,7 @@ import torch
 
 from use_repro.train import distributed as D
 from use_repro.train import setup
-from use_repro.train.losses import (loss_adversarial, loss_discriminator, loss_feature_matching,
+from use_repro.train.losses import (GAN_FORMS, loss_adversarial, loss_discriminator, loss_feature_matching,
                                     weighted_sum)
 from use_repro.train.loop import FitResult, Trainer
 from use_repro.train.regression import (batch_tensors, common_arguments, load_init, output_spectra,
@@ -50,7 +50,7 @@ class AdversarialTask:
     """A generator model (TwoStage or USEMamba) against a multi-band discriminator."""
 
     def __init__(self, model: torch.nn.Module, disc: torch.nn.Module, weights: dict[str, float],
-                 info: D.DistInfo, meta: dict):
+                 info: D.DistInfo, meta: dict, form: str = "lsgan"):
         self.model = model.to(info.device)
         self.disc = disc.to(info.device)
         self.g = D.wrap(self.model, info)  # DDP skips the frozen regression parameters
@@ -58,6 +58,9 @@ class AdversarialTask:
         self.d = D.wrap(self.disc, info, find_unused_parameters=True)
         self.weights = {k: float(v) for k, v in weights.items() if float(v) != 0.0}
         self.info, self.meta = info, meta
+        if form not in GAN_FORMS:  # fail before the first step, not inside it
+            raise ValueError(f"train.gan_loss: {form!r} is not one of {', '.join(GAN_FORMS)}")
+        self.form = form
 
     def param_groups(self):
         return {"discriminator": dict(self.disc.named_parameters()),
@@ -70,7 +73,7 @@ class AdversarialTask:
 
         scores, _ = self.d(torch.cat([clean, est["wav"].detach()]), fs)
         scores = scores.float()  # losses in float32 also under autocast
-        loss_d = loss_discriminator(scores[:1], scores[1:])
+        loss_d = loss_discriminator(scores[:1], scores[1:], self.form)
         update("discriminator", loss_d)
 
         # The generator step runs the bare discriminator with its parameters frozen: no DDP
@@ -79,7 +82,7 @@ class AdversarialTask:
             scores, feats = self.disc(torch.cat([clean, est["wav"]]), fs)
         scores, feats = scores.float(), [f.float() for f in feats]
         losses = recon_losses(est, ref, fs, self.weights)
-        losses["adversarial"] = loss_adversarial(scores[1:])
+        losses["adversarial"] = loss_adversarial(scores[1:], self.form)
         losses["feature_matching"] = loss_feature_matching([f[:1] for f in feats], [f[1:] for f in feats])
         total = weighted_sum(losses, self.weights)
         update("generator", total)
@@ -141,7 +144,8 @@ def train(args: argparse.Namespace, stage: str, on_gradients=None) -> FitResult:
     disc = setup.build(lambda: build_discriminator(ctx.cfg), ctx.init_seed + 1)
     dataset = setup.training_dataset(args, ctx)
     meta = {**ctx.meta(args), "init": args.init}
-    task = AdversarialTask(model, disc, ctx.cfg["train"]["gan_loss_weights"], ctx.info, meta)
+    task = AdversarialTask(model, disc, ctx.cfg["train"]["gan_loss_weights"], ctx.info, meta,
+                           ctx.cfg["train"]["gan_loss"])
     val = setup.validator(args, ctx)
     trainer = Trainer(task, setup.batches(dataset, ctx), ctx.settings, ctx.out, ctx.info,
                       validate=validate_fn(val, task.wave_fn), on_gradients=on_gradients,

@@ -10,9 +10,17 @@ the profile's config and the column of the training logs and learning curves:
 | ``phase``            | :func:`loss_phase`            | anti-wrapped instantaneous phase + group delay + instantaneous angular frequency |
 | ``time``             | :func:`loss_time`             | L1 of waveforms |
 | ``consistency``      | :func:`loss_consistency`      | 2 x MSE between ``com`` and the STFT of its own iSTFT |
-| ``adversarial``      | :func:`loss_adversarial`      | least-squares GAN, generator side: mean (1 - D(fake))^2 |
+| ``adversarial``      | :func:`loss_adversarial`      | GAN, generator side (least squares: mean (1 - D(fake))^2) |
 | ``feature_matching`` | :func:`loss_feature_matching` | L1 between discriminator feature maps of real and fake |
-| ``discriminator``    | :func:`loss_discriminator`    | least-squares GAN, discriminator side |
+| ``discriminator``    | :func:`loss_discriminator`    | GAN, discriminator side |
+
+GAN loss form (``train.gan_loss``, :data:`GAN_FORMS`): ``lsgan`` (default) is the least-squares
+form of DAC (Kumar et al., 2023, whose multi-band discriminator the paper's adapts;
+``dac/nn/loss.py`` ``GANLoss``), HiFi-GAN and SEMamba's MetricGAN discriminator (an MSE to the
+target score); ``hinge`` is SoundStream's / EnCodec's: the discriminator minimises
+mean relu(1 - D(real)) + mean relu(1 + D(fake)), the generator mean relu(1 - D(fake)) (bounded
+below by 0, like the least-squares term, so the logged curve stays comparable). The paper names
+neither.
 
 ``DEFAULT_WEIGHTS`` are the defaults of the profile's ``train.gan_loss_weights`` (and, for the
 reconstruction terms, of ``train.loss_weights``); the paper gives no weights. Reconstruction:
@@ -41,6 +49,8 @@ RECONSTRUCTION = ("magnitude", "complex", "phase", "time", "consistency")
 GAN = ("adversarial", "feature_matching")
 LOSS_NAMES = RECONSTRUCTION + GAN
 DISCRIMINATOR = "discriminator"
+# train.gan_loss: the adversarial objective's form (the first is the default)
+GAN_FORMS = ("lsgan", "hinge")
 
 DEFAULT_WEIGHTS: dict[str, float] = {
     "magnitude": 0.9, "complex": 0.1, "phase": 0.3, "time": 0.2, "consistency": 0.1,
@@ -167,21 +177,33 @@ def _scores(x) -> list[torch.Tensor]:
     return list(x) if isinstance(x, (list, tuple)) else [x]
 
 
-def loss_adversarial(fake_scores: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-    """Least-squares GAN, generator side: mean of (1 - D(fake))^2 (averaged over discriminators)."""
-    s = _scores(fake_scores)
+def _form(form: str) -> str:
+    if form not in GAN_FORMS:
+        raise ValueError(f"GAN loss form {form!r} (config key train.gan_loss); choose one of {', '.join(GAN_FORMS)}")
+    return form
+
+
+def loss_adversarial(fake_scores: torch.Tensor | Sequence[torch.Tensor], form: str = "lsgan") -> torch.Tensor:
+    """GAN loss, generator side, averaged over discriminators: ``lsgan`` mean (1 - D(fake))^2,
+    ``hinge`` mean relu(1 - D(fake))."""
+    s, form = _scores(fake_scores), _form(form)
+    if form == "hinge":
+        return sum(torch.mean(F.relu(1.0 - f)) for f in s) / len(s)
     return sum(torch.mean((1.0 - f) ** 2) for f in s) / len(s)
 
 
 def loss_discriminator(real_scores: torch.Tensor | Sequence[torch.Tensor],
-                       fake_scores: torch.Tensor | Sequence[torch.Tensor]) -> torch.Tensor:
-    """Least-squares GAN, discriminator side: mean (1 - D(real))^2 + mean D(fake)^2.
+                       fake_scores: torch.Tensor | Sequence[torch.Tensor], form: str = "lsgan") -> torch.Tensor:
+    """GAN loss, discriminator side, averaged over discriminators: ``lsgan`` mean (1 - D(real))^2
+    + mean D(fake)^2, ``hinge`` mean relu(1 - D(real)) + mean relu(1 + D(fake)).
 
     Pass the fake scores of a *detached* generator output.
     """
-    r, f = _scores(real_scores), _scores(fake_scores)
+    r, f, form = _scores(real_scores), _scores(fake_scores), _form(form)
     if len(r) != len(f):
         raise ValueError("loss_discriminator: as many real as fake scores are needed")
+    if form == "hinge":
+        return sum(torch.mean(F.relu(1.0 - a)) + torch.mean(F.relu(1.0 + b)) for a, b in zip(r, f)) / len(r)
     return sum(torch.mean((1.0 - a) ** 2) + torch.mean(b ** 2) for a, b in zip(r, f)) / len(r)
 
 
