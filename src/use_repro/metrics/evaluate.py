@@ -23,6 +23,15 @@ own columns. The run always completes; the exit status is 0.
 
 Models load once per worker process; `--threads N` runs N workers (0: all cores), each with
 single-threaded math libraries, longest utterances first.
+
+Determinism: every value is a function of its utterance's files alone, so the same files give
+the same CSV byte for byte whatever the number of workers, the machine's thread settings or
+the input order (tests/metrics/test_evaluate.py runs the whole suite twice to check it). What
+makes it so: each worker's models run on one intra-op thread (torch, ONNX Runtime,
+CTranslate2); SDR runs in float64 on one torch thread and MCD's batched mel-cepstra on one
+BLAS thread; ASR decodes at temperature 0 without faster-whisper's sampling fallback; ESTOI
+seeds NumPy as the challenge does; the phone recogniser resets its front end per utterance;
+rows are written in id order.
 """
 from __future__ import annotations
 
