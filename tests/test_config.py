@@ -60,6 +60,13 @@ def _copy_tiny(path, **changes):
     return path
 
 
+@pytest.mark.parametrize("profile", PROFILES)
+def test_every_shipped_profile_is_named_after_its_file(profile):
+    from use_repro.config import load_profile
+
+    assert load_profile(profile) == load_config(profile)
+
+
 def test_a_copied_profile_must_not_claim_another_profiles_results(tmp_path):
     from use_repro.config import load_profile
 
