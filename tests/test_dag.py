@@ -379,3 +379,20 @@ def test_unlock_needs_no_cores(tmp_path):
     # what Snakemake itself advises after a kill
     r = snakemake(tmp_path, "--unlock", "--config", "profile=tiny")
     assert r.returncode == 0 and "Unlocked" in r.stdout + r.stderr, r.stdout + r.stderr
+
+
+def test_editing_the_profile_in_place_reruns_the_edited_run(tmp_path):
+    # the case: `steps` reached the rule only through a params function of `input`,
+    # so an in-place edit left `snakemake -n` at "Nothing to be done"
+    work = tmp_path / "checkout"
+    snakefile = copy_checkout(work)
+    profile = work / "experiments" / "config" / "tiny.yaml"
+    make_up_to_date(work, snakefile, str(profile))
+    text = profile.read_text()
+    edited = re.sub(r"(\n  shifted: \{[^}]*steps: )4,", r"\g<1>6,", text)
+    assert edited != text
+    profile.write_text(edited)
+    plan = planned(work, str(profile), snakefile)
+    # the run, the two initialised from it, and what they feed; nothing upstream
+    assert plan.get("train") == 3 and plan.get("enhance") == 3, plan
+    assert not {"corpus", "simulate_params", "simulate_render", "vqscore_train"} & set(plan), plan
