@@ -28,6 +28,9 @@ $(STAMP): pyproject.toml
 	# Metric backends whose declared dependencies are harmful (torchaudio, transformers, an old
 	# torch pin) but which run on what is already installed: installed without their dependencies.
 	$(BIN)/python -m pip install -q --no-deps distillmos==0.9.1 xls-r-sqa==0.1.0 nisqa==2.0.post2
+	# The compiled CPU selective scan, built into the venv (fails the install if a compiler
+	# exists but the build fails; without a compiler it says so and the torch scan is used).
+	$(BIN)/python -m use_repro.models.scan_cpu --build
 	touch $@
 
 # --rerun-incomplete: after an interruption, `make tables` again redoes the jobs that were cut

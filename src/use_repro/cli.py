@@ -16,11 +16,17 @@ import logging
 import os
 import sys
 
-# Idle OpenMP threads spin by default; on a shared or oversubscribed CPU that multiplied the CPU
-# cost of a 2-thread training step by ~8 (measured in bench/train.py). Set before torch loads;
-# a user's own setting wins. Every entry point (the console script, `python -m use_repro`,
-# `torchrun -m use_repro`) comes through here before any stage module imports torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# OpenMP waiting (set before torch loads; a user's own OMP_WAIT_POLICY wins). libgomp's default
+# (idle threads spin ~300k iterations, then sleep) is the fastest on cores the job has to itself:
+# PASSIVE (sleep at once) made the models 1.5-1.8x slower on 2 idle threads (issue 15). Our own
+# jobs never oversubscribe (Snakemake gives each `threads:` and sets OMP_NUM_THREADS to it, every
+# stage takes --threads, the scheduler runs at most --cores threads), but other processes can:
+# on a machine already busier than its cores, spinning threads steal the time the working ones
+# need, and the default was 2.2x (compiled scan) to 8x (torch scan) slower than PASSIVE for the
+# mini model's 2-thread training step (bench/train.py, load average 4-8 on 2 cores). So PASSIVE
+# only when the 1-minute load average already exceeds the CPU count.
+if "OMP_WAIT_POLICY" not in os.environ and os.getloadavg()[0] > (os.cpu_count() or 1):
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 # name -> (module, one-line summary). Order is the order of the pipeline.
 STAGES: dict[str, tuple[str, str]] = {

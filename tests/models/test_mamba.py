@@ -6,8 +6,9 @@ import math
 import pytest
 import torch
 
-from use_repro.models.mamba import (Mamba, fused_available, resolve_backend, scan_chunks,
-                                    selective_scan, selective_scan_ref, selective_scan_torch)
+from use_repro.models import scan_cpu
+from use_repro.models.mamba import (MIN_CHUNKS, SLAB_ELEMENTS, Mamba, fused_available, resolve_backend,
+                                    scan_chunks, selective_scan, selective_scan_ref, selective_scan_torch)
 
 LENGTHS = (1, 3, 16, 37, 100, 257)
 
@@ -46,6 +47,15 @@ def test_chunking_policy():
     assert scan_chunks(2, 64, 16, 1600, threads=1) == 32      # capped by the slab size
     assert scan_chunks(161, 256, 16, 400, threads=1) == 1     # each step already a big vector op
     assert scan_chunks(1, 8, 4, 3, threads=1) == 1            # too short to split
+
+
+def test_chunking_threshold_is_strict():
+    # a step of exactly SLAB_ELEMENTS * threads / MIN_CHUNKS elements is a large one: one chunk
+    # (2 threads, 8 x 256 x 16 used to get 4 chunks, slower than the reference loop there)
+    assert 8 * 256 * 16 * MIN_CHUNKS == SLAB_ELEMENTS * 2
+    assert scan_chunks(8, 256, 16, 400, threads=2) == 1
+    assert scan_chunks(8, 256, 16, 400, threads=3) == 3 * SLAB_ELEMENTS // (8 * 256 * 16)
+    assert scan_chunks(7, 256, 16, 400, threads=2) == MIN_CHUNKS   # just below: chunked
 
 
 def test_scan_without_optional_terms():
@@ -107,8 +117,10 @@ def test_backends_agree_in_the_block():
     assert m(x).shape == x.shape
 
 
-def test_auto_backend_on_cpu_is_torch():
-    assert resolve_backend("auto", torch.device("cpu")) == "torch"
+def test_auto_backend_on_cpu_is_compiled_scan_or_torch():
+    # the compiled scan when it is available (tests/models/test_scan_cpu.py: it must be wherever
+    # a compiler exists), else the pure-PyTorch scan
+    assert resolve_backend("auto", torch.device("cpu")) == ("cpp" if scan_cpu.available() else "torch")
     with pytest.raises(RuntimeError):
         resolve_backend("fused", torch.device("cpu"))
     with pytest.raises(ValueError):

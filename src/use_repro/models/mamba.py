@@ -17,6 +17,11 @@ Backends (:func:`selective_scan`):
 
 - ``fused``: ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` — used when the
   package imports and the tensors are on CUDA.
+- ``cpp``: :func:`use_repro.models.scan_cpu.selective_scan_cpu`, a compiled C++ CPU scan with
+  its backward pass (one sequential pass per sequence and channel with the states in cache,
+  parallel over sequences and channels; like the fused kernel it stores only its inputs for the
+  backward pass). Built by the install (``make env``); ``auto`` on the CPU when it is available,
+  else (the reason logged once) ``torch``.
 - ``torch``: :func:`selective_scan_torch`, a chunked scan that is parallel over the sequence:
   the sequence is cut into chunks scanned side by side (one step of every chunk per vector op),
   then the state entering each chunk is carried across chunk boundaries and the chunks are
@@ -45,7 +50,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-BACKENDS = ("auto", "torch", "fused", "reference")
+from use_repro.models import scan_cpu
+
+BACKENDS = ("auto", "cpp", "torch", "fused", "reference")
 
 
 # --------------------------------------------------------------------------------------------
@@ -68,13 +75,20 @@ def fused_available() -> bool:
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """``auto`` -> ``fused`` on CUDA with ``mamba_ssm`` installed, else ``torch``."""
+    """``auto`` -> ``fused`` on CUDA with ``mamba_ssm`` installed; on the CPU ``cpp`` when the
+    compiled scan is available (built by the install; if not, the reason is logged once), else
+    ``torch``."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown selective-scan backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":
-        return "fused" if device.type == "cuda" and _fused_scan_fn() is not None else "torch"
+        if device.type == "cuda" and _fused_scan_fn() is not None:
+            return "fused"
+        return "cpp" if device.type == "cpu" and scan_cpu.available() else "torch"
     if backend == "fused" and (device.type != "cuda" or _fused_scan_fn() is None):
         raise RuntimeError("selective-scan backend 'fused' needs mamba_ssm and CUDA tensors")
+    if backend == "cpp" and (device.type != "cpu" or not scan_cpu.available()):
+        raise RuntimeError("selective-scan backend 'cpp' needs CPU tensors and the compiled scan "
+                           "(python -m use_repro.models.scan_cpu --build; see the log for why it is unavailable)")
     return backend
 
 
@@ -134,10 +148,13 @@ def scan_chunks(batch: int, dim: int, state: int, length: int, threads: int | No
     About sqrt(L) chunks when one time step is little work (few sequences, narrow layers), so
     ~3 sqrt(L) vector steps replace L; one chunk when a time step is already a large vector op
     (B * d_inner * d_state >= SLAB_ELEMENTS * threads / MIN_CHUNKS), where splitting the
-    sequence would only add arithmetic.
+    sequence would only add arithmetic. At exactly that size (e.g. 2 threads, 8 x 256 x 16) a
+    step is large: one chunk (measured: 4 chunks there were slower than the reference loop).
     """
     threads = torch.get_num_threads() if threads is None else threads
     per_step = max(1, batch * dim * state)
+    if per_step * MIN_CHUNKS >= SLAB_ELEMENTS * max(1, threads):
+        return 1
     chunks = min(SLAB_ELEMENTS * max(1, threads) // per_step, int(math.isqrt(max(length, 1))))
     return chunks if chunks >= MIN_CHUNKS else 1
 
@@ -234,14 +251,16 @@ def selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    backend: str = "auto"):
-    """Dispatch to the fused kernel (CUDA + mamba_ssm), the parallel torch scan or the reference.
+    """Dispatch to the fused kernel (CUDA + mamba_ssm), the compiled CPU scan, the parallel
+    torch scan or the reference (see :func:`resolve_backend`).
 
     Recomputation in the backward pass is the calling layer's (:func:`recompute_in_backward`).
     """
     name = resolve_backend(backend, u.device)
     if name == "fused":
         return selective_scan_fused(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    fn = selective_scan_torch if name == "torch" else selective_scan_ref
+    fn = {"cpp": scan_cpu.selective_scan_cpu, "torch": selective_scan_torch,
+          "reference": selective_scan_ref}[name]
     return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
 
