@@ -185,3 +185,23 @@ def test_a_run_killed_before_its_first_checkpoint_restarts_without_duplicate_row
     run(tmp_path / "run", 10, identity())
     run(tmp_path / "ref", 10, identity())
     assert CurveFile(tmp_path / "run" / "curves.csv").rows() == CurveFile(tmp_path / "ref" / "curves.csv").rows()
+
+
+def test_resume_restores_the_curves_snakemake_deleted(tmp_path):
+    run(tmp_path / "ref", 17, identity())
+
+    def crashing(start):
+        for k, b in enumerate(toy_batches(start), start):
+            if k == 12:
+                raise KeyboardInterrupt
+            yield b
+
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "run", 17, identity(), batches=crashing)
+    # what `snakemake --rerun-incomplete` does to the interrupted job's outputs first
+    (tmp_path / "run" / "curves.csv").unlink()
+    (tmp_path / "run" / "train_log.csv").unlink()
+    _, res = run(tmp_path / "run", 17, identity())
+    assert res.resumed_from == 10
+    for name in ("curves.csv", "train_log.csv"):
+        assert CurveFile(tmp_path / "run" / name).rows() == CurveFile(tmp_path / "ref" / name).rows(), name

@@ -26,8 +26,10 @@ batches from a given iteration on; `Trainer.fit()` does the rest:
   resume from the newest checkpoint at or before the new end (later ones are deleted).
 - Every `validate_every` steps (and at step 0 and the last step) the stage's validation runs and
   rank 0 appends (step, metric, value) rows to `curves.csv`; training-loss means per log window
-  go to `train_log.csv` in the same format. Both are rewritten atomically; on resume, rows
-  after the checkpoint's step are dropped so nothing is counted twice.
+  go to `train_log.csv` in the same format. Both are rewritten atomically; every checkpoint
+  holds their rows so far, and a resumed run rewrites them from it (rows after the checkpoint's
+  step are gone, so nothing is counted twice; rows before it survive the files' deletion, which
+  Snakemake does to an interrupted job's outputs before rerunning it).
 - A tqdm bar on a terminal; otherwise one log line every `log_every` steps.
 """
 from __future__ import annotations
@@ -181,24 +183,24 @@ class CurveFile:
         with open(self.path, newline="") as f:
             return [(int(r["step"]), r["metric"], float(r["value"])) for r in csv.DictReader(f)]
 
-    def _write(self, rows: Iterable[tuple[int, str, float]]) -> None:
+    def write(self, rows: Iterable[tuple[int, str, float]]) -> None:
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(self.header)
             w.writerows((s, m, repr(float(v))) for s, m, v in rows)
 
     def append(self, step: int, metrics: dict[str, float]) -> None:
-        self._write(self.rows() + [(step, k, float(v)) for k, v in metrics.items()])
+        self.write(self.rows() + [(step, k, float(v)) for k, v in metrics.items()])
 
     def ensure(self) -> None:
         """Create the file (header only) if it does not exist."""
         if not self.path.exists():
-            self._write([])
+            self.write([])
 
     def truncate_after(self, step: int) -> None:
         """Drop rows newer than `step` (a resumed run recomputes them)."""
         if self.path.exists():
-            self._write(r for r in self.rows() if r[0] <= step)
+            self.write(r for r in self.rows() if r[0] <= step)
 
 
 # --- checkpoints -----------------------------------------------------------------------------
@@ -300,6 +302,10 @@ class Trainer:
                          "consecutive_nonfinite": self.consecutive_nonfinite},
             "world_size": self.info.world_size,
             "meta": self.meta,
+            # the curve rows so far: Snakemake deletes a job's outputs (curves.csv) before it
+            # reruns an interrupted job, and a resumed run must not lose the rows before its step
+            "curves": self.curves.rows() if self.info.is_main else None,
+            "train_log": self.train_log.rows() if self.info.is_main else None,
         }
 
     def _restore(self, state: dict) -> None:
@@ -377,8 +383,11 @@ class Trainer:
         state = state if self.info.is_main else load_checkpoint(checkpoint_path(self.ckpt_dir, step))
         self._restore(state)
         if self.info.is_main:
-            self.curves.truncate_after(self.step)
-            self.train_log.truncate_after(self.step)
+            for curve, key in ((self.curves, "curves"), (self.train_log, "train_log")):
+                if state.get(key) is not None:  # rows up to the checkpoint, as they were then
+                    curve.write([tuple(r) for r in state[key] if r[0] <= self.step])
+                else:  # a checkpoint of an older version: keep what the file has
+                    curve.truncate_after(self.step)
             log.info("resumed from %s at step %d", checkpoint_path(self.ckpt_dir, step), self.step)
         return self.step
 
