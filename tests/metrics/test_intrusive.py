@@ -115,7 +115,11 @@ def test_sdr_equals_a_float64_reference_under_one_and_two_threads(pair):
     finally:
         torch.set_num_threads(old)
     assert got[1] == got[2]  # bit for bit, whatever the thread count
-    assert got[1] == pytest.approx(want, abs=1e-6)
+    # Two float64 implementations of the same definition agree to ~1e-6 dB here, not 1e-12:
+    # speech's 512x512 autocorrelation matrix is ill-conditioned, so the last bits of the
+    # correlations (direct sums here, FFTs in fast_bss_eval) move the solution that much. The
+    # float32 computation we replaced was off by up to 0.05 dB, and 0.3 dB on two threads.
+    assert got[1] == pytest.approx(want, abs=1e-5)
     # float32 input and float64 input of the same samples give the same value
     assert m.sdr_score(ref.astype(np.float64), est.astype(np.float64)) == got[1]
 
