@@ -180,6 +180,36 @@ def test_unpinned_file_needs_consent_and_is_recorded_not_pinned(tmp_path):
     assert row["state"].startswith("present, not pinned and not recorded")
 
 
+
+def test_the_authors_release_is_added_only_if_it_loads_strictly(tmp_path):
+    import torch
+
+    from use_repro.models.released import load_released, save_released
+    from use_repro.models.usemamba import USEMamba, USEMambaConfig
+
+    torch.manual_seed(0)
+    model = USEMamba(USEMambaConfig(num_blocks=1, channels=4, d_state=4, expand=2, dense_depth=1))
+    good = save_released(tmp_path / "model.safetensors", model, container="safetensors")
+    wd = tmp_path / "w"
+    with pytest.raises(W.WeightsError, match="accept-unpinned"):  # no digest could be verified
+        W.add("reuse", good, wd)
+    dst = W.add("reuse", good, wd, accept_unpinned=True)
+    assert dst == wd / "reuse" / "model.safetensors"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), load_released(dst).state_dict().values()))
+    assert json.loads((wd / "weights.json").read_text())["reuse"]["pinned"] is False
+    # a safetensors file of other tensors, and a .pth (usable where it is), are not installed
+    bad = tmp_path / "other.safetensors"
+    state = dict(model.state_dict())
+    state.pop(next(iter(state)))
+    from use_repro.models.released import _write_safetensors
+    _write_safetensors(bad, state)
+    with pytest.raises(W.WeightsError, match="not the released USEMamba.*missing"):
+        W.add("reuse", bad, tmp_path / "w2", accept_unpinned=True)
+    pth = save_released(tmp_path / "g_00000100.pth", model)
+    with pytest.raises(W.WeightsError, match="needs no installing"):
+        W.add("reuse", pth, tmp_path / "w2", accept_unpinned=True)
+    assert not (tmp_path / "w2" / "reuse" / "model.safetensors").exists()
+
 def test_status_flags_a_file_that_is_not_the_official_one(tmp_path, pinned):
     (tmp_path / "nisqa").mkdir()
     (tmp_path / "nisqa" / "nisqa.tar").write_bytes(b"not nisqa")
@@ -224,7 +254,8 @@ def test_status_covers_every_paper_backend(tmp_path):
 
     (tmp_path / "whisper-large-v3").mkdir()
     rows = {r["metric"]: r for r in W.status(tmp_path)}
-    assert set(rows) == set(registry.PAPER_FILES) | {"VQScore"}
+    models = {"VQScore", W.REGISTRY["reuse"].metric}  # model files, not metric backends
+    assert set(rows) == set(registry.PAPER_FILES) | models
     assert rows["CAcc"]["state"] == "present (folder)" and rows["SBERT"]["state"] == "missing"
     assert rows["SBERT"]["path"] == str(tmp_path / "mhubert-147")
-    assert all("backend" in r for m, r in rows.items() if m != "VQScore")
+    assert all("backend" in r for m, r in rows.items() if m not in models)

@@ -3,6 +3,7 @@
 # no functions and take every value their shell command uses from input/output/params, so
 # `snakemake --lint` stays clean.
 import re
+import sys
 from pathlib import Path
 
 # The software environment every rule runs in (`--use-conda` builds it; `make` builds .venv).
@@ -35,10 +36,23 @@ def filtered_speech_list(name):
 
 
 # --- systems ----------------------------------------------------------------------------------
+# A `pretrained` experiment (a model file trained elsewhere, e.g. the authors' released USEMamba)
+# whose file is missing is left out of the run, with one line naming the file, so `make tables`
+# works on a fresh machine; the report's tables say the row is absent and why.
+from use_repro.report.experiments import (checkpoint_path as _checkpoint_path,
+                                          missing_checkpoints as _missing_checkpoints,
+                                          missing_message as _missing_message)
+
+for _name, _path in _missing_checkpoints(CFG, EXPS).items():
+    print(f"use-repro: {_missing_message(CFG, _name, _path)}", file=sys.stderr)
+    del EXPS[_name]
+
 # `noisy` and `original` are the unprocessed inputs the report prints beside the experiments.
 NOISY_SYSTEM, ORIGINAL_SYSTEM = "noisy", "original"
+# runs this DAG trains (final.pt, curves.csv); the others are scored from their own file
+TRAINED = [n for n, e in EXPS.items() if e.trained]
 TEST_SYSTEMS = [n for n, e in EXPS.items() if e.test]
-TABLE_SYSTEMS = list(config["report"]["table1"]) or TEST_SYSTEMS
+TABLE_SYSTEMS = [n for n in config["report"]["table1"] if n in EXPS] or TEST_SYSTEMS
 UNSEEN_SYSTEMS = [n for n, e in EXPS.items() if e.unseen]
 RESIDUAL_SYSTEMS = [n for n in TEST_SYSTEMS if EXPS[n].stage == "gan"]
 
@@ -56,7 +70,7 @@ def render_targets(split):
     (TEST_REFERENCES), the targets of the GAN runs whose residual correlation is measured, and
     the regression target the Figure 5/6 spectrograms show as their clean panel."""
     if split != "test":
-        names = {e.target for e in EXPS.values()}
+        names = {EXPS[n].target for n in TRAINED}
     else:
         names = set(TEST_REFERENCES) | {EXPS[n].target for n in RESIDUAL_SYSTEMS}
         if FIGURE_INPUTS["fig5"][1] or FIGURE_INPUTS["fig6"][1]:
@@ -77,7 +91,9 @@ def render_targets(split):
 from use_repro.config import settings_digest as _settings_digest, write_settings_file as _write_settings
 from dataclasses import asdict as _asdict
 
-_RESOLVED = {**CFG, "experiments": {n: {k: v for k, v in _asdict(e).items() if k not in ("name", "depends")}
+# An empty `checkpoint` (every trained run's) is left out, so the key's arrival changed no digest.
+_RESOLVED = {**CFG, "experiments": {n: {k: v for k, v in _asdict(e).items()
+                                        if k not in ("name", "depends") and (k != "checkpoint" or v)}
                                     for n, e in EXPS.items()}}
 _VQ_FILTER_ONLY = ["vqscore.thresholds", "vqscore.threshold_mode", "vqscore.keep_unit"]
 _VQ_HISTOGRAM_ONLY = ["vqscore.histogram_bins", "vqscore.source_order"]
@@ -169,6 +185,14 @@ def launcher(gpus):
 
 def parent(path):
     return str(Path(path).parent)
+
+
+# --- enhancement ------------------------------------------------------------------------------
+def model_checkpoint(wc):
+    """The model an experiment enhances with: its training run's final.pt, or the file a
+    `pretrained` entry names (an input, so replacing that file reruns its enhancement)."""
+    e = EXPS[wc.exp]
+    return f"{RESULTS}/{wc.exp}/final.pt" if e.trained else str(_checkpoint_path(e, CFG))
 
 
 # --- evaluation -------------------------------------------------------------------------------

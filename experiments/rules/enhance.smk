@@ -1,11 +1,13 @@
 # Stage: enhancement (use-repro enhance) of the test set by every experiment with `test: true`
 # and of the held-out-language recordings by every experiment with `unseen: true`. Outputs are
 # results/<profile>/<experiment>/enhanced/{test,unseen}/ with an enhanced.scp listing every file.
+# The model is the run's final.pt, or for a `pretrained` experiment the file it names (the
+# authors' released USEMamba loads through the same `--checkpoint`; common.smk model_checkpoint).
 
 
 rule enhance:
     input:
-        checkpoint=f"{RESULTS}/{{exp}}/final.pt",
+        checkpoint=model_checkpoint,
         data=lambda wc: SIM_META["test"] if wc.split == "test" else UNSEEN_SCP,
     output:
         scp=f"{RESULTS}/{{exp}}/enhanced/{{split}}/enhanced.scp",

@@ -66,7 +66,7 @@ rule report_figure:
 rule report_compare:
     input:
         tables=[f"{TABLES_DIR}/{t}.csv" for t in L.TABLES],
-        curves=curves(EXPS),
+        curves=curves(TRAINED),  # a pretrained model has no learning curve
         residual=[str(L.residual_correlation(RESULTS, n)) for n in RESIDUAL_SYSTEMS],
     output:
         md=f"{TABLES_DIR}/compare.md",

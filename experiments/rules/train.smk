@@ -11,6 +11,9 @@
 
 
 rule train:
+    # only runs this DAG trains: a `pretrained` experiment's model is a given file
+    wildcard_constraints:
+        exp=one_of(TRAINED),
     input:
         unpack(train_inputs),
     output:

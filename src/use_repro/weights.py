@@ -6,7 +6,8 @@
                                             weights_dir, pinned by sha256; atomic and resumable
     use-repro weights add NAME FILE         check a file you already have and install it
 
-NAME is one of `nisqa`, `utmos`, `vqscore` (see REGISTRY). The folder is `--weights-dir`, else
+NAME is one of `nisqa`, `utmos`, `vqscore`, `reuse` (see REGISTRY; `reuse` is the authors' released
+USEMamba, which a profile's `stage: pretrained` experiment scores beside the retrained runs). The folder is `--weights-dir`, else
 the profile's `weights_dir` (`--config`), else `./weights` -- the folder `use-repro evaluate`
 and the DAG read, so what is installed here is used by the next `make tables` (the tables and
 provenance name each metric's backend; a missing file leaves its metric n/a with the reason).
@@ -86,11 +87,39 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in (
         "--accept-unpinned, its sha256 recorded (not pinned) in weights.json",
         "read by `use-repro vqscore train` when the profile's vqscore.released_checkpoint names it "
         "(the urgent2025 profile does)"),
+    WeightFile(
+        "reuse", "USEMamba (authors' release)", "reuse/model.safetensors",
+        "https://huggingface.co/nvidia/RE-USE/resolve/main/model.safetensors",
+        None, None,
+        "see the nvidia/RE-USE model card on the Hugging Face hub",
+        "the hub was not reachable from where this registry was written, so no digest was verified: "
+        "installed only with --accept-unpinned, its sha256 recorded (not pinned) in weights.json; "
+        "the file must load strictly as the released USEMamba (use_repro.models.released)",
+        "scored when a profile has an experiment {stage: pretrained, checkpoint: reuse/model.safetensors} "
+        "(README: Scoring the authors' model beside your retrain)"),
 )}
 
 
 class WeightsError(RuntimeError):
     """A fetch or add that did not install anything; the message says why and what to do."""
+
+
+def _check_content(w: WeightFile, path: Path, shown: str | os.PathLike) -> None:
+    """Refuse a file that is not what `w` names, where a digest cannot say so: a model file
+    without a pinned sha256 must at least load as its model (the release: strictly, every key)."""
+    if w.name != "reuse":
+        return
+    from use_repro.models import released
+
+    if Path(path).suffix not in (".safetensors", ".part"):
+        raise WeightsError(f"{shown}: `reuse` is installed as {w.path}, the release's safetensors file; "
+                           f"a .pth release file needs no installing: name it in the experiment's "
+                           f"`checkpoint` (absolute, or relative to weights_dir); nothing installed")
+    try:
+        # a download's `.part` is read as the safetensors file it will be renamed to
+        released.model_from_state_dict(released._read_safetensors(Path(path)), shown)
+    except Exception as e:  # any reason it does not load is a reason not to install it
+        raise WeightsError(f"{shown}: not the released USEMamba ({e}); nothing installed") from e
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -160,6 +189,7 @@ def add(name: str, src: str | os.PathLike, weights_dir, accept_unpinned: bool = 
     if w.sha256 is not None and digest != w.sha256:
         raise WeightsError(f"{src}: sha256 {digest} is not the official {w.name} file's {w.sha256} "
                            f"({w.url}); nothing installed")
+    _check_content(w, src, src)
     dst = target(w, weights_dir)
     dst.parent.mkdir(parents=True, exist_ok=True)
     part = dst.with_name(dst.name + ".adding")
@@ -252,6 +282,11 @@ def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool 
         part.unlink()
         raise WeightsError(f"{w.name}: downloaded file has sha256 {digest}, not the official {w.sha256}; "
                            f"deleted, nothing installed")
+    try:
+        _check_content(w, part, f"{w.name} from {url}")
+    except WeightsError:
+        part.unlink()
+        raise
     os.replace(part, dst)
     _record(weights_dir, w, digest, f"fetched from {url}")
     return dst

@@ -19,7 +19,8 @@ import pandas as pd
 
 from use_repro.config import load_config, results_dir
 from use_repro.report import layout
-from use_repro.report.experiments import NOISY, ORIGINAL, experiments, table_systems, unseen_systems
+from use_repro.report.experiments import (NOISY, ORIGINAL, checkpoint_path, experiments, missing_checkpoints,
+                                          missing_message, table_systems, unseen_systems)
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,18 @@ def _system(results: Path, cfg: dict, name: str, split: str = "test", ref: str |
     return System(name, label, read_scores(layout.eval_csv(results, name, split, ref), name))
 
 
+def _absent_notes(cfg: dict, table: str) -> list[str]:
+    """Why a `pretrained` system this table would print has no row: its model file is missing
+    (the DAG left it out; experiments.missing_checkpoints)."""
+    if table == "datasize":
+        return []
+    exps = experiments(cfg)
+    listed = (cfg.get("report") or {}).get("table1") or []
+    wants = (lambda n: exps[n].unseen) if table == "table4" else (lambda n: n in listed if listed else exps[n].test)
+    return [f"No row for {missing_message(cfg, n, p)}."
+            for n, p in missing_checkpoints(cfg, exps).items() if wants(n)]
+
+
 def _fs_by_id(meta_path: str | None) -> dict[str, int]:
     from use_repro.data.manifest import read_meta
 
@@ -141,6 +154,7 @@ def _tables(cfg: dict, results: Path, args) -> int:
             table = T.table7(T.read_reported("table7"), systems, profile)
         else:
             raise SystemExit(f"unknown table {name}")
+    table.notes = list(table.notes) + _absent_notes(cfg, name)
     paths = write_table(table, args.out_dir)
     log.info("%s -> %s", name, ", ".join(str(p) for p in paths.values()))
     return 0
@@ -234,6 +248,15 @@ def _model_scale(cfg: dict) -> str:
     return "; ".join(parts) + f"; learning rate {cfg['train']['lr']:g} (the paper's 2e-4)"
 
 
+def _describe(name: str, e, cfg: dict) -> str:
+    """One experiment as the comparison's scale line lists it."""
+    if not e.trained:  # scored from a given file: no steps, no data of this run
+        absent = "" if checkpoint_path(e, cfg).is_file() else " (file missing: not scored)"
+        return f"{name}: {e.stage} model {checkpoint_path(e, cfg)}{absent}, trained for target {e.target}"
+    return (f"{name}: {e.stage}, target {e.target}, filter {e.filter}, "
+            f"{e.steps} steps{', size ' + e.size if e.size else ''}")
+
+
 def _compare(cfg: dict, results: Path, args) -> int:
     from use_repro.report import figures as F
     from use_repro.report.compare import Inputs, write_compare
@@ -266,8 +289,7 @@ def _compare(cfg: dict, results: Path, args) -> int:
     scale = {"profile": cfg["profile"],
              "test utterances": str(n_test) if n_test is not None else "unknown",
              "training speech (before filtering)": f"{float(ds['hours'].iloc[0]):.2f} h" if ds is not None and len(ds) else "unknown",
-             "experiments": "; ".join(f"{n}: {e.stage}, target {e.target}, filter {e.filter}, "
-                                      f"{e.steps} steps{', size ' + e.size if e.size else ''}" for n, e in exps.items()),
+             "experiments": "; ".join(_describe(n, e, cfg) for n, e in exps.items()),
              "models": _model_scale(cfg)}
     inp = Inputs(profile=cfg["profile"], tables=tables, curves=curves, residual=residual,
                  backends=collect_backends(jsons), report=cfg["report"], experiments=exps, scale=scale)

@@ -1,10 +1,14 @@
 """Experiments as config: the profile's `experiments` entries, completed and cross-checked.
 
 Each entry is one training run (a table row or a learning curve) and becomes a chain of DAG
-jobs: train -> (enhance -> evaluate) -> tables and figures. The JSON schema checks each entry on
-its own; this module checks what a schema cannot: that `init` names a regression experiment, that
-there is no cycle, that a filter or size names something the profile defines, and that the
-report section names experiments that exist.
+jobs: train -> (enhance -> evaluate) -> tables and figures. An entry of stage `pretrained` is a
+model file trained elsewhere (the authors' released USEMamba): it has no train job and no
+curves, only enhance -> evaluate -> table rows, and is left out of the run (one printed line,
+a note under the tables) while its file is missing (`missing_checkpoints`). The JSON schema
+checks each entry on its own; this module checks what a schema cannot: that `init` names a
+regression experiment, that there is no cycle, that a filter or size names something the
+profile defines, and that the report section names experiments that exist (and, for a learning
+curve, one that is trained here).
 
     exps = experiments(cfg)            # name -> Experiment, in dependency order
     exps["shifted_gan"].init           # "shifted"
@@ -13,13 +17,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from use_repro.config import ConfigError
 
 # Defaults of an entry (mirrors experiments.additionalProperties in schema.yaml, which the
 # generic default-filler does not descend into).
 ENTRY_DEFAULTS = {"stage": "regression", "target": "shifted", "filter": "none", "init": "",
-                  "size": "", "steps": 1000, "test": False, "unseen": False, "gpus": 0, "label": ""}
+                  "size": "", "steps": 1000, "test": False, "unseen": False, "gpus": 0, "label": "",
+                  "checkpoint": ""}
+PRETRAINED = "pretrained"  # the stage of a model file trained elsewhere: scored, never trained
 
 # Pseudo-systems the report prints beside the experiments.
 NOISY = "noisy"          # the unprocessed test input
@@ -39,11 +46,17 @@ class Experiment:
     unseen: bool
     gpus: int
     label: str
+    checkpoint: str = ""
     depends: tuple[str, ...] = field(default=())
 
     @property
     def display(self) -> str:
         return self.label or self.name
+
+    @property
+    def trained(self) -> bool:
+        """Trained by this DAG (a train job, final.pt, curves.csv); False for `pretrained`."""
+        return self.stage != PRETRAINED
 
 
 def experiments(cfg: dict) -> dict[str, Experiment]:
@@ -65,6 +78,11 @@ def experiments(cfg: dict) -> dict[str, Experiment]:
 def _check(exps: dict[str, Experiment], cfg: dict) -> None:
     for e in exps.values():
         key = f"config key experiments.{e.name}"
+        if e.stage == PRETRAINED:
+            _check_pretrained(e, key)
+        elif e.checkpoint:
+            raise ConfigError(f"{key}.checkpoint: only a `stage: {PRETRAINED}` entry names its model file; "
+                              f"a {e.stage} run writes its own final.pt")
         if e.stage in ("gan", "finetune"):
             if not e.init:
                 raise ConfigError(f"{key}.init: stage {e.stage} needs the regression experiment it starts from")
@@ -103,10 +121,54 @@ def _check(exps: dict[str, Experiment], cfg: dict) -> None:
             if n and n not in exps:
                 raise ConfigError(f"config key {key}: no experiment named {n!r}; "
                                   f"defined: {', '.join(exps)}")
+            # the learning-curve figures read curves.csv, which only a training run writes
+            if n in exps and not exps[n].trained and key.startswith(("report.fig3", "report.fig9")):
+                raise ConfigError(f"config key {key}: {n!r} is a {PRETRAINED} model, which has no "
+                                  f"learning curve; name a run this profile trains")
     for n in rep.get("table1", []):
         if n in exps and not exps[n].test:
             raise ConfigError(f"config key report.table1: experiment {n!r} is not scored on the "
                               f"test set; set experiments.{n}.test: true")
+
+
+def _check_pretrained(e: Experiment, key: str) -> None:
+    """A `pretrained` entry is scored, not trained: its file, and nothing a training run reads."""
+    if not e.checkpoint:
+        raise ConfigError(f"{key}.checkpoint: stage {PRETRAINED} needs the model file to score (absolute, "
+                          f"or relative to weights_dir), e.g. reuse/model.safetensors")
+    if e.init:
+        raise ConfigError(f"{key}.init: a {PRETRAINED} model is not trained here, so it starts from nothing")
+    if not (e.test or e.unseen):
+        raise ConfigError(f"{key}: a {PRETRAINED} model is only scored; set test and/or unseen to true")
+
+
+def checkpoint_path(e: Experiment, cfg: dict) -> Path:
+    """The model file of a `pretrained` entry: its `checkpoint`, absolute or under weights_dir
+    (where `use-repro weights add` installs files)."""
+    p = Path(e.checkpoint).expanduser()
+    return p if p.is_absolute() else Path(cfg.get("weights_dir") or "weights") / p
+
+
+def missing_checkpoints(cfg: dict, exps: dict[str, Experiment] | None = None) -> dict[str, Path]:
+    """name -> the expected file, for each `pretrained` entry whose model file does not exist.
+    The DAG leaves these out of the run (a fresh machine still makes every table) and the
+    tables say so; relative paths resolve against the working directory, as the jobs' do."""
+    exps = experiments(cfg) if exps is None else exps
+    out = {}
+    for n, e in exps.items():
+        if not e.trained:
+            p = checkpoint_path(e, cfg)
+            if not p.is_file():
+                out[n] = p
+    return out
+
+
+def missing_message(cfg: dict, name: str, path: Path) -> str:
+    """One line naming the entry and the file it waits for (DAG warning and table notes)."""
+    e = experiments(cfg)[name]
+    return (f"experiments.{name} ({e.display}): model file {path} not found, so it is left out of "
+            f"this run's tables; put the file there to score it (the authors' release: `use-repro "
+            f"weights add reuse FILE --accept-unpinned` installs it as <weights_dir>/reuse/model.safetensors)")
 
 
 def _names(node) -> set[str] | None:
@@ -140,13 +202,17 @@ def _toposort(exps: dict[str, Experiment]) -> list[str]:
 
 
 def table_systems(cfg: dict) -> list[str]:
-    """Experiments of Tables 1, 6, 7 and the Table 2 analogue, in print order."""
+    """Experiments of Tables 1, 6, 7 and the Table 2 analogue, in print order (without a
+    `pretrained` entry whose file is missing)."""
     exps = experiments(cfg)
+    absent = missing_checkpoints(cfg, exps)
     listed = (cfg.get("report") or {}).get("table1") or []
-    return list(listed) if listed else [n for n in (cfg.get("experiments") or {}) if exps[n].test]
+    names = list(listed) if listed else [n for n in (cfg.get("experiments") or {}) if exps[n].test]
+    return [n for n in names if n not in absent]
 
 
 def unseen_systems(cfg: dict) -> list[str]:
     """Experiments scored on the held-out languages (Table 4 analogue), in config order."""
     exps = experiments(cfg)
-    return [n for n in (cfg.get("experiments") or {}) if exps[n].unseen]
+    absent = missing_checkpoints(cfg, exps)
+    return [n for n in (cfg.get("experiments") or {}) if exps[n].unseen and n not in absent]
