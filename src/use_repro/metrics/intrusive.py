@@ -271,10 +271,14 @@ def mel_cepstrum(x: np.ndarray, fs: int, backend: str = "numpy") -> np.ndarray:
         raise ValueError(f"MCD needs at least {MCD_FFT} samples, got {len(x)}")
     win = pysptk.sptk.hamming(MCD_FFT)
     x = np.asarray(x, dtype=np.float64)
-    idx = np.arange(MCD_FFT)[None, :] + MCD_SHIFT * np.arange(n_frames)[:, None]
-    frames = x[idx] * win
+
+    def frames(lo: int, hi: int) -> np.ndarray:
+        """Windowed frames lo..hi-1 [hi-lo, MCD_FFT] (made per block: bounded memory)."""
+        idx = np.arange(MCD_FFT)[None, :] + MCD_SHIFT * np.arange(lo, hi)[:, None]
+        return x[idx] * win
+
     if backend == "sptk":
-        return np.stack([pysptk.mcep(f, order, alpha, eps=MCEP_EPS, etype=1) for f in frames])
+        return np.stack([pysptk.mcep(f, order, alpha, eps=MCEP_EPS, etype=1) for f in frames(0, n_frames)])
     if backend != "numpy":
         raise ValueError(f"unknown mel-cepstrum backend {backend!r}; choose 'numpy' or 'sptk'")
     from threadpoolctl import threadpool_limits
@@ -282,13 +286,13 @@ def mel_cepstrum(x: np.ndarray, fs: int, backend: str = "numpy") -> np.ndarray:
     out = np.empty((n_frames, order + 1))
     with threadpool_limits(limits=1, user_api="blas"):
         for lo in range(0, n_frames, MCEP_CHUNK):
-            block = frames[lo:lo + MCEP_CHUNK]
+            hi = min(lo + MCEP_CHUNK, n_frames)
             try:
-                out[lo:lo + len(block)] = _mcep_frames(block, order, alpha)
+                out[lo:hi] = _mcep_frames(frames(lo, hi), order, alpha)
             except np.linalg.LinAlgError:
-                out[lo:lo + len(block)] = np.nan
+                out[lo:hi] = np.nan
     for i in np.flatnonzero(~np.isfinite(out).all(axis=1)):
-        out[i] = pysptk.mcep(frames[i], order, alpha, eps=MCEP_EPS, etype=1)
+        out[i] = pysptk.mcep(frames(i, i + 1)[0], order, alpha, eps=MCEP_EPS, etype=1)
     return out
 
 
