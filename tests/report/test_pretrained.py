@@ -116,3 +116,20 @@ def test_a_pretrained_entry_is_checked(change, key):
     change(cfg)
     with pytest.raises(ConfigError, match=key.replace("(", r"\(")):
         experiments(validate_config(cfg))
+
+
+@pytest.mark.parametrize("profile", ["gpu", "urgent2025"])
+def test_the_paper_profiles_commented_example_is_a_valid_entry(profile, tmp_path):
+    # the line a user uncomments: it parses, validates, and is left out while its file is absent
+    from use_repro.config import CONFIG_DIR
+
+    text = (CONFIG_DIR / f"{profile}.yaml").read_text()
+    lines = [ln for ln in text.splitlines() if ln.strip().startswith("# released:")]
+    assert len(lines) == 1, profile
+    raw = yaml.safe_load(text)
+    raw["experiments"].update(yaml.safe_load(lines[0].strip()[2:]))
+    raw["weights_dir"] = str(tmp_path)
+    cfg = validate_config(raw)
+    exps = experiments(cfg)
+    assert exps["released"].stage == "pretrained" and exps["released"].display == LABEL
+    assert missing_checkpoints(cfg, exps) == {"released": tmp_path / "reuse" / "model.safetensors"}
