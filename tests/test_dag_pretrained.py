@@ -5,13 +5,16 @@ USEMamba) is enhanced with and scored beside the retrained runs, and never train
   a dry run of the tiny profile plans its enhancement of both splits and its evaluations, the
   enhance command reads that very file, and no train job is planned for it;
 - without the file the plan is the shipped profile's, and one printed line names the file;
-- the documented `--config` way of adding the entry plans the same jobs.
+- the documented `--config` way of adding the entry plans the same jobs;
+- on an up-to-date tiny run, adding the entry without its file reruns only the report (whose
+  tables' notes then name the file), and with the file its enhancement and scores as well.
 
 Dry runs only (`snakemake -n`), each in its own working directory.
 """
 from __future__ import annotations
 
 import re
+import shutil
 
 import pytest
 import torch
@@ -21,7 +24,7 @@ from use_repro.config import REPO_ROOT
 from use_repro.models.released import save_released
 from use_repro.models.usemamba import USEMamba, USEMambaConfig
 
-from tests.test_dag import job_counts, snakemake
+from tests.test_dag import SNAKEFILE, job_counts, make_up_to_date, planned, snakemake
 
 LABEL = "USEMamba (authors' release)"
 
@@ -39,7 +42,8 @@ def release_file(tmp_path_factory):
 def profile_with_release(tmp_path, weights, checkpoint="reuse/g_00000100.pth"):
     """tiny.yaml (same file name, so results/tiny) with the released model as an experiment."""
     raw = yaml.safe_load((REPO_ROOT / "experiments" / "config" / "tiny.yaml").read_text())
-    raw["weights_dir"] = str(weights)
+    if weights is not None:  # else the shipped weights_dir (./weights of the working directory)
+        raw["weights_dir"] = str(weights)
     raw["experiments"]["released"] = {"stage": "pretrained", "checkpoint": checkpoint, "target": "early10ms",
                                       "test": True, "unseen": True, "label": LABEL}
     path = tmp_path / "tiny.yaml"
@@ -104,3 +108,18 @@ def test_config_override_adds_the_entry(tmp_path, release_file, shipped):
     assert counts["evaluate_test"] == shipped[1]["evaluate_test"] + 2
     assert counts["train"] == shipped[1]["train"]
     assert f"use-repro enhance --checkpoint {ckpt} " in out
+
+
+def test_on_an_up_to_date_run_the_entry_reruns_the_report_then_its_scores(tmp_path, release_file):
+    # the shipped weights_dir (every job that reads it stays up to date), the file under it
+    _, ckpt = release_file
+    work = tmp_path / "work"
+    make_up_to_date(work, SNAKEFILE, "tiny")
+    report_only = {"report_table", "report_figure", "report_compare", "report_provenance", "tables", "total"}
+    absent = planned(work, profile_with_release(tmp_path, None))
+    assert set(absent) <= report_only and absent["report_table"] == 6, absent
+    (work / "weights" / "reuse").mkdir(parents=True)
+    shutil.copy(ckpt, work / "weights" / "reuse" / ckpt.name)
+    present = planned(work, profile_with_release(tmp_path, None))
+    assert present["enhance"] == 2 and present["evaluate_test"] == 2 and present["evaluate_unseen"] == 1
+    assert "train" not in present and "simulate_render" not in present, present
