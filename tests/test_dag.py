@@ -396,3 +396,22 @@ def test_editing_the_profile_in_place_reruns_the_edited_run(tmp_path):
     # the run, the two initialised from it, and what they feed; nothing upstream
     assert plan.get("train") == 3 and plan.get("enhance") == 3, plan
     assert not {"corpus", "simulate_params", "simulate_render", "vqscore_train"} & set(plan), plan
+
+
+def test_a_new_weights_file_reruns_exactly_the_evaluations_that_use_it(recorded_tiny):
+    # `use-repro weights add nisqa FILE` changes the NISQA column's backend: the evaluations
+    # against the challenge's reference (whose metrics include NISQA) rerun, with what reads
+    # them; Table 6's and the held-out languages' evaluations (no NISQA) and training do not.
+    nisqa = recorded_tiny / "weights" / "nisqa" / "nisqa.tar"
+    nisqa.parent.mkdir(parents=True)
+    nisqa.write_bytes(b"a checkpoint that is not the official one")
+    try:
+        labels, children, run = dag(recorded_tiny, "tiny")
+        starts = {n for n, lab in labels.items() if lab.startswith("evaluate_test") and "ref: early" in lab}
+        assert starts, sorted(labels.values())
+        assert run == closure(starts, children), sorted(labels[n] for n in run)
+        assert not any(labels[n].startswith(("train", "evaluate_unseen")) for n in run)
+        assert not any("ref: anechoic" in labels[n] for n in run)
+    finally:
+        shutil.rmtree(nisqa.parent.parent)
+    assert planned(recorded_tiny, "tiny") == {}

@@ -2,6 +2,7 @@
 # the systems the report prints, and the helper functions the rules call. Rules themselves hold
 # no functions and take every value their shell command uses from input/output/params, so
 # `snakemake --lint` stays clean.
+import json
 import re
 import sys
 from pathlib import Path
@@ -204,6 +205,32 @@ def model_checkpoint(wc):
 # languages what Table 4 prints.
 TEST_METRICS = {"early": "", "anechoic": "--metrics " + " ".join(L.TABLE6_METRICS)}
 UNSEEN_METRICS = "--metrics DNSMOS SpkSim CAcc"
+
+
+def _backend_identity(groups):
+    """Which backend (name, version) computes each metric group in `groups`, and the size and
+    time stamp of its paper-backend file where one is present: a param of the evaluation jobs,
+    so adding, replacing or removing a weights file (`use-repro weights add`) reruns exactly the
+    evaluations that use it and what reads them. Resolving loads no model (NISQA's file is hashed
+    once per process)."""
+    from use_repro.metrics import registry as _registry
+
+    ident = {}
+    for g in sorted(groups):
+        d = _registry.resolve(g, CFG["weights_dir"]).describe()
+        f = Path(CFG["weights_dir"]) / _registry.PAPER_FILES[g] if g in _registry.PAPER_FILES else None
+        if f is not None and f.exists():
+            st = f.stat()
+            d["file"] = f"{st.st_size}:{st.st_mtime_ns}"
+        ident[g] = d
+    return json.dumps(ident, sort_keys=True)
+
+
+METRIC_BACKENDS = {
+    "early": _backend_identity(CFG["evaluate"]["metrics"]),
+    "anechoic": _backend_identity(L.TABLE6_METRICS),
+    "unseen": _backend_identity(UNSEEN_METRICS.split()[1:]),
+}
 
 
 def test_estimate(wc):

@@ -20,6 +20,8 @@ rule evaluate_test:
         ENV
     params:
         cfg=stage_settings("evaluate"),
+        # which backend computes each metric: a new or replaced weights file reruns the scores
+        backends=lambda wc: METRIC_BACKENDS[wc.ref],
         # folders: evaluate names an utterance by its file name, as the references are named
         est=lambda wc, input: TEST_NOISY if wc.system == NOISY_SYSTEM else parent(input.est),
         ref=lambda wc: TEST_REFERENCES[wc.ref],
@@ -45,6 +47,8 @@ rule evaluate_unseen:
         ENV
     params:
         cfg=stage_settings("evaluate"),
+        # which backend computes each metric: a new or replaced weights file reruns the scores
+        backends=METRIC_BACKENDS["unseen"],
         metrics=UNSEEN_METRICS,
     shell:
         "use-repro evaluate --config {params.cfg} --est {input.est} --ref {input.ref}"
