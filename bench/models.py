@@ -10,11 +10,14 @@ Sections (all by default):
    resident memory.
 2. ``infer``  inference real-time factor (STFT -> model -> iSTFT, no gradients) of the same two
    models at 16 kHz, and of the paper model at 48 kHz.
-3. ``scan``   the pure-PyTorch parallel scan against the sequential reference (a Python loop
+3. ``scan``   the pure-PyTorch parallel scan and the compiled C++ scan (when built:
+   ``use_repro.models.scan_cpu``) against the sequential reference (a Python loop
    over time steps, mamba_ssm's ``selective_scan_ref`` semantics) at L = 100, 400, 1600, for a
    small layer (2 sequences x d_inner 64) and for one the size of the paper model's layers
    (8 sequences x d_inner 256), both d_state 16; forward, and forward + backward at L = 400.
-   The two are timed side by side in one process; the goal is >= 10x at L >= 400.
+   Also forward + backward at the shapes inside the paper model on 1 s of 16 kHz audio (the
+   frequency pass: 51 sequences x L 161; the time pass: 161 sequences x L 51). The three are
+   timed interleaved in one process; the goal is >= 10x at L >= 400.
 4. ``gpu``    with CUDA: the fused ``mamba_ssm`` kernel against the torch scan, and the paper
    model on a 10 s, 48 kHz utterance (inference and forward + backward) with peak GPU memory.
    Skipped (and said so) without CUDA or without mamba_ssm.
@@ -141,6 +144,7 @@ def worker_scan(job: dict) -> dict:
     import torch
 
     from use_repro.models.mamba import selective_scan_ref, selective_scan_torch
+    from use_repro.models.scan_cpu import available, selective_scan_cpu
 
     torch.set_num_threads(job["threads"])
     xs = scan_inputs(job["batch"], job["dim"], job["state"], job["length"])
@@ -165,15 +169,23 @@ def worker_scan(job: dict) -> dict:
 
     with torch.set_grad_enabled(backward):
         # interleaved, so load changes on a shared machine hit both alike
-        ref_w, ref_c, tor_w, tor_c = [], [], [], []
+        ref_w, ref_c, tor_w, tor_c, cpp_w, cpp_c = [], [], [], [], [], []
         for _ in range(job["rounds"]):
             w, c = timed(selective_scan_ref, 1)
             ref_w.append(w), ref_c.append(c)
             w, c = timed(selective_scan_torch, 3)
             tor_w.append(w), tor_c.append(c)
-    return {"ref_wall_s": min(ref_w), "ref_cpu_s": min(ref_c), "torch_wall_s": min(tor_w),
-            "torch_cpu_s": min(tor_c), "speedup_wall": min(ref_w) / min(tor_w),
-            "speedup_cpu": min(ref_c) / min(tor_c), "peak_rss_mb": _rss_mb()}
+            if available():   # the compiled scan (use_repro.models.scan_cpu), when built
+                w, c = timed(selective_scan_cpu, 3)
+                cpp_w.append(w), cpp_c.append(c)
+    res = {"ref_wall_s": min(ref_w), "ref_cpu_s": min(ref_c), "torch_wall_s": min(tor_w),
+           "torch_cpu_s": min(tor_c), "speedup_wall": min(ref_w) / min(tor_w),
+           "speedup_cpu": min(ref_c) / min(tor_c), "peak_rss_mb": _rss_mb()}
+    if cpp_w:
+        res.update({"cpp_wall_s": min(cpp_w), "cpp_cpu_s": min(cpp_c),
+                    "cpp_speedup_wall": min(ref_w) / min(cpp_w), "cpp_speedup_cpu": min(ref_c) / min(cpp_c),
+                    "cpp_vs_torch_wall": min(tor_w) / min(cpp_w)})
+    return res
 
 
 def worker_gpu(job: dict) -> dict:
@@ -251,13 +263,17 @@ def section_train_infer(args, results: dict) -> None:
 
 
 def section_scan(args, results: dict) -> None:
-    print(f"\n3. selective scan: parallel torch vs sequential reference, d_state 16, {args.threads} thread(s)")
-    print(f"   {'layer':<28} {'L':>5} {'pass':>8} {'ref ms':>9} {'torch ms':>9} {'speed-up':>9} {'(cpu)':>7}")
+    print(f"\n3. selective scan: parallel torch and compiled C++ vs sequential reference, d_state 16, "
+          f"{args.threads} thread(s)")
+    print(f"   {'layer':<28} {'L':>5} {'pass':>8} {'ref ms':>9} {'torch ms':>9} {'speed-up':>9} {'(cpu)':>7} "
+          f"{'C++ ms':>8} {'speed-up':>9} {'(cpu)':>7} {'C++/torch':>9}   load avg")
     cases = []
     for label, batch, dim in (("small: 2 seq x d_inner 64", 2, 64), ("paper: 8 seq x d_inner 256", 8, 256)):
         for length in (100, 400, 1600):
             cases.append((label, batch, dim, length, False))
         cases.append((label, batch, dim, 400, True))
+    for label, batch, length in (("paper model 1 s, freq pass", 51, 161), ("paper model 1 s, time pass", 161, 51)):
+        cases.append((label, batch, 256, length, True))
     for label, batch, dim, length, backward in cases:
         r = run_worker("scan", {"batch": batch, "dim": dim, "state": 16, "length": length,
                                 "backward": backward, "threads": args.threads, "rounds": 2})
@@ -266,8 +282,14 @@ def section_scan(args, results: dict) -> None:
         if "error" in r:
             print(f"   {label:<28} {length:>5} error: {r['error']}")
             continue
-        print(f"   {label:<28} {length:>5} {'fwd+bwd' if backward else 'fwd':>8} {r['ref_wall_s'] * 1e3:>9.1f} "
-              f"{r['torch_wall_s'] * 1e3:>9.1f} {r['speedup_wall']:>8.1f}x {r['speedup_cpu']:>6.1f}x")
+        line = (f"   {label:<28} {length:>5} {'fwd+bwd' if backward else 'fwd':>8} {r['ref_wall_s'] * 1e3:>9.1f} "
+                f"{r['torch_wall_s'] * 1e3:>9.1f} {r['speedup_wall']:>8.1f}x {r['speedup_cpu']:>6.1f}x")
+        if "cpp_wall_s" in r:
+            line += (f" {r['cpp_wall_s'] * 1e3:>8.2f} {r['cpp_speedup_wall']:>8.1f}x {r['cpp_speedup_cpu']:>6.1f}x "
+                     f"{r['cpp_vs_torch_wall']:>8.1f}x")
+        else:
+            line += "   (compiled scan unavailable)"
+        print(f"{line}   {_load()}")
 
 
 def section_gpu(args, results: dict) -> None:

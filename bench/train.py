@@ -204,7 +204,8 @@ def measure(results: dict, where: str, stages, base: dict) -> None:
 # paper model: without the BiMamba layers' recomputation in the backward pass (memory for time).
 VARIANTS = (
     {"name": "before: torch scan, PASSIVE", "scan_backend": "torch", "wait_policy": "PASSIVE"},
-    {"name": "torch scan, default wait", "scan_backend": "torch", "wait_policy": "default", "threads_min": 2},
+    {"name": "torch scan, default wait", "scan_backend": "torch", "wait_policy": "default", "threads_min": 2,
+     "models": ("mini",)},
     {"name": "compiled scan, PASSIVE", "scan_backend": "cpp", "wait_policy": "PASSIVE", "threads_min": 2},
     {"name": "after: compiled scan", "scan_backend": "cpp", "wait_policy": "default"},
     {"name": "after, no recompute", "scan_backend": "cpp", "wait_policy": "default", "mamba_checkpoint": False,
@@ -261,7 +262,9 @@ def section_profile(results: dict, args) -> None:
     """torch.profiler of one training step (after the warm-up) of each model and scan: top ops by
     self CPU time."""
     for model in backend_models(args):
-        for v in (VARIANTS[1], VARIANTS[3]):
+        for v in (VARIANTS[0], VARIANTS[3]):
+            if v["scan_backend"] == "torch" and model["model"] not in args.profile_torch:
+                continue
             r = run_job(_job(model, v, args.threads, profile_ops=args.profile_top, steps=1))
             results[f"profile_{model['model']}_{v['scan_backend']}"] = r
             print(f"\n== profile: {model['model']} model, {v['name']}, {args.threads} threads, "
@@ -292,6 +295,8 @@ def main() -> int:
                         "the compiled scan, ~12 GB per s with the torch scan)")
     p.add_argument("--paper-steps", type=int, default=2, help="timed steps of the paper-size model")
     p.add_argument("--profile-top", type=int, default=12, help="ops listed per profile")
+    p.add_argument("--profile-torch", nargs="*", default=["mini", "paper"], choices=("mini", "paper"),
+                   help="models also profiled with the torch scan (the paper model's step takes minutes)")
     p.add_argument("--out", help="also write the results as JSON")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()

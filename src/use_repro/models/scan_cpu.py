@@ -102,6 +102,11 @@ def load_extension(build: bool = True, verbose: bool = False):
             raise RuntimeError(f"no C++ compiler ({os.environ.get('CXX', 'c++')}) on PATH")
         from torch.utils.cpp_extension import load
 
+        # ninja comes with this environment (a dependency); find it even when the environment's
+        # bin folder is not on PATH (e.g. .venv/bin/use-repro run without activating the venv)
+        env_bin = os.path.dirname(sys.executable)
+        if shutil.which("ninja") is None and shutil.which("ninja", path=env_bin):
+            os.environ["PATH"] = env_bin + os.pathsep + os.environ.get("PATH", "")
         lib.parent.mkdir(parents=True, exist_ok=True)
         log.info("building the compiled CPU selective scan in %s (once)", lib.parent)
         # the build folder holds a lock file, so concurrent first uses build it once
