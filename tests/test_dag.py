@@ -415,3 +415,17 @@ def test_a_new_weights_file_reruns_exactly_the_evaluations_that_use_it(recorded_
     finally:
         shutil.rmtree(nisqa.parent.parent)
     assert planned(recorded_tiny, "tiny") == {}
+
+
+def test_utmos_weights_rerun_training_whose_validation_curves_use_them(recorded_tiny):
+    # the trainer's validation MOS is UTMOS once its weights are there (registry.validation_mos)
+    utmos = recorded_tiny / "weights" / "utmos" / "utmos22_strong_step7459_v1.pt"
+    utmos.parent.mkdir(parents=True)
+    utmos.write_bytes(b"stand-in")
+    try:
+        plan = planned(recorded_tiny, "tiny")
+        n_runs = len(yaml.safe_load((REPO_ROOT / "experiments" / "config" / "tiny.yaml").read_text())["experiments"])
+        assert plan.get("train") == n_runs and "corpus" not in plan and "simulate_render" not in plan, plan
+    finally:
+        shutil.rmtree(utmos.parent.parent)
+    assert planned(recorded_tiny, "tiny") == {}

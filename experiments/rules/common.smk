@@ -207,6 +207,12 @@ TEST_METRICS = {"early": "", "anechoic": "--metrics " + " ".join(L.TABLE6_METRIC
 UNSEEN_METRICS = "--metrics DNSMOS SpkSim CAcc"
 
 
+def _registry_available(group):
+    from use_repro.metrics import registry as _registry
+
+    return _registry.resolve(group, CFG["weights_dir"]).available
+
+
 def _backend_identity(groups):
     """Which backend (name, version) computes each metric group in `groups`, and the size and
     time stamp of its paper-backend file where one is present: a param of the evaluation jobs,
@@ -225,6 +231,11 @@ def _backend_identity(groups):
         ident[g] = d
     return json.dumps(ident, sort_keys=True)
 
+
+# The trainer's validation MOS is the first of these with a backend (metrics.registry.validation_mos):
+# adding UTMOS's weights changes every run's learning curves, so it is a param of training.
+VALIDATION_MOS = next(_backend_identity([g]) for g in ("UTMOS", "DistillMOS", "DNSMOS")
+                      if _registry_available(g))
 
 METRIC_BACKENDS = {
     "early": _backend_identity(CFG["evaluate"]["metrics"]),

@@ -28,6 +28,8 @@ rule train:
         ENV
     params:
         cfg=train_settings,
+        # the validation curves' MOS predictor (UTMOS once its weights are added)
+        mos=VALIDATION_MOS,
         stage=lambda wc: EXPS[wc.exp].stage,
         target=lambda wc: EXPS[wc.exp].target,
         options=train_options,
