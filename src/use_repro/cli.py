@@ -22,9 +22,10 @@ import sys
 # jobs never oversubscribe (Snakemake gives each `threads:` and sets OMP_NUM_THREADS to it, every
 # stage takes --threads, the scheduler runs at most --cores threads), but other processes can:
 # on a machine already busier than its cores, spinning threads steal the time the working ones
-# need, and the default was 2.2x (compiled scan) to 8x (torch scan) slower than PASSIVE for the
-# mini model's 2-thread training step (bench/train.py, load average 4-8 on 2 cores). So PASSIVE
-# only when the 1-minute load average already exceeds the CPU count.
+# need: the default was 2.6x (compiled scan) to 6.7x (torch scan) slower than PASSIVE for the
+# mini model's 2-thread training step at load average 6-10 on 2 cores, and 16x (compiled) at
+# load 2.2-3.5 (bench/train.py). So PASSIVE when the 1-minute load average already exceeds the
+# CPU count.
 if "OMP_WAIT_POLICY" not in os.environ and os.getloadavg()[0] > (os.cpu_count() or 1):
     os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
