@@ -409,7 +409,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"use-repro weights {args.action}: {e}", file=sys.stderr)
         return 1
     print(f"installed {dst} (sha256 {sha256_file(dst)})")
-    # Evaluations made before the file was there are not redone by themselves.
-    print("evaluations already made keep their n/a: rerun them, e.g. "
-          "`snakemake tables --forcerun evaluate_test evaluate_unseen --config profile=<profile>`")
+    # The DAG's evaluation jobs carry each metric's backend in their identity (common.smk).
+    print("the next `snakemake tables` reruns the evaluations (and learning curves) this file changes")
     return 0
