@@ -29,3 +29,12 @@ def test_figures_are_written_as_png_and_pdf(tmp_path):
 def test_single_source_and_constant_scores_still_draw(tmp_path):
     paths = figure7({"only": [0.8, 0.8, 0.8]}, tmp_path / "f.png")
     assert all(p.exists() for p in paths)
+
+
+def test_the_same_scores_give_byte_identical_files(tmp_path):
+    # a PDF's creation date would make two runs of the same data differ (issue 12)
+    a = figure2(_scores(), tmp_path / "a" / "fig2.png")
+    b = figure2(_scores(), tmp_path / "b" / "fig2.png")
+    for pa, pb in zip(a, b):
+        assert pa.read_bytes() == pb.read_bytes(), pa.name
+    assert b"CreationDate" not in a[1].read_bytes()

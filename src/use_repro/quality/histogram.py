@@ -47,7 +47,10 @@ def _save(fig, png: Path) -> list[Path]:
     out = []
     for path in (png.with_suffix(".png"), png.with_suffix(".pdf")):
         with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=150, bbox_inches="tight")
+            # no creation date in the PDF: the same scores give the same file, byte for byte
+            ext = path.suffix[1:]
+            fig.savefig(tmp, format=ext, dpi=150, bbox_inches="tight",
+                        metadata={"CreationDate": None} if ext == "pdf" else {"Software": None})
         out.append(path)
     return out
 
