@@ -238,3 +238,24 @@ def test_evaluate_malformed_line_and_bad_metric(tmp_path):
     write_audio(tmp_path / "est" / "a.flac", tone(FS, 0.5), FS)
     with pytest.raises(SystemExit, match="unknown metric.*PESQQ"):
         main(["evaluate", "--est", str(tmp_path / "est"), "--out", str(tmp_path / "x.csv"), "--metrics", "PESQQ"])
+
+
+def test_evaluate_scores_the_rest_and_exits_non_zero_naming_bad_inputs(tmp_path, capsys):
+    import pandas as pd
+
+    est = tmp_path / "est"
+    write_audio(est / "good.flac", tone(FS, 0.5), FS)
+    write_audio(est / "quiet.flac", np.zeros(FS // 2), FS)  # a silent system output: a failed row, not bad input
+    bad, _, _ = make_bad("nan", est)
+    out = tmp_path / "x.csv"
+    rc = main(["evaluate", "--est", str(est), "--out", str(out), "--metrics", "SDR"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "1 of 3 input file(s) could not be used" in err and str(bad) in err, err
+    assert "quiet" not in err
+    rows = pd.read_csv(out).set_index("id")
+    assert sorted(rows.index) == ["bad", "good", "quiet"]
+    assert rows.loc["good", "error"] != rows.loc["good", "error"]  # NaN: no error
+    assert "silent" in rows.loc["quiet", "error"]
+    # without the bad file the same run succeeds
+    bad.unlink()
+    assert main(["evaluate", "--est", str(est), "--out", str(tmp_path / "y.csv"), "--metrics", "SDR"]) == 0

@@ -19,7 +19,8 @@ the challenge computes it.
 Failure isolation: an unreadable, empty, NaN-holding or silent estimate gives NaN in every
 column of its row and the reason in `error`; a missing, silent or length-/rate-mismatched
 reference gives NaN in the reference-based columns only; a metric that raises gives NaN in its
-own columns. The run always completes; the exit status is 0.
+own columns. The run always completes and writes every row; the exit status is 1 when an
+input file could not be decoded (missing, not audio, NaN/Inf, cut off: listed at the end), else 0.
 
 Models load once per worker process; `--threads N` runs N workers (0: all cores), each with
 single-threaded math libraries, longest utterances first.
@@ -40,6 +41,7 @@ import json
 import logging
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -145,6 +147,10 @@ def init_worker(backends: dict[str, registry.Backend], threads_per_worker: int =
                 b.make, b.na_reason = None, f"failed to load {b.name}: {e}"
 
 
+class SilentAudio(ValueError):
+    """A decodable file without signal: scored as a failed row, not reported as bad input."""
+
+
 def _load(path: str | None, what: str) -> tuple[np.ndarray, int]:
     from use_repro.audio.io import read_audio
     from use_repro.data.audiocheck import check_audio
@@ -154,7 +160,7 @@ def _load(path: str | None, what: str) -> tuple[np.ndarray, int]:
     check_audio(path)  # a full decode: a cut-off WAV would otherwise be scored as a short file
     x, fs = read_audio(path)
     if float(np.max(np.abs(x))) < SILENCE_PEAK:
-        raise ValueError(f"{path}: {what} is silent (peak below {SILENCE_PEAK:g})")
+        raise SilentAudio(f"{path}: {what} is silent (peak below {SILENCE_PEAK:g})")
     return x, fs
 
 
@@ -170,6 +176,10 @@ def score_item(item: Item) -> dict:
     except Exception as e:
         row["error"] = f"estimate: {e}"
         row["na"] = ""
+        # a file that cannot be decoded (missing, not audio, NaN/Inf, cut off) is bad input; a
+        # silent one is a (failed) system output, scored as such
+        if not isinstance(e, SilentAudio):
+            row["bad_input"] = f"{item.est or item.uid}: {e}"
         return row
     row["fs"], row["seconds"] = fs, round(len(est) / fs, 4)
     ref, ref_problem = None, None
@@ -181,6 +191,8 @@ def score_item(item: Item) -> dict:
             ref, ref_problem = None, f"length mismatch: estimate {len(est)} samples, reference {len(ref)}"
     except Exception as e:
         ref_problem = f"reference: {e}"
+        if item.ref and not isinstance(e, SilentAudio):
+            row["bad_input"] = f"{item.ref}: {e}"
     if ref_problem and item.ref is not None:
         errors.append(ref_problem)
     elif ref_problem:
@@ -349,4 +361,12 @@ def run(args: argparse.Namespace) -> int:
              len(rows), audio_s, time.time() - t0, threads, info["n_failed"], args.out)
     for c, v in info["averages"].items():
         log.info("  %-11s %s", c, "n/a" if v is None else f"{v:.4f}")
+    bad = [r["bad_input"] for r in rows if r.get("bad_input")]
+    if bad:
+        # everything else is scored and written; the exit status says some input was unusable
+        print(f"use-repro evaluate: {len(bad)} of {len(rows)} input file(s) could not be used "
+              f"(their rows in {args.out} hold the reason):", file=sys.stderr)
+        for b in bad:
+            print(f"  {b}", file=sys.stderr)
+        return 1
     return 0
