@@ -11,8 +11,9 @@ stage's own contract, asserted here:
 - training: bad rows skipped before step 0 and named in skipped_rows.tsv; training goes on.
 - enhance: bad files are failures named in enhance_failures.tsv, the rest is enhanced, exit 1;
   unusual rates and stereo are enhanced (resampled / per channel) by design.
-- evaluate: a bad estimate gives a row whose `error` names the reason (the run completes by
-  design); a malformed list line refuses the run naming the line.
+- evaluate: a bad estimate gives a row whose `error` names the reason, every other row is
+  scored, and the run exits 1 listing the undecodable files; a malformed list line refuses the
+  run naming the line.
 """
 from __future__ import annotations
 
