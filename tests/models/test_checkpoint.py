@@ -57,6 +57,20 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["m.pt"]
 
 
+def test_the_same_checkpoint_is_the_same_file_byte_for_byte(tmp_path):
+    # torch.save given a path names the archive's inner folder after it (a random temp name)
+    from use_repro.train.loop import save_torch_atomic
+
+    torch.manual_seed(0)
+    model = USEMamba(SMALL)
+    save_checkpoint(tmp_path / "a.pt", model)
+    save_checkpoint(tmp_path / "b.pt", model)
+    assert (tmp_path / "a.pt").read_bytes() == (tmp_path / "b.pt").read_bytes()
+    save_torch_atomic({"w": torch.arange(4.0)}, tmp_path / "c.pt")
+    save_torch_atomic({"w": torch.arange(4.0)}, tmp_path / "d.pt")
+    assert (tmp_path / "c.pt").read_bytes() == (tmp_path / "d.pt").read_bytes()
+
+
 def test_tensors_saved_on_another_device_load_on_cpu(tmp_path):
     # A GPU run saves CUDA tensors; map_location must bring every tensor to the CPU. Without a GPU
     # this is simulated on the checkpoint's `extra` (weights are always moved to the CPU on save).

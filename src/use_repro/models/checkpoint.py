@@ -72,8 +72,9 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, extra: dict | Non
     """Atomically write ``model``'s class, arguments and weights (+ ``extra``) to ``path``."""
     path = Path(path)
     payload = checkpoint_dict(model, extra)
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+    # a file object, not the temp path: the archive's inner folder would be named after it
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(payload, f)
     return path
 
 

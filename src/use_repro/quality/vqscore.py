@@ -472,8 +472,9 @@ def save_estimator(path: str | Path, model: VQScoreModel, origin: str, extra: di
     ckpt = {"class": "VQScoreModel", "args": dataclasses.asdict(model.args),
             "state_dict": model.state_dict(), "origin": origin,
             "rng": torch.get_rng_state(), **(extra or {})}
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    # a file object, not the temp path: the archive's inner folder would be named after it
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(ckpt, f)
     return Path(path)
 
 

@@ -236,8 +236,10 @@ def latest_checkpoint(ckpt_dir: str | os.PathLike) -> tuple[Path, dict] | None:
 
 
 def save_torch_atomic(obj: Any, path: str | os.PathLike) -> Path:
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    # through a file object: torch.save names the archive's inner folder after a path's file
+    # name (here a random temp name), so the same checkpoint would differ byte for byte
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
     return Path(path)
 
 
