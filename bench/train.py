@@ -18,8 +18,11 @@
 3. ``profile``  torch.profiler of one training step (after a warm-up step) of both models with
    the torch and the compiled scan, at `--threads`: the top ops by self CPU time.
 4. ``gpu``  with CUDA only: the paper's models (the `gpu` profile: 30-block regression,
-   6-block generator; the fused mamba_ssm kernel when it imports) on 4 s utterances at 16 kHz
-   and 48 kHz, bf16 autocast, with peak GPU memory. Skipped (and said so) without CUDA.
+   6-block generator) on `--gpu-seconds` crops (10 s) at `--gpu-rates` (48 kHz), bf16 autocast:
+   steps/s and peak GPU memory for each scan (the fused mamba_ssm kernel when it imports, else
+   said so; the pure-PyTorch scan) with and without the BiMamba layers' recomputation; then a
+   short regression run of `--gpu-run-steps` steps whose training-loss means per 10 steps are
+   printed (is it learning). Skipped (and said so) without CUDA.
 
 Every measurement runs in a fresh subprocess, so its peak memory is its own. Steps are timed
 after `--warmup` steps, between the requests of consecutive batches (the last one until the
@@ -132,12 +135,19 @@ def worker(job: dict) -> dict:
                 yield b
 
         total = job["warmup"] + job["steps"]
-        settings = LoopSettings(steps=total, checkpoint_every=10**9, validate_every=0, log_every=10**9,
+        log_every = job.get("log_every", 10**9)
+        settings = LoopSettings(steps=total, checkpoint_every=10**9, validate_every=0, log_every=log_every,
                                 amp=job["amp"], seed=0, **{k: cfg["train"][k] for k in ("lr", "grad_clip")})
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats()
         Trainer(task, timed, settings, os.path.join(tmp, "run"), info).fit()
         stamp()   # the end of the last step (the trainer asks for no further batch)
+        losses = []
+        if job.get("log_every"):
+            import csv
+
+            with open(os.path.join(tmp, "run", "train_log.csv")) as f:
+                losses = [(int(r["step"]), r["metric"], float(r["value"])) for r in csv.DictReader(f)]
     timed_stamps = stamps[job["warmup"]: job["warmup"] + job["steps"] + 1]
     step_times = [b[0] - a[0] for a, b in zip(timed_stamps, timed_stamps[1:])]
     mean = sum(step_times) / len(step_times)
@@ -153,12 +163,17 @@ def worker(job: dict) -> dict:
         res["profile_top"] = [{"op": e.key, "self_cpu_s": e.self_cpu_time_total / 1e6, "calls": e.count,
                                "share": e.self_cpu_time_total / total} for e in rows[:job["profile_ops"]]]
         res["profile_total_cpu_s"] = total / 1e6
+    if losses:
+        res["train_log"] = losses
     if device.type == "cuda":
         from use_repro.models.mamba import fused_available
 
         res["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
         res["fused_kernel"] = bool(fused_available())
     return res
+
+
+JOB_TIMEOUT = [None]   # seconds one measurement may take (--job-timeout); None: no limit
 
 
 def run_job(job: dict) -> dict:
@@ -169,8 +184,11 @@ def run_job(job: dict) -> dict:
         env.pop("OMP_WAIT_POLICY", None)
     elif job.get("wait_policy"):
         env["OMP_WAIT_POLICY"] = job["wait_policy"]
-    r = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True,
-                       text=True, env=env)
+    try:
+        r = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True,
+                           text=True, env=env, timeout=JOB_TIMEOUT[0])
+    except subprocess.TimeoutExpired:
+        return {"error": f"stopped after {JOB_TIMEOUT[0]:g} s (--job-timeout)"}
     if r.returncode != 0:
         return {"error": r.stderr.strip().splitlines()[-1] if r.stderr.strip() else f"exit {r.returncode}"}
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -277,6 +295,67 @@ def section_profile(results: dict, args) -> None:
                 print(f"   {e['share']:6.1%} {e['self_cpu_s']:8.3f} s {e['calls']:>7} calls  {e['op']}")
 
 
+GPU_VARIANTS = (
+    {"name": "fused scan (mamba_ssm)", "scan_backend": "fused", "mamba_checkpoint": True},
+    {"name": "torch scan, recompute", "scan_backend": "torch", "mamba_checkpoint": True},
+    {"name": "torch scan, no recompute", "scan_backend": "torch", "mamba_checkpoint": False},
+)
+
+
+def section_gpu(results: dict, args) -> None:
+    """The gpu profile's paper-size models on long crops, bf16 autocast, one utterance per step:
+    each scan variant and stage in its own process (peak GPU memory is its own), then a short
+    regression run with its training-loss log."""
+    import torch
+
+    from use_repro.models.mamba import fused_available
+
+    name = torch.cuda.get_device_name(0)
+    print(f"== gpu profile (paper models) on {name}, {args.gpu_seconds:g} s crops, bf16 autocast, "
+          f"torch {torch.__version__} ==")
+    results["gpu_device"] = name
+    results["gpu_torch"] = torch.__version__
+    base = {"threads": args.threads, "steps": args.gpu_steps, "warmup": args.warmup, "profile": "gpu",
+            "device": "cuda", "segment_seconds": args.gpu_seconds, "utterance_seconds": args.gpu_seconds + 0.5,
+            "amp": True}
+    for v in GPU_VARIANTS:
+        if args.gpu_variants and v["name"] not in args.gpu_variants and v["scan_backend"] != "fused":
+            continue
+        if v["scan_backend"] == "fused" and not fused_available():
+            print(f"   {v['name']}: not measured (mamba_ssm does not import on this machine)")
+            results[f"gpu_{v['name']}"] = "mamba_ssm not importable"
+            continue
+        for stage in args.gpu_stages:
+            for fs in args.gpu_rates:
+                r = run_job({**base, **{k: v[k] for k in ("scan_backend", "mamba_checkpoint")},
+                             "stage": stage, "fs": fs})
+                results[f"gpu_{stage}_{fs // 1000}k_{v['name']}"] = r
+                head = f"   {v['name']:<26} {stage:>10} {fs / 1000:g} kHz:"
+                if "error" in r:
+                    print(f"{head} failed: {r['error']}")
+                    continue
+                print(f"{head} {r['steps_per_s']:6.3f} steps/s ({r['s_per_step']:.3f} s/step, best "
+                      f"{r['min_s_per_step']:.3f}), {r['audio_s_per_s']:6.2f} s of audio/s, peak GPU "
+                      f"{r['peak_gpu_mb'] / 1024:.1f} GiB, {r['trainable_parameters']:,} trainable parameters")
+    if args.gpu_run_steps:
+        v = GPU_VARIANTS[0] if fused_available() else GPU_VARIANTS[1]
+        fs = args.gpu_run_rate or args.gpu_rates[-1]
+        seconds = args.gpu_run_seconds or args.gpu_seconds
+        r = run_job({**base, **{k: v[k] for k in ("scan_backend", "mamba_checkpoint")}, "stage": "regression",
+                     "fs": fs, "steps": args.gpu_run_steps, "warmup": 1, "log_every": 4,
+                     "segment_seconds": seconds, "utterance_seconds": seconds + 0.5})
+        results["gpu_short_run"] = r
+        print(f"\n== gpu short run: regression, {v['name']}, {args.gpu_run_steps + 1} steps of "
+              f"{seconds:g} s at {fs / 1000:g} kHz ==")
+        if "error" in r:
+            print(f"   failed: {r['error']}")
+        else:
+            print(f"   {r['s_per_step']:.3f} s/step, peak GPU {r['peak_gpu_mb'] / 1024:.1f} GiB")
+            for step, metric, value in r["train_log"]:
+                if metric in ("loss", "total", "magnitude"):
+                    print(f"   step {step:>4} {metric:<10} {value:.4f}")
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -297,6 +376,17 @@ def main() -> int:
     p.add_argument("--profile-top", type=int, default=12, help="ops listed per profile")
     p.add_argument("--profile-torch", nargs="*", default=["mini", "paper"], choices=("mini", "paper"),
                    help="models also profiled with the torch scan (the paper model's step takes minutes)")
+    p.add_argument("--gpu-seconds", type=float, default=10.0, help="crop length of the `gpu` section")
+    p.add_argument("--gpu-rates", type=int, nargs="+", default=[48000], help="sampling rates of the `gpu` section")
+    p.add_argument("--gpu-steps", type=int, default=5, help="timed steps per `gpu` measurement")
+    p.add_argument("--gpu-run-steps", type=int, default=100,
+                   help="steps of the `gpu` section's short regression run (0: none)")
+    p.add_argument("--gpu-variants", nargs="*", help="scan variants of the `gpu` section by name (default: all)")
+    p.add_argument("--gpu-stages", nargs="+", default=["regression", "gan"], choices=("regression", "gan"))
+    p.add_argument("--gpu-run-seconds", type=float, help="crop length of the short run (default: --gpu-seconds)")
+    p.add_argument("--gpu-run-rate", type=int, help="rate of the short run (default: the last of --gpu-rates)")
+    p.add_argument("--job-timeout", type=float, help="stop a measurement after this many seconds "
+                   "(it is reported as failed); default: no limit")
     p.add_argument("--out", help="also write the results as JSON")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -306,6 +396,7 @@ def main() -> int:
 
     import torch
 
+    JOB_TIMEOUT[0] = args.job_timeout
     sys.stdout.reconfigure(line_buffering=True)  # progress lines show up in logs as they come
     results: dict = {"load_average_before": os.getloadavg(), "threads": args.threads}
     common = {"threads": args.threads, "steps": args.steps, "warmup": args.warmup}
@@ -327,10 +418,7 @@ def main() -> int:
             print("== gpu: skipped (no CUDA device) ==")
             results["gpu"] = "skipped: no CUDA device"
         else:
-            print(f"== gpu profile (paper models) on {torch.cuda.get_device_name(0)}, 4 s utterances, bf16 ==")
-            measure(results, "gpu", ("regression", "gan"),
-                    {**common, "profile": "gpu", "device": "cuda", "segment_seconds": 4.0,
-                     "utterance_seconds": 4.0, "amp": True})
+            section_gpu(results, args)
     results["load_average_after"] = os.getloadavg()
     if args.out:
         with open(args.out, "w") as f:
