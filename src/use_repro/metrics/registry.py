@@ -283,7 +283,7 @@ _RESOLVERS: dict[str, Callable[[object], Backend]] = {
     "UTMOS": _utmos,
     "DistillMOS": _distillmos,
     "PESQ": _intrusive("PESQ", "pesq", "pesq", "pesq_score", " (ITU-T P.862; nb at 8 kHz, wb at >=16 kHz)"),
-    "ESTOI": _intrusive("ESTOI", "pystoi", "pystoi", "estoi_score", " (extended STOI)"),
+    "ESTOI": _intrusive("ESTOI", "pystoi", "pystoi", "estoi_score", " extended STOI (NumPy, same values)"),
     "SDR": _intrusive("SDR", "fast_bss_eval", "fast-bss-eval", "sdr_score", " (bss_eval_sources, clamp 50 dB, float64)"),
     "MCD": _intrusive("MCD", "pysptk", "pysptk", "mcd_score", " mel-cepstra + fastdtw path (NumPy)"),
     "LSD": _intrusive("LSD", "numpy", "numpy", "lsd_score", " STFT log-spectral distance (float64)"),
