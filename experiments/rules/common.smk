@@ -169,7 +169,7 @@ def train_inputs(wc):
 
 
 def train_options(wc, input):
-    """The experiment's options of `use-repro train` (steps, speech list, init, size)."""
+    """The experiment's options of `use-repro train` (steps, speech list, init, size, seed)."""
     e = EXPS[wc.exp]
     opts = [f"--steps {e.steps}"]
     if e.filter != "none":
@@ -178,6 +178,8 @@ def train_options(wc, input):
         opts.append(f"--init {input.init}")
     if e.size:
         opts.append(f"--size {e.size}")
+    if e.seed is not None:
+        opts.append(f"--seed {e.seed}")
     return " ".join(opts)
 
 

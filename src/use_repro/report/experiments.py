@@ -25,7 +25,7 @@ from use_repro.config import ConfigError
 # generic default-filler does not descend into).
 ENTRY_DEFAULTS = {"stage": "regression", "target": "shifted", "filter": "none", "init": "",
                   "size": "", "steps": 1000, "test": False, "unseen": False, "gpus": 0, "label": "",
-                  "checkpoint": ""}
+                  "checkpoint": "", "seed": None}
 PRETRAINED = "pretrained"  # the stage of a model file trained elsewhere: scored, never trained
 
 # Pseudo-systems the report prints beside the experiments.
@@ -47,6 +47,7 @@ class Experiment:
     gpus: int
     label: str
     checkpoint: str = ""
+    seed: int | None = None   # this run's seed; None: the profile's top-level `seed`
     depends: tuple[str, ...] = field(default=())
 
     @property
