@@ -429,3 +429,18 @@ def test_utmos_weights_rerun_training_whose_validation_curves_use_them(recorded_
     finally:
         shutil.rmtree(utmos.parent.parent)
     assert planned(recorded_tiny, "tiny") == {}
+
+
+def test_make_small_plans_every_run_with_its_own_seed(tmp_path):
+    # the command `make small` runs, planned from scratch: the paper's runs plus the second seed
+    args = makefile_snakemake_args("small", "mini")
+    assert args[0] == "tables" and "profile=small" in args, args
+    r = snakemake(tmp_path, *args, "-n", "-p")
+    assert r.returncode == 0, r.stdout + r.stderr
+    out = r.stdout + r.stderr
+    exps = experiments(load_config("small"))
+    assert job_counts(out).get("train") == len(exps) == 11
+    train_cmds = [ln for ln in out.splitlines() if " train regression " in ln]
+    seeded = [ln for ln in train_cmds if "--seed " in ln]
+    assert len(train_cmds) == 8 and len(seeded) == 1 and "--seed 1" in seeded[0], train_cmds
+    assert "/shifted_seed1" in seeded[0]

@@ -19,7 +19,7 @@ import yaml
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "experiments" / "config"
 SCHEMA_PATH = CONFIG_DIR / "schema.yaml"
-PROFILES = ("tiny", "mini", "gpu", "urgent2025")
+PROFILES = ("tiny", "mini", "small", "gpu", "urgent2025")
 
 
 class ConfigError(ValueError):

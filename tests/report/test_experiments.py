@@ -73,3 +73,26 @@ def test_profiles_define_the_papers_experiments(profile):
         assert len(cfg["report"]["fig3a"]) == 3 and {"early25ms", "early10ms"} <= set(targets)
     if profile == "urgent2025":
         assert all(e.gpus >= 1 for e in exps.values())
+
+
+def test_an_experiment_may_carry_its_own_seed():
+    exps = experiments(cfg_with({"r": {"stage": "regression", "target": "shifted", "steps": 1},
+                                 "r1": {"stage": "regression", "target": "shifted", "steps": 1, "seed": 1}},
+                                proposed="r", fig3a=["r", "r1"], fig3b=["r", "r1"],
+                                fig9={"two_stage": "r", "finetune": "r"},
+                                spectrograms={"regression": "r", "gan": "r", "early": "r", "shifted": "r"}))
+    assert exps["r"].seed is None and exps["r1"].seed == 1
+    with pytest.raises(ConfigError, match="seed"):
+        validate_config({"experiments": {"r": {"stage": "regression", "target": "shifted", "steps": 1,
+                                               "seed": -1}}})
+
+
+def test_small_repeats_its_main_run_with_a_second_seed():
+    cfg = load_config("small")
+    exps = experiments(cfg)
+    twin = [e for e in exps.values() if e.seed is not None]
+    assert [e.name for e in twin] == ["shifted_seed1"]
+    main = exps["shifted"]
+    assert (twin[0].target, twin[0].filter, twin[0].steps, twin[0].stage) == \
+        (main.target, main.filter, main.steps, main.stage) and twin[0].seed != cfg["seed"]
+    assert "shifted_seed1" in cfg["report"]["fig3b"]
