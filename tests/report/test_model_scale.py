@@ -6,7 +6,7 @@ from use_repro.report.cli import _model_scale
 
 
 def test_cpu_profiles_state_their_residual_outputs_and_paper_profiles_none():
-    for profile in ("tiny", "mini"):
+    for profile in ("tiny", "mini", "small"):
         text = _model_scale(load_config(profile))
         assert "phase residual (the paper's is mapping)" in text, profile
         assert "magnitude residual (the paper's is mapping)" in text, profile
@@ -14,3 +14,9 @@ def test_cpu_profiles_state_their_residual_outputs_and_paper_profiles_none():
         text = _model_scale(load_config(profile))
         assert "regression 30 blocks x 64 channels (d_state 16, expand 4);" in text, profile
         assert "the paper's is" not in text and "learning rate 0.0002 (the paper's 2e-4)" in text, profile
+
+
+def test_a_decaying_learning_rate_is_stated():
+    text = _model_scale(load_config("small"))
+    assert "learning rate 0.001 (the paper's 2e-4), multiplied by 0.997126 after every step" in text
+    assert "multiplied by" not in _model_scale(load_config("mini"))

@@ -245,7 +245,11 @@ def _model_scale(cfg: dict) -> str:
         if role == "regression" and c.mag_mode != paper.mag_mode:
             text += f", magnitude {c.mag_mode} (the paper's is {paper.mag_mode})"
         parts.append(text)
-    return "; ".join(parts) + f"; learning rate {cfg['train']['lr']:g} (the paper's 2e-4)"
+    decay = float(cfg["train"].get("lr_decay", 1.0))
+    lr = f"; learning rate {cfg['train']['lr']:g} (the paper's 2e-4)"
+    if decay != 1.0:
+        lr += f", multiplied by {decay:g} after every step (the paper's is constant)"
+    return "; ".join(parts) + lr
 
 
 def _describe(name: str, e, cfg: dict) -> str:
@@ -254,7 +258,8 @@ def _describe(name: str, e, cfg: dict) -> str:
         absent = "" if checkpoint_path(e, cfg).is_file() else " (file missing: not scored)"
         return f"{name}: {e.stage} model {checkpoint_path(e, cfg)}{absent}, trained for target {e.target}"
     return (f"{name}: {e.stage}, target {e.target}, filter {e.filter}, "
-            f"{e.steps} steps{', size ' + e.size if e.size else ''}")
+            f"{e.steps} steps{', size ' + e.size if e.size else ''}"
+            f"{f', seed {e.seed}' if e.seed is not None else ''}")
 
 
 def _compare(cfg: dict, results: Path, args) -> int:
