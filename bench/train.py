@@ -195,7 +195,8 @@ def run_job(job: dict) -> dict:
 
 
 def measure(results: dict, where: str, stages, base: dict) -> None:
-    """Run each stage at 16 and 48 kHz in its own process; print a line and keep the numbers."""
+    """Run each stage at 16 and 48 kHz in its own CPU process; print a line and keep the numbers
+    (the GPU section prints its own: `section_gpu`)."""
     for stage in stages:
         for fs in (16000, 48000):
             r = run_job({**base, "stage": stage, "fs": fs})
@@ -206,12 +207,8 @@ def measure(results: dict, where: str, stages, base: dict) -> None:
                 continue
             line = (f"{head} {r['steps_per_s']:6.2f} steps/s ({r['s_per_step']:.3f} s/step, best "
                     f"{r['min_s_per_step']:.3f}, CPU {r['cpu_s_per_step']:.3f} s/step), "
-                    f"{r['audio_s_per_s']:5.2f} s of audio/s, ")
-            if "peak_gpu_mb" in r:
-                line += f"peak GPU {r['peak_gpu_mb']:.0f} MB, fused kernel: {r['fused_kernel']}"
-            else:
-                line += (f"peak RSS {r['peak_rss_mb']:.0f} MB, "
-                         f"{r['trainable_parameters']:,} trainable parameters")
+                    f"{r['audio_s_per_s']:5.2f} s of audio/s, peak RSS {r['peak_rss_mb']:.0f} MB, "
+                    f"{r['trainable_parameters']:,} trainable parameters")
             print(line)
 
 
