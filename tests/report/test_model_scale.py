@@ -18,5 +18,5 @@ def test_cpu_profiles_state_their_residual_outputs_and_paper_profiles_none():
 
 def test_a_decaying_learning_rate_is_stated():
     text = _model_scale(load_config("small"))
-    assert "learning rate 0.001 (the paper's 2e-4), multiplied by 0.997126 after every step" in text
+    assert "learning rate 0.003 (the paper's 2e-4), multiplied by 0.99928 after every step" in text
     assert "multiplied by" not in _model_scale(load_config("mini"))
