@@ -140,11 +140,14 @@ def write_kv(path: str | os.PathLike, mapping: dict[str, str] | Iterable[tuple[s
         tmp.write_text(text, encoding="utf-8")
 
 
-def read_meta(path: str | os.PathLike, rejected: list[tuple[str, str]] | None = None) -> list[dict[str, str]]:
+def read_meta(path: str | os.PathLike, rejected: list[tuple[str, str]] | None = None,
+              label_by_id: bool = False) -> list[dict[str, str]]:
     """Read a ``meta.tsv``; every row is a dict keyed by column. Extra columns are kept.
 
     A line with the wrong number of fields raises ManifestError, or, with `rejected`, is
-    appended to it as ("<file> line N", reason) and the rest is read (a bad header still raises).
+    appended to it as (label, "<file> line N: malformed row, ...") and the rest is read (a bad
+    header still raises). The label is "<file> line N", or with `label_by_id` the line's first
+    field when it has one (`simulate render` keys its failures by row id).
     """
     path = Path(path)
     with open(path, encoding="utf-8", newline="") as f:
@@ -162,10 +165,11 @@ def read_meta(path: str | os.PathLike, rejected: list[tuple[str, str]] | None = 
             if not fields or all(not x.strip() for x in fields):
                 continue
             if len(fields) != len(header):
-                msg = f"{len(fields)} fields, header has {len(header)}"
+                where = f"{path.name} line {lineno}"
+                msg = f"{where}: malformed row, {len(fields)} fields, header has {len(header)}"
                 if rejected is None:
-                    raise ManifestError(f"{path.name} line {lineno}: {msg}")
-                rejected.append((f"{path.name} line {lineno}", msg))
+                    raise ManifestError(msg)
+                rejected.append((fields[0].strip() if label_by_id and fields[0].strip() else where, msg))
                 continue
             rows.append(dict(zip(header, fields)))
     return rows

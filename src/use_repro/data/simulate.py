@@ -204,31 +204,12 @@ def _read_scp_lines(path: Path, issues: list) -> list:
 
 
 def read_meta_rows(path) -> tuple[list[dict], list[tuple[str, str]]]:
-    """(rows, malformed lines as (item, reason)) of a meta.tsv; ManifestError when the file
-    itself is unusable (empty, no header, no id/speech_uid/fs column)."""
-    from use_repro.data.manifest import ManifestError
+    """(rows, malformed lines as (row id or "<file> line N", reason)) of a meta.tsv;
+    ManifestError when the file itself is unusable (empty, no header, no id/speech_uid/fs column)."""
+    from use_repro.data.manifest import read_meta
 
-    path = Path(path)
-    rows, bad = [], []
-    with open(path, encoding="utf-8", newline="") as f:
-        reader = csv.reader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
-        try:
-            header = next(reader)
-        except StopIteration:
-            raise ManifestError(f"{path}: empty file (expected a meta.tsv header)") from None
-        missing = [c for c in ("id", "speech_uid", "fs") if c not in header]
-        if missing:
-            raise ManifestError(f"{path} line 1: header lacks column(s) {', '.join(missing)}")
-        for lineno, fields in enumerate(reader, 2):
-            if not fields or all(not x.strip() for x in fields):
-                continue
-            if len(fields) != len(header):
-                item = fields[0] if fields[0].strip() else f"{path.name} line {lineno}"
-                bad.append((item, f"{path} line {lineno}: malformed row, {len(fields)} fields where the header "
-                                  f"has {len(header)}"))
-                continue
-            rows.append(dict(zip(header, fields)))
-    return rows, bad
+    bad: list[tuple[str, str]] = []
+    return read_meta(path, rejected=bad, label_by_id=True), bad
 
 
 def _read_side(paths) -> dict[str, str]:
