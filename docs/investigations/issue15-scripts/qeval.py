@@ -1,5 +1,5 @@
 """Quick test-set check: DNSMOS, DistillMOS, PESQ, ESTOI, SDR of noisy and of each checkpoint (early ref)."""
-import sys, numpy as np, pandas as pd, soundfile as sf, torch
+import os, sys, numpy as np, pandas as pd, soundfile as sf, torch
 sys.path.insert(0, 'src'); torch.set_num_threads(1)
 from use_repro.metrics.nonintrusive import DNSMOS, DistillMOS, speechmos_dnsmos_onnx
 from use_repro.metrics.intrusive import pesq_score, estoi_score, sdr_score
@@ -9,7 +9,6 @@ m=pd.read_csv('results/small/simulation/test/meta.tsv',sep='\t')
 N=int(sys.argv[1]); m=m.iloc[::max(1,60//N)][:N]
 def score(x,y,fs): return dict(DNSMOS=d(x,fs)['DNSMOS'],DistillMOS=q(x,fs)['DistillMOS'],PESQ=pesq_score(y,x,fs),ESTOI=estoi_score(y,x,fs),SDR=sdr_score(y,x))
 cache=os.path.join(os.environ.get('OUT', '/tmp/s5'), 'noisy_scores_%d.csv' % N)
-import os
 if os.path.exists(cache): base=pd.read_csv(cache)
 else:
     base=pd.DataFrame([score(sf.read(r.noisy_path)[0],sf.read(r.clean_path)[0],r.fs) for r in m.itertuples()]); base.to_csv(cache,index=False)
