@@ -248,3 +248,16 @@ def test_without_real_heldout_speakers_flite_takes_the_test_split(fake_cache, tm
     assert len(test) * 4.95 * 1.05 >= 0.5 * 60, "flite fills the test minutes"
     assert any("flite's synthetic voices only" in w for w in plan.warnings)
     assert not any(j.tts for j in plan.speech if j.split == "test"), "not the training TTS voice"
+
+
+def test_ktuberling_train_languages(fake_cache):
+    """corpus.ktuberling_train_languages adds that language's volunteer to train/validation as a
+    wide-band voice of its own; ktuberling's test speakers (en, it, ru) are refused by name."""
+    roots, _ = debian.fetch_packages(debian.ALL_PACKAGES, fake_cache, offline=True)
+    kt = [g for g in debian.speech_groups(roots, ("de",)) if g.source == "ktuberling"]
+    de = [g for g in kt if g.lang == "de"]
+    assert len(de) == 1 and de[0].role == "trainval" and de[0].spk == "kt_de"
+    assert de[0].items[0].fs == 44100 and de[0].items[0].parts and de[0].items[0].text is None
+    assert {g.role for g in kt if g.lang != "de"} == {"test"}, "the test speakers are unchanged"
+    with pytest.raises(ValueError, match=r"ktuberling_train_languages: \['ru'\]"):
+        debian.speech_groups(roots, ("de", "ru"))

@@ -270,7 +270,8 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
                              f"voices {', '.join(flite_voices)} (synthetic, test only)" if plan.flite_bin else why))
 
     speech_roots = {k: v for k, v in roots.items() if k not in debian.FLITE_PACKAGES}
-    groups = debian.speech_groups(speech_roots) if speech_roots else []
+    kt_train = tuple(c.get("ktuberling_train_languages") or ())
+    groups = debian.speech_groups(speech_roots, kt_train) if speech_roots else []
     for g in groups:
         if g.lang in heldout and g.role == "trainval":
             g.role = "test"

@@ -257,8 +257,11 @@ def _clean_uid(s: str) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", s).strip("-")
 
 
-def speech_groups(roots: dict[str, Path]) -> list[Group]:
-    """Every usable group of real speech found in the unpacked package trees."""
+def speech_groups(roots: dict[str, Path], kt_train_langs: tuple[str, ...] = ()) -> list[Group]:
+    """Every usable group of real speech found in the unpacked package trees.
+
+    kt_train_langs: ktuberling languages whose volunteer is added to train/validation (wide-band
+    voices; `corpus.ktuberling_train_languages`). They must not be the test languages `KT_LANGS`."""
     groups: list[Group] = []
     for wav_pkg, base_pkg, folder, spk, lang, role in _ASTERISK:
         if wav_pkg not in roots:
@@ -297,6 +300,8 @@ def speech_groups(roots: dict[str, Path]) -> list[Group]:
             groups.append(Group("alsa", "alsa", "alsa", "en", "test", items))
     if "ktuberling-data" in roots:
         groups += _ktuberling(roots["ktuberling-data"] / KT)
+        if kt_train_langs:
+            groups += _ktuberling(roots["ktuberling-data"] / KT, kt_train_langs, "trainval")
     babble = [("asterisk-prompt-fr-armelle", "armelle", "fr", "babble_train", "*.gsm"),
               ("asterisk-prompt-es-co", "es-co", "es", "babble_train", "*.gsm"),
               ("asterisk-prompt-it-menardi-wav", "menardi", "it", "babble_test", "*.wav")]
@@ -344,12 +349,17 @@ def _kt_word(lang: str, stem: str) -> str | None:
     return _KT_EN_WORDS.get(word, word.replace("-", " "))
 
 
-def _ktuberling(d: Path, min_s: float = 3.0, max_words: int = 6) -> list[Group]:
-    """One test group per (language, rate): consecutive words of one speaker joined into word
+def _ktuberling(d: Path, langs: tuple[str, ...] = KT_LANGS, role: str = "test",
+                min_s: float = 3.0, max_words: int = 6) -> list[Group]:
+    """One group of `role` per (language, rate): consecutive words of one speaker joined into word
     lists of at least `min_s` seconds (at most `max_words` words), so the utterances are not
     single words. The words are real recordings; only the pauses between them are added."""
+    overlap = set(langs) & set(KT_LANGS) if role != "test" else set()
+    if overlap:
+        raise ValueError(f"corpus.ktuberling_train_languages: {sorted(overlap)} are ktuberling's test "
+                         f"speakers ({', '.join(KT_LANGS)}); choose other languages")
     groups = []
-    for lang in KT_LANGS:
+    for lang in langs:
         files = sorted(p for p in (d / lang).glob("*") if p.suffix in (".ogg", ".wav", ".opus"))
         by_rate: dict[int, list[tuple[Path, float]]] = {}
         for p in files:
@@ -371,7 +381,7 @@ def _ktuberling(d: Path, min_s: float = 3.0, max_words: int = 6) -> list[Group]:
                                       None, tuple(str(q) for q in cur)))
                     cur, dur = [], 0.0
             if items:
-                groups.append(Group(f"ktuberling-{lang}-{fs}", "ktuberling", f"kt_{lang}", lang, "test", items))
+                groups.append(Group(f"ktuberling-{lang}-{fs}", "ktuberling", f"kt_{lang}", lang, role, items))
     return groups
 
 
