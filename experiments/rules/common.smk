@@ -101,7 +101,7 @@ _RESOLVED = {**CFG, "experiments": {n: {k: v for k, v in _asdict(e).items()
                                     for n, e in _DECLARED.items()}}
 # Keys that arrived after results were made, left out while empty (their default: no change to
 # what the job does), so their arrival changed no digest and reran nothing.
-_OMIT_WHEN_EMPTY = {"corpus": ["ktuberling_train_languages"]}
+_OMIT_WHEN_EMPTY = {"corpus": ["ktuberling_train_languages"], "train": ["segment_max_rate"]}
 for _section, _keys in _OMIT_WHEN_EMPTY.items():
     _RESOLVED[_section] = {k: v for k, v in _RESOLVED[_section].items() if k not in _keys or v}
 _VQ_FILTER_ONLY = ["vqscore.thresholds", "vqscore.threshold_mode", "vqscore.keep_unit"]

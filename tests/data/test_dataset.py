@@ -65,3 +65,18 @@ def test_crops_are_seeded_aligned_and_normalised(meta):
     assert torch.equal(a["noisy"], a["clean"])  # same file: the same span of both
     assert abs(float(a["noisy"].pow(2).mean()) - 1.0) < 1e-4  # unit-RMS input
     assert ds[0]["noisy"].shape == (8000,)  # an int index: the whole utterance
+
+
+def test_segment_max_rate_caps_the_samples_of_a_crop(meta):
+    """train.segment_max_rate: crops above that rate hold segment_seconds x max_rate samples (a
+    shorter time span), crops at or below it are segment_seconds long."""
+    from use_repro.data.dataset import segment_samples
+
+    assert segment_samples(1.0, 48000) == 48000
+    assert segment_samples(1.0, 48000, 16000) == 16000  # 1/3 s at 48 kHz
+    assert segment_samples(1.0, 8000, 16000) == 8000
+    assert segment_samples(0.5, 44100, 16000) == 8000
+    ds = MetaDataset(load_rows(meta, "early"), segment_seconds=0.5, segment_max_rate=8000)
+    assert ds[Draw(1, 5)]["noisy"].shape == (4000,)  # 16 kHz row: 0.25 s
+    assert ds[Draw(0, 5)]["noisy"].shape == (4000,)  # 8 kHz row: 0.5 s
+    assert MetaDataset(load_rows(meta, "early"), segment_seconds=0.5)[Draw(1, 5)]["noisy"].shape == (8000,)

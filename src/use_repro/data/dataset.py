@@ -280,9 +280,10 @@ class MetaDataset(Dataset):
     substitutes = 8  # rows tried in place of a failing one before the draw is given up
 
     def __init__(self, rows: list[dict], segment_seconds: float | None = None, normalize: bool = True,
-                 skip_record: str | os.PathLike | None = None):
+                 skip_record: str | os.PathLike | None = None, segment_max_rate: int | None = None):
         self.rows = rows
         self.segment_seconds = segment_seconds if segment_seconds and segment_seconds > 0 else None
+        self.segment_max_rate = segment_max_rate or None
         self.normalize = normalize
         self.skip_record = Path(skip_record) if skip_record else None
 
@@ -311,7 +312,7 @@ class MetaDataset(Dataset):
                 continue
             crop_seed = draw.seed if isinstance(key, Draw) else None
             return make_item(self.rows[index]["id"], fs, noisy, clean, self.segment_seconds, crop_seed,
-                             self.normalize)
+                             self.normalize, self.segment_max_rate)
         raise ValueError(f"row {self.rows[draw.index]['id']} and {len(order) - 1} substitute(s) failed: "
                          + "; ".join(errors))
 
@@ -330,7 +331,7 @@ class SimulatedDataset(Dataset):
 
     def __init__(self, speech: list, noise: list, rir: list, wind: list, sim, target: str,
                  segment_seconds: float | None = None, normalize: bool = True,
-                 skip_record: str | os.PathLike | None = None):
+                 skip_record: str | os.PathLike | None = None, segment_max_rate: int | None = None):
         from use_repro.data.render import RenderSettings, Sources
         from use_repro.data.targets import target_names
 
@@ -342,6 +343,7 @@ class SimulatedDataset(Dataset):
         self.speech, self.noise, self.rir, self.wind, self.sim = list(speech), list(noise), list(rir), list(wind), sim
         self.target = target
         self.segment_seconds = segment_seconds if segment_seconds and segment_seconds > 0 else None
+        self.segment_max_rate = segment_max_rate or None
         self.normalize = normalize
         self.skip_record = Path(skip_record) if skip_record else None
         self.settings = RenderSettings.from_sim(sim)
@@ -372,7 +374,8 @@ class SimulatedDataset(Dataset):
                     errors.append(str(e))
                     continue
                 return make_item(row_id, item.fs, out["noisy"].astype(np.float32),
-                                 out[self.target].astype(np.float32), self.segment_seconds, seed, self.normalize)
+                                 out[self.target].astype(np.float32), self.segment_seconds, seed, self.normalize,
+                                 self.segment_max_rate)
             # e.g. a damaged speech file: every row of it fails, so another speech item stands in
             reason = f"no renderable row in {self.attempts} draws: {'; '.join(errors)}"
             append_skip(self.skip_record, item.uid, f"rendered at draw seed {draw.seed}", reason)
@@ -380,10 +383,23 @@ class SimulatedDataset(Dataset):
         raise ValueError(" | ".join(failed))
 
 
+def segment_samples(segment_seconds: float, fs: int, max_rate: int | None = None) -> int:
+    """Samples in a training crop: `segment_seconds` of audio, or with `max_rate` at most
+    `segment_seconds * max_rate` samples, so a crop above that rate is shorter in time.
+
+    Why: the model's time-frequency grid has as many bins as the rate allows (the STFT's window
+    is fixed in milliseconds), so a step's compute grows with seconds x rate; capping the samples
+    makes a step cost about the same at every rate above `max_rate`."""
+    rate = min(fs, max_rate) if max_rate else fs
+    return int(round(segment_seconds * rate))
+
+
 def make_item(uid: str, fs: int, noisy: np.ndarray, clean: np.ndarray, segment_seconds: float | None,
-              crop_seed: int | None, normalize: bool = True) -> dict:
-    """Crop (when `crop_seed` is given and the pair is longer than the cap) and normalise a pair."""
-    seg = int(round(segment_seconds * fs)) if segment_seconds and crop_seed is not None else None
+              crop_seed: int | None, normalize: bool = True, segment_max_rate: int | None = None) -> dict:
+    """Crop (when `crop_seed` is given and the pair is longer than the cap; see `segment_samples`)
+    and normalise a pair."""
+    seg = (segment_samples(segment_seconds, fs, segment_max_rate)
+           if segment_seconds and crop_seed is not None else None)
     a, b = crop(len(noisy), seg, crop_seed or 0)
     noisy, clean = noisy[a:b], clean[a:b]
     if normalize:

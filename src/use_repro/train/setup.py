@@ -139,6 +139,7 @@ def training_dataset(args: argparse.Namespace, ctx: RunContext):
     from use_repro.data.dataset import MetaDataset, SimulatedDataset, load_rows, speech_uids
 
     seg = float(ctx.cfg["train"].get("segment_seconds", 0) or 0)
+    max_rate = int(ctx.cfg["train"].get("segment_max_rate", 0) or 0) or None
     if args.simulate == bool(args.train_meta):
         raise SystemExit("train: give exactly one of --train-meta and --simulate")
     if args.train_meta:
@@ -148,7 +149,7 @@ def training_dataset(args: argparse.Namespace, ctx: RunContext):
         rows = load_rows(args.train_meta, ctx.target, args.speech_list, rejected=rejected)
         # every row's audio is decoded before step 0 (bad ones recorded in the run folder)
         rows = checked_rows(rows, ctx.out, args.train_meta, rejected=rejected)
-        return MetaDataset(rows, seg, skip_record=ctx.out / SKIP_RECORD)
+        return MetaDataset(rows, seg, skip_record=ctx.out / SKIP_RECORD, segment_max_rate=max_rate)
     from use_repro.data.params import SimConfig
 
     speech, noise, rir, wind = simulation_sources(args)
@@ -158,7 +159,7 @@ def training_dataset(args: argparse.Namespace, ctx: RunContext):
     from use_repro.data.dataset import SKIP_RECORD
 
     return SimulatedDataset(speech, noise, rir, wind, SimConfig.from_config(ctx.cfg), ctx.target, seg,
-                            skip_record=ctx.out / SKIP_RECORD)
+                            skip_record=ctx.out / SKIP_RECORD, segment_max_rate=max_rate)
 
 
 def simulation_sources(args: argparse.Namespace) -> tuple[list, list, list, list]:
