@@ -127,6 +127,26 @@ def test_settings_digest_covers_the_selected_keys_only():
         changed(train={**cfg["train"], "lr": 0.5}), ["train"], ["train.lr"])
 
 
+def test_keys_that_arrived_at_a_noop_default_leave_the_digest_as_before():
+    """A key added after results existed (config.NOOP_ARRIVALS) at its no-op default digests
+    as if it were absent, so results made before it arrived stay current; any other value counts."""
+    from use_repro.config import NOOP_ARRIVALS, settings_digest
+
+    cfg = load_config("tiny")
+    assert cfg["corpus"]["ktuberling_train_languages"] == [] and cfg["train"]["segment_max_rate"] == 0
+    before = {**cfg, "corpus": {k: v for k, v in cfg["corpus"].items() if k != "ktuberling_train_languages"},
+              "train": {k: v for k, v in cfg["train"].items() if k != "segment_max_rate"}}
+    for keys in (["corpus"], ["train"]):
+        assert settings_digest(cfg, keys) == settings_digest(before, keys)
+    assert settings_digest({**cfg, "corpus": {**cfg["corpus"], "ktuberling_train_languages": ["de"]}},
+                           ["corpus"]) != settings_digest(before, ["corpus"])
+    assert settings_digest({**cfg, "train": {**cfg["train"], "segment_max_rate": 16000}},
+                           ["train"]) != settings_digest(before, ["train"])
+    for key, value in NOOP_ARRIVALS.items():  # the no-op value is the schema default
+        section, name = key.split(".")
+        assert cfg[section][name] == value, key
+
+
 def test_settings_diff_names_every_changed_leaf():
     from use_repro.config import settings_diff
 

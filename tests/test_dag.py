@@ -327,6 +327,11 @@ EDITS = {
     "target": (_set("experiments", "shifted_vq050", "target", "early"), {"train\nexp: shifted_vq050"}),
     "filter": (_set("experiments", "shifted", "filter", "vq050"), {"train\nexp: shifted"}),
     "report only": (_set("report", "pesq_tolerance", 0.5), {"report_compare"}),
+    # settings that arrived later with a no-op default: set, they rerun exactly what reads them
+    "crop cap": (_set("train", "segment_max_rate", 16000), {f"train\nexp: {n}" for n in
+                                                           ("shifted_vq050", "shifted", "anechoic", "early",
+                                                            "shifted_gan", "shifted_finetune")}),
+    "train voices": (_set("corpus", "ktuberling_train_languages", ["de"]), {"corpus"}),
 }
 
 
@@ -351,7 +356,9 @@ def test_a_settings_edit_plans_its_jobs_and_their_descendants_only(recorded_tiny
 
 def test_execution_only_keys_and_written_out_defaults_plan_nothing(recorded_tiny, tmp_path):
     edit = _both(_set("threads", 2), _set("cache_dir", "elsewhere"), _set("train", "checkpoint_every", 7),
-                 _set("experiments", "early", "gpus", 0), _set("experiments", "early", "size", ""))
+                 _set("experiments", "early", "gpus", 0), _set("experiments", "early", "size", ""),
+                 # keys that arrived after results existed, written out at their no-op defaults
+                 _set("corpus", "ktuberling_train_languages", []), _set("train", "segment_max_rate", 0))
     assert planned(recorded_tiny, edited_tiny(tmp_path, edit)) == {}
 
 

@@ -99,11 +99,6 @@ from dataclasses import asdict as _asdict
 _RESOLVED = {**CFG, "experiments": {n: {k: v for k, v in _asdict(e).items()
                                         if k not in ("name", "depends") and (k != "checkpoint" or v)}
                                     for n, e in _DECLARED.items()}}
-# Keys that arrived after results were made, left out while empty (their default: no change to
-# what the job does), so their arrival changed no digest and reran nothing.
-_OMIT_WHEN_EMPTY = {"corpus": ["ktuberling_train_languages"], "train": ["segment_max_rate"]}
-for _section, _keys in _OMIT_WHEN_EMPTY.items():
-    _RESOLVED[_section] = {k: v for k, v in _RESOLVED[_section].items() if k not in _keys or v}
 _VQ_FILTER_ONLY = ["vqscore.thresholds", "vqscore.threshold_mode", "vqscore.keep_unit"]
 _VQ_HISTOGRAM_ONLY = ["vqscore.histogram_bins", "vqscore.source_order"]
 _REPORT_FIGURE_ONLY = ["report.fig3a", "report.fig3b", "report.fig9", "report.spectrograms", "report.mos_metric"]
