@@ -77,10 +77,11 @@ inline int64_t states(const Sizes& s) {
   return NS > 0 ? NS : s.state;
 }
 
-// Forward of row r = b * D + d. y (when not null) gets y[t] at [r, t]; with `hs`/`as` not null
-// the states and decays are kept: hs [(L + 1) N], row t + 1 the state after step t and row 0 the
-// zero initial state (left as the caller filled it); as [L N]. h: scratch of N.
-template <typename T, int NS>
+// Forward of row r = b * D + d. y (when not null) gets y[t] at [r, t]; with `Keep` the states
+// and decays are kept in hs [(L + 1) N], row t + 1 the state after step t and row 0 the zero
+// initial state (left as the caller filled it), and as [L N]. h: scratch of N. `Keep` is a
+// template constant so the inference loop carries no stores (and no branch) it does not need.
+template <typename T, int NS, bool Keep>
 void forward_row(const Sizes& s, const Args<T>& p, int64_t r, T* y, T* hs, T* as, T* h_scratch) {
   const int64_t L = s.length, N = states<NS>(s);
   // a fixed-size local state when N is a compile-time constant: the compiler keeps it in
@@ -99,26 +100,19 @@ void forward_row(const Sizes& s, const Args<T>& p, int64_t r, T* y, T* hs, T* as
     const T du = dtv * u[t];
     const T* b_t = B + t * N;
     const T* c_t = C + t * N;
+    T* h_t = Keep ? hs + (t + 1) * N : nullptr;
+    T* a_t = Keep ? as + t * N : nullptr;
     T acc = T(0);
-    if (hs) {
-      T* h_t = hs + (t + 1) * N;
-      T* a_t = as + t * N;
 #pragma omp simd reduction(+ : acc)
-      for (int64_t n = 0; n < N; ++n) {
-        const T a = vexp(dtv * A[n]);
-        const T hn = a * h[n] + du * b_t[n];
-        h[n] = hn;
+    for (int64_t n = 0; n < N; ++n) {
+      const T a = vexp(dtv * A[n]);
+      const T hn = a * h[n] + du * b_t[n];
+      h[n] = hn;
+      if constexpr (Keep) {
         a_t[n] = a;
         h_t[n] = hn;
-        acc += hn * c_t[n];
       }
-    } else {
-#pragma omp simd reduction(+ : acc)
-      for (int64_t n = 0; n < N; ++n) {
-        const T hn = vexp(dtv * A[n]) * h[n] + du * b_t[n];
-        h[n] = hn;
-        acc += hn * c_t[n];
-      }
+      acc += hn * c_t[n];
     }
     if (y) y[r * L + t] = acc;
   }
@@ -130,7 +124,7 @@ void forward_row(const Sizes& s, const Args<T>& p, int64_t r, T* y, T* hs, T* as
 template <typename T, int NS>
 void backward_row(const Sizes& s, const Args<T>& p, int64_t r, const T* dy, T* du, T* ddt,
                   T* dA_rows, T* dB_task, T* dC_task, T* hs, T* as, T* dh, T* h) {
-  forward_row<T, NS>(s, p, r, nullptr, hs, as, h);
+  forward_row<T, NS, true>(s, p, r, nullptr, hs, as, h);
   const int64_t L = s.length, N = states<NS>(s);
   const int64_t b = r / s.dim, d = r % s.dim;
   const T* u = p.u + r * L;
@@ -217,7 +211,7 @@ at::Tensor selective_scan_fwd(const at::Tensor& u, const at::Tensor& dt, const a
       // a row is L * N multiply-adds and exps: one row per task is already plenty of work
       at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
         std::vector<T> h(s.state);
-        for (int64_t r = begin; r < end; ++r) forward_row<T, NS>(s, p, r, py, nullptr, nullptr, h.data());
+        for (int64_t r = begin; r < end; ++r) forward_row<T, NS, false>(s, p, r, py, nullptr, nullptr, h.data());
       });
     });
   });
