@@ -261,3 +261,5 @@ def test_ktuberling_train_languages(fake_cache):
     assert {g.role for g in kt if g.lang != "de"} == {"test"}, "the test speakers are unchanged"
     with pytest.raises(ValueError, match=r"ktuberling_train_languages: \['ru'\]"):
         debian.speech_groups(roots, ("de", "ru"))
+    with pytest.raises(ValueError, match=r"no ktuberling sounds for \['dee'\].*languages there: de, en, it, ru"):
+        debian.speech_groups(roots, ("dee",))

@@ -358,6 +358,11 @@ def _ktuberling(d: Path, langs: tuple[str, ...] = KT_LANGS, role: str = "test",
     if overlap:
         raise ValueError(f"corpus.ktuberling_train_languages: {sorted(overlap)} are ktuberling's test "
                          f"speakers ({', '.join(KT_LANGS)}); choose other languages")
+    missing = [lang for lang in langs if role != "test" and not (d / lang).is_dir()]
+    if missing:
+        have = sorted(p.name for p in d.iterdir() if p.is_dir() and "." not in p.name) if d.is_dir() else []
+        raise ValueError(f"corpus.ktuberling_train_languages: no ktuberling sounds for {missing} in {d} "
+                         f"(languages there: {', '.join(have)})")
     groups = []
     for lang in langs:
         files = sorted(p for p in (d / lang).glob("*") if p.suffix in (".ogg", ".wav", ".opus"))
