@@ -301,6 +301,7 @@ def speech_groups(roots: dict[str, Path], kt_train_langs: tuple[str, ...] = ()) 
     if "ktuberling-data" in roots:
         groups += _ktuberling(roots["ktuberling-data"] / KT)
         if kt_train_langs:
+            _check_kt_train_langs(roots["ktuberling-data"] / KT, kt_train_langs)
             groups += _ktuberling(roots["ktuberling-data"] / KT, kt_train_langs, "trainval")
     babble = [("asterisk-prompt-fr-armelle", "armelle", "fr", "babble_train", "*.gsm"),
               ("asterisk-prompt-es-co", "es-co", "es", "babble_train", "*.gsm"),
@@ -349,20 +350,25 @@ def _kt_word(lang: str, stem: str) -> str | None:
     return _KT_EN_WORDS.get(word, word.replace("-", " "))
 
 
+def _check_kt_train_langs(d: Path, langs: tuple[str, ...]) -> None:
+    """ValueError naming `corpus.ktuberling_train_languages` when one of `langs` is a ktuberling
+    test speaker (`KT_LANGS`) or has no sounds folder under `d` (the error lists those there)."""
+    overlap = sorted(set(langs) & set(KT_LANGS))
+    if overlap:
+        raise ValueError(f"corpus.ktuberling_train_languages: {overlap} are ktuberling's test "
+                         f"speakers ({', '.join(KT_LANGS)}); choose other languages")
+    missing = [lang for lang in langs if not (d / lang).is_dir()]
+    if missing:
+        have = sorted(p.name for p in d.iterdir() if p.is_dir() and "." not in p.name) if d.is_dir() else []
+        raise ValueError(f"corpus.ktuberling_train_languages: no ktuberling sounds for {missing} in {d} "
+                         f"(languages there: {', '.join(have)})")
+
+
 def _ktuberling(d: Path, langs: tuple[str, ...] = KT_LANGS, role: str = "test",
                 min_s: float = 3.0, max_words: int = 6) -> list[Group]:
     """One group of `role` per (language, rate): consecutive words of one speaker joined into word
     lists of at least `min_s` seconds (at most `max_words` words), so the utterances are not
     single words. The words are real recordings; only the pauses between them are added."""
-    overlap = set(langs) & set(KT_LANGS) if role != "test" else set()
-    if overlap:
-        raise ValueError(f"corpus.ktuberling_train_languages: {sorted(overlap)} are ktuberling's test "
-                         f"speakers ({', '.join(KT_LANGS)}); choose other languages")
-    missing = [lang for lang in langs if role != "test" and not (d / lang).is_dir()]
-    if missing:
-        have = sorted(p.name for p in d.iterdir() if p.is_dir() and "." not in p.name) if d.is_dir() else []
-        raise ValueError(f"corpus.ktuberling_train_languages: no ktuberling sounds for {missing} in {d} "
-                         f"(languages there: {', '.join(have)})")
     groups = []
     for lang in langs:
         files = sorted(p for p in (d / lang).glob("*") if p.suffix in (".ogg", ".wav", ".opus"))
