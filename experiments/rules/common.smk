@@ -270,6 +270,11 @@ def curves(names):
     return [str(L.curves(RESULTS, n)) for n in names]
 
 
+def valid_scores(names):
+    """Each run's per-utterance validation scores (the report's paired intervals on curves)."""
+    return [str(L.valid_scores(RESULTS, n)) for n in names]
+
+
 def enhanced_test(names):
     return [f"{RESULTS}/{n}/enhanced/test/enhanced.scp" for n in names]
 

@@ -5,6 +5,8 @@ from use_repro.data.corpus.layout import manifest_files as _corpus_manifests
 
 
 rule corpus:
+    input:
+        settings=stage_settings("corpus"),
     output:
         manifests=[f"{CORPUS}/{name}" for name in _corpus_manifests() if name != "summary.csv"],
         summary=f"{CORPUS}/summary.csv",

@@ -10,6 +10,7 @@ rule evaluate_test:
     input:
         est=test_estimate,
         meta=SIM_META["test"],
+        settings=stage_settings("evaluate"),
     output:
         csv=f"{RESULTS}/{{system}}/eval/test_{{ref}}.csv",
         json=f"{RESULTS}/{{system}}/eval/test_{{ref}}.json",
@@ -37,6 +38,7 @@ rule evaluate_unseen:
         ref=UNSEEN_SCP,
         lang=UNSEEN_LANG,
         text=CORPUS_TEXT,
+        settings=stage_settings("evaluate"),
     output:
         csv=f"{RESULTS}/{{system}}/eval/unseen.csv",
         json=f"{RESULTS}/{{system}}/eval/unseen.json",

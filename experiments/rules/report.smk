@@ -11,6 +11,7 @@ rule report_unseen_list:
     input:
         scp=CORPUS_TEST_SPEECH,
         lang=CORPUS_UTT2LANG,
+        settings=stage_settings("report_unseen_list"),
     output:
         scp=UNSEEN_SCP,
         lang=UNSEEN_LANG,
@@ -28,6 +29,7 @@ rule report_unseen_list:
 rule report_table:
     input:
         lambda wc: TABLE_INPUTS[wc.table],
+        settings=stage_settings("report_table"),
     output:
         md=f"{TABLES_DIR}/{{table}}.md",
         csv=f"{TABLES_DIR}/{{table}}.csv",
@@ -48,6 +50,7 @@ rule report_table:
 rule report_figure:
     input:
         lambda wc: FIGURE_INPUTS[wc.figure][0],
+        settings=stage_settings("report_figure"),
     output:
         png=f"{FIGURES}/{{figure}}.png",
         pdf=f"{FIGURES}/{{figure}}.pdf",
@@ -67,7 +70,11 @@ rule report_compare:
     input:
         tables=[f"{TABLES_DIR}/{t}.csv" for t in L.TABLES],
         curves=curves(TRAINED),  # a pretrained model has no learning curve
+        valid_scores=valid_scores(TRAINED),
+        # the per-utterance scores the claims' paired intervals are drawn from
+        evals=sorted(set(TABLE_INPUTS["table1"] + TABLE_INPUTS["table6"] + TABLE_INPUTS["table4"])),
         residual=[str(L.residual_correlation(RESULTS, n)) for n in RESIDUAL_SYSTEMS],
+        settings=stage_settings("report_compare"),
     output:
         md=f"{TABLES_DIR}/compare.md",
         csv=f"{TABLES_DIR}/compare.csv",
@@ -91,6 +98,7 @@ rule report_provenance:
         TABLE_FILES,
         FIGURE_FILES,
         rules.report_compare.output,
+        settings=stage_settings("report_provenance"),
     output:
         md=f"{RESULTS}/provenance.md",
         json=f"{RESULTS}/provenance.json",

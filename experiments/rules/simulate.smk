@@ -13,6 +13,7 @@ SIM_SPLITS = ("train", "valid", "test")
 rule simulate_params:
     input:
         corpus=f"{CORPUS}/summary.csv",
+        settings=simulate_settings,
     output:
         params=f"{SIMULATION}/{{split}}/params.tsv",
     log:
@@ -34,6 +35,7 @@ rule simulate_render:
     input:
         params=f"{SIMULATION}/{{split}}/params.tsv",
         corpus=f"{CORPUS}/summary.csv",
+        settings=simulate_settings,
     output:
         meta=f"{SIMULATION}/{{split}}/meta.tsv",
     log:

@@ -16,9 +16,11 @@ rule train:
         exp=one_of(TRAINED),
     input:
         unpack(train_inputs),
+        settings=train_settings,
     output:
         checkpoint=f"{RESULTS}/{{exp}}/final.pt",
         curves=f"{RESULTS}/{{exp}}/curves.csv",
+        valid_scores=f"{RESULTS}/{{exp}}/valid_scores.csv",
     log:
         f"{RESULTS}/logs/train/{{exp}}.log",
     threads: JOB_THREADS

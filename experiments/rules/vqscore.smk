@@ -17,6 +17,7 @@ rule vqscore_train:
         scp=f"{CORPUS}/speech_train.scp",
         info=f"{CORPUS}/speech_info.tsv",
         released=_VQ_RELEASED,
+        settings=stage_settings("vqscore_train"),
     output:
         estimator=f"{VQSCORE}/estimator.pt",
     log:
@@ -36,6 +37,7 @@ rule vqscore_score:
         estimator=f"{VQSCORE}/estimator.pt",
         scp=f"{CORPUS}/speech_train.scp",
         info=f"{CORPUS}/speech_info.tsv",
+        settings=stage_settings("vqscore_score"),
     output:
         scores=f"{VQSCORE}/vqscore.tsv",
     log:
@@ -55,6 +57,7 @@ rule vqscore_filter:
         scores=f"{VQSCORE}/vqscore.tsv",
         scp=f"{CORPUS}/speech_train.scp",
         estimator=f"{VQSCORE}/estimator.pt",
+        settings=stage_settings("vqscore_filter"),
     output:
         datasize=VQ_DATASIZE,
         lists=[filtered_speech_list(t["name"]) for t in config["vqscore"]["thresholds"]],
@@ -74,6 +77,7 @@ rule vqscore_histogram:
     input:
         scores=f"{VQSCORE}/vqscore.tsv",
         estimator=f"{VQSCORE}/estimator.pt",
+        settings=stage_settings("vqscore_histogram"),
     output:
         fig2=f"{FIGURES}/fig2.png",
         fig2_pdf=f"{FIGURES}/fig2.pdf",

@@ -1,6 +1,7 @@
 """Where each experiment's files live: one place for the DAG rules and the report code.
 
     results/<profile>/<experiment>/final.pt, curves.csv           training (use-repro train)
+    results/<profile>/<experiment>/valid_scores.csv                its per-utterance validation scores
     results/<profile>/<experiment>/enhanced/{test,unseen}/         enhancement (use-repro enhance)
     results/<profile>/<system>/eval/test_{early,anechoic}.csv      metrics (use-repro evaluate), + .json
     results/<profile>/<system>/eval/unseen.csv                     held-out languages, + .json
@@ -40,6 +41,10 @@ def checkpoint(results: str | Path, exp: str) -> Path:
 
 def curves(results: str | Path, exp: str) -> Path:
     return run_dir(results, exp) / "curves.csv"
+
+
+def valid_scores(results: str | Path, exp: str) -> Path:
+    return run_dir(results, exp) / "valid_scores.csv"
 
 
 def enhanced(results: str | Path, exp: str, split: str = "test") -> Path:

@@ -25,9 +25,10 @@ batches from a given iteration on; `Trainer.fit()` does the rest:
   folder's checkpoints, curves and final.pt and starts afresh. More steps resume; fewer steps
   resume from the newest checkpoint at or before the new end (later ones are deleted).
 - Every `validate_every` steps (and at step 0 and the last step) the stage's validation runs and
-  rank 0 appends (step, metric, value) rows to `curves.csv`; training-loss means per log window
-  go to `train_log.csv` in the same format. Both are rewritten atomically; every checkpoint
-  holds their rows so far, and a resumed run rewrites them from it (rows after the checkpoint's
+  rank 0 appends (step, metric, value) rows to `curves.csv` and, when the validation returns
+  per-utterance values (`validation.ValidationResult`), (step, utt, metric, value) rows to
+  `valid_scores.csv`; training-loss means per log window go to `train_log.csv` as in
+  `curves.csv`. All three are rewritten atomically; every checkpoint holds their rows so far, and a resumed run rewrites them from it (rows after the checkpoint's
   step are gone, so nothing is counted twice; rows before it survive the files' deletion, which
   Snakemake does to an interrupted job's outputs before rerunning it).
 - A tqdm bar on a terminal; otherwise one log line every `log_every` steps.
@@ -170,27 +171,32 @@ def set_rng_state(state: dict) -> None:
 # --- curves ----------------------------------------------------------------------------------
 
 class CurveFile:
-    """A `step,metric,value` CSV rewritten atomically on every change (it stays small)."""
+    """A `step,<keys...>,value` CSV rewritten atomically on every change (it stays small): rows
+    are (step, key strings..., value); `curves.csv` has the key `metric`, `valid_scores.csv`
+    the keys `utt`, `metric`."""
 
-    header = ("step", "metric", "value")
-
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, keys: tuple[str, ...] = ("metric",)):
         self.path = Path(path)
+        self.header = ("step", *keys, "value")
 
-    def rows(self) -> list[tuple[int, str, float]]:
+    def rows(self) -> list[tuple]:
         if not self.path.exists():
             return []
         with open(self.path, newline="") as f:
-            return [(int(r["step"]), r["metric"], float(r["value"])) for r in csv.DictReader(f)]
+            return [(int(r["step"]), *(r[k] for k in self.header[1:-1]), float(r["value"]))
+                    for r in csv.DictReader(f)]
 
-    def write(self, rows: Iterable[tuple[int, str, float]]) -> None:
+    def write(self, rows: Iterable[tuple]) -> None:
         with atomic_path(self.path) as tmp, open(tmp, "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")
             w.writerow(self.header)
-            w.writerows((s, m, repr(float(v))) for s, m, v in rows)
+            w.writerows((*r[:-1], repr(float(r[-1]))) for r in rows)
 
     def append(self, step: int, metrics: dict[str, float]) -> None:
         self.write(self.rows() + [(step, k, float(v)) for k, v in metrics.items()])
+
+    def append_rows(self, rows: Iterable[tuple]) -> None:
+        self.write(self.rows() + [tuple(r) for r in rows])
 
     def ensure(self) -> None:
         """Create the file (header only) if it does not exist."""
@@ -272,6 +278,7 @@ class Trainer:
         self.ckpt_dir = self.out / "checkpoints"
         self.curves = CurveFile(self.out / "curves.csv")
         self.train_log = CurveFile(self.out / "train_log.csv")
+        self.valid_scores = CurveFile(self.out / "valid_scores.csv", keys=("utt", "metric"))
 
         groups = task.param_groups()
         self.named = {k: {n: p for n, p in v.items() if p.requires_grad} for k, v in groups.items()}
@@ -308,6 +315,7 @@ class Trainer:
             # reruns an interrupted job, and a resumed run must not lose the rows before its step
             "curves": self.curves.rows() if self.info.is_main else None,
             "train_log": self.train_log.rows() if self.info.is_main else None,
+            "valid_scores": self.valid_scores.rows() if self.info.is_main else None,
         }
 
     def _restore(self, state: dict) -> None:
@@ -367,6 +375,7 @@ class Trainer:
             # rows of a run that stopped before its first checkpoint (or of other settings)
             self.curves.truncate_after(-1)
             self.train_log.truncate_after(-1)
+            self.valid_scores.truncate_after(-1)
             return "fresh", None
         return "resume", (int(found[1]["step"]), found[1])
 
@@ -385,7 +394,8 @@ class Trainer:
         state = state if self.info.is_main else load_checkpoint(checkpoint_path(self.ckpt_dir, step))
         self._restore(state)
         if self.info.is_main:
-            for curve, key in ((self.curves, "curves"), (self.train_log, "train_log")):
+            for curve, key in ((self.curves, "curves"), (self.train_log, "train_log"),
+                               (self.valid_scores, "valid_scores")):
                 if state.get(key) is not None:  # rows up to the checkpoint, as they were then
                     curve.write([tuple(r) for r in state[key] if r[0] <= self.step])
                 else:  # a checkpoint of an older version: keep what the file has
@@ -437,7 +447,12 @@ class Trainer:
         finally:
             self.task.train(True)
         if self.info.is_main and metrics:
+            per_utt = getattr(metrics, "per_utterance", None)
+            metrics = getattr(metrics, "means", metrics)
             self.curves.append(self.step, metrics)
+            if per_utt is not None:
+                self.valid_scores.append_rows((self.step, utt, k, float(v))
+                                              for utt, vals in per_utt for k, v in vals.items())
             log.info("validation step %d: %s", self.step,
                      " ".join(f"{k}={v:.4g}" for k, v in metrics.items()))
         D.barrier()
@@ -495,6 +510,7 @@ class Trainer:
             bar.close()
         if self.info.is_main:
             self.curves.ensure()  # a run without validation still has (an empty) curves.csv
+            self.valid_scores.ensure()
             save_torch_atomic(self.task.export(), self.out / "final.pt")
             log.info("%s: %d steps done (%d skipped as non-finite); wrote %s", self.desc, self.step,
                      self.nonfinite_total, self.out / "final.pt")

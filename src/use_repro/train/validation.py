@@ -11,13 +11,17 @@ no crop, the same unit-RMS input scaling as training) and these are averaged ove
   STFT of the enhanced waveform, so the regression, fine-tuned and two-stage models are
   compared on the same footing (Figure 9).
 
-Utterances are shared out over ranks and the per-utterance values gathered on rank 0. A metric
-whose backend is missing (no MOS predictor installed, no `pesq`) is left out with one warning.
+Utterances are shared out over ranks and the per-utterance values gathered on rank 0, which
+returns them with their means (:class:`ValidationResult`): the trainer writes the means to
+`curves.csv` and every utterance's values to `valid_scores.csv`, from which the report puts a
+paired interval on a difference between two runs' curves. A metric whose backend is missing (no
+MOS predictor installed, no `pesq`) is left out with one warning.
 """
 from __future__ import annotations
 
 import logging
 import math
+from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
@@ -35,8 +39,16 @@ DEFAULT_METRICS = ("mos", "pesq", "magnitude", "phase", "time")
 WaveFn = Callable[[torch.Tensor, int], torch.Tensor]
 
 
+@dataclass
+class ValidationResult:
+    """One validation pass: the mean of each metric over the utterances (NaN-free values only),
+    and each utterance's own values as (utterance id, {metric: value}) in row order."""
+    means: dict[str, float]
+    per_utterance: list[tuple[str, dict[str, float]]] = field(default_factory=list)
+
+
 class Validator:
-    """`validator(fn) -> {metric: mean}` on rank 0 (None elsewhere); `fn`: [1, T] -> [1, T]."""
+    """`validator(fn) -> ValidationResult` on rank 0 (None elsewhere); `fn`: [1, T] -> [1, T]."""
 
     def __init__(self, rows: Sequence[dict], metrics: Sequence[str] = DEFAULT_METRICS,
                  weights_dir: str | None = "weights", info: D.DistInfo | None = None):
@@ -100,7 +112,7 @@ class Validator:
                 self._skip("mos", err)
         return out
 
-    def __call__(self, fn: WaveFn) -> dict[str, float] | None:
+    def __call__(self, fn: WaveFn) -> ValidationResult | None:
         mine = range(self.info.rank, len(self.rows), self.info.world_size)
         per_utt = []
         for i in mine:
@@ -108,13 +120,13 @@ class Validator:
             x = torch.from_numpy(noisy).to(self.info.device)[None]
             with torch.no_grad():
                 est = fn(x, fs)[0].float().cpu().numpy()
-            per_utt.append(self.score(est, ref, fs, gain))
-        gathered = [u for part in D.all_gather_objects(per_utt) for u in part]
+            per_utt.append((i, self.score(est, ref, fs, gain)))
+        gathered = sorted(u for part in D.all_gather_objects(per_utt) for u in part)
         if not self.info.is_main:
             return None
-        keys = sorted({k for u in gathered for k in u})
+        keys = sorted({k for _, u in gathered for k in u})
         means = {}
         for k in keys:
-            vals = [u[k] for u in gathered if k in u and math.isfinite(u[k])]
+            vals = [u[k] for _, u in gathered if k in u and math.isfinite(u[k])]
             means[k] = float(np.mean(vals)) if vals else float("nan")
-        return means
+        return ValidationResult(means, [(str(self.rows[i]["id"]), u) for i, u in gathered])
