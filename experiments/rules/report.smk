@@ -73,11 +73,14 @@ rule report_compare:
         valid_scores=valid_scores(TRAINED),
         # the per-utterance scores the claims' paired intervals are drawn from
         evals=sorted(set(TABLE_INPUTS["table1"] + TABLE_INPUTS["table6"] + TABLE_INPUTS["table4"])),
+        test_meta=SIM_META["test"],
+        unseen_lang=UNSEEN_LANG,
         residual=[str(L.residual_correlation(RESULTS, n)) for n in RESIDUAL_SYSTEMS],
         settings=stage_settings("report_compare"),
     output:
         md=f"{TABLES_DIR}/compare.md",
         csv=f"{TABLES_DIR}/compare.csv",
+        headline=f"{TABLES_DIR}/headline.md",
     log:
         f"{RESULTS}/logs/report/compare.log",
     conda:
@@ -86,7 +89,8 @@ rule report_compare:
         cfg=stage_settings("report_compare"),
         out=lambda wc, output: parent(output.md),
     shell:
-        "use-repro report compare --config {params.cfg} --out-dir {params.out} > {log} 2>&1"
+        "use-repro report compare --config {params.cfg} --test-meta {input.test_meta}"
+        " --unseen-lang {input.unseen_lang} --out-dir {params.out} > {log} 2>&1"
 
 
 # Last job of a run: it reads Snakemake's record of every other job, so it depends on all of them

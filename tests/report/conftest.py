@@ -82,7 +82,12 @@ def write_eval(path: Path, system: str, ids: list[str], flip=False, seed=0):
     path.with_suffix(".json").write_text(json.dumps({"backends": backends, "averages": {}}))
 
 
-def write_curves(path: Path, final: float, start: float, steps=(0, 10, 20, 30, 40), extra=None):
+VALID_UTTS = [f"v{i}" for i in range(8)]
+
+
+def write_curves(path: Path, final: float, start: float, steps=(0, 10, 20, 30, 40), extra=None, seed=0):
+    """curves.csv and, beside it, valid_scores.csv: each utterance's value is the curve's plus an
+    offset of its own (shared by every run, so runs are paired) and a little noise of the run's."""
     rows = []
     for i, s in enumerate(steps):
         frac = i / (len(steps) - 1)
@@ -92,6 +97,12 @@ def write_curves(path: Path, final: float, start: float, steps=(0, 10, 20, 30, 4
             rows.append((s, k, v(frac)))
     path.parent.mkdir(parents=True, exist_ok=True)
     pd.DataFrame(rows, columns=["step", "metric", "value"]).to_csv(path, index=False)
+    rng = np.random.default_rng(seed)
+    offsets = np.linspace(-0.2, 0.2, len(VALID_UTTS))
+    per_utt = [(s, u, m, v + o + 0.005 * rng.standard_normal())
+               for s, m, v in rows for u, o in zip(VALID_UTTS, offsets)]
+    pd.DataFrame(per_utt, columns=["step", "utt", "metric", "value"]).to_csv(
+        path.with_name("valid_scores.csv"), index=False)
 
 
 def tone(fs, seconds=1.0, f0=220.0, seed=0):
@@ -139,7 +150,7 @@ def make_run(root: Path, flip=False) -> dict:
             write_eval(layout.eval_csv(results, system, "test", ref), system, ids, flip, seed=k)
     # held-out languages
     un_ids = [f"it{i}" for i in range(3)] + [f"ru{i}" for i in range(3)]
-    lang = root / "corpus" / "unseen" / "utt2lang"
+    lang = root / "corpus" / "unseen" / "utt2lang"  # noqa: the report reads it through --unseen-lang
     lang.parent.mkdir(parents=True, exist_ok=True)
     lang.write_text("".join(f"{u} {u[:2]}\n" for u in un_ids))
     write_eval(layout.eval_csv(results, "original", "unseen", None), "noisy", un_ids)
@@ -151,7 +162,7 @@ def make_run(root: Path, flip=False) -> dict:
     for e, f in finals.items():
         if flip and e in ("shifted", "early"):
             f = {"shifted": 2.0, "early": 2.4}[e]
-        write_curves(layout.curves(results, e), f, starts.get(e, 1.2))
+        write_curves(layout.curves(results, e), f, starts.get(e, 1.2), seed=len(e))
     losses = {"val_magnitude": lambda fr: 1 - 0.5 * fr, "val_phase": lambda fr: 2 - fr, "val_time": lambda fr: 0.5 - 0.2 * fr}
     for e, scale in (("shifted_gan", 1.0), ("shifted_finetune", 1.3), ("early_gan", 1.0)):
         write_curves(layout.curves(results, e), 2.5 / scale, 2.3, (0, 5, 10, 15, 20),

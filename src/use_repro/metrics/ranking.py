@@ -133,6 +133,27 @@ def rank_table(df: pd.DataFrame, decimals: int | None = DEFAULT_DECIMALS,
     return out.sort_values("Overall_exact", kind="stable")
 
 
+def overall_scores(means: np.ndarray, higher_is_better, categories,
+                   decimals: int | None = DEFAULT_DECIMALS) -> np.ndarray:
+    """The exact (untruncated) Overall of :func:`rank_table` for many tables at once.
+
+    `means` [B, S, M]: B tables of S systems x M metrics (no NaN); `higher_is_better` [M] bools;
+    `categories` [M] category labels. Per table: competition ranks of the values rounded to
+    `decimals` (ties share the lowest rank), the mean rank inside each category, the mean of
+    the category means. Returns [B, S]. The report's bootstrap ranks one resampled test set per
+    row; `rank_table` is the reference it is tested against."""
+    from scipy.stats import rankdata
+
+    v = np.asarray(means, dtype=np.float64)
+    if decimals is not None:
+        v = np.round(v, decimals)
+    signs = np.where(np.asarray(higher_is_better, dtype=bool), -1.0, 1.0)
+    ranks = rankdata(v * signs, method="min", axis=1)  # [B, S, M], ranked over systems
+    cats = list(dict.fromkeys(categories))
+    per_cat = [ranks[..., [k for k, c in enumerate(categories) if c == cat]].mean(axis=-1) for cat in cats]
+    return np.mean(np.stack(per_cat, axis=-1), axis=-1)
+
+
 def _name_column(df: pd.DataFrame) -> str:
     for c in ("team", "system", "name"):
         if c in df.columns:

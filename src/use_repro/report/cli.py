@@ -50,6 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     c = sub.add_parser("compare", help="reproduced vs reported: side by side, Δ, and the paper's claims")
     common(c)
     c.add_argument("--tables-dir", help="where the table CSVs are (default: <results>/tables)")
+    c.add_argument("--test-meta", help="the test set's meta.tsv (the rates of the Table 2 subsets)")
+    c.add_argument("--unseen-lang", help="utt2lang of the held-out-language recordings (Table 4)")
     c.add_argument("--out-dir", required=True)
 
     u = sub.add_parser("unseen-list", help="the held-out-language test recordings the Table 4 analogue enhances")
@@ -151,7 +153,7 @@ def _tables(cfg: dict, results: Path, args) -> int:
                     s.paper_id = "proposed"
             table = T.table2(noisy, systems, _fs_by_id(args.test_meta), T.read_reported("table2"), profile, dec)
         elif name == "table7":
-            table = T.table7(T.read_reported("table7"), systems, profile)
+            table = T.table7(T.read_reported("table7"), [noisy] + systems, profile)
         else:
             raise SystemExit(f"unknown table {name}")
     table.notes = list(table.notes) + _absent_notes(cfg, name)
@@ -296,8 +298,23 @@ def _compare(cfg: dict, results: Path, args) -> int:
              "training speech (before filtering)": f"{float(ds['hours'].iloc[0]):.2f} h" if ds is not None and len(ds) else "unknown",
              "experiments": "; ".join(_describe(n, e, cfg) for n, e in exps.items()),
              "models": _model_scale(cfg)}
+    from use_repro.data.manifest import read_kv
+    from use_repro.report.compare import level_note
+    from use_repro.report.scores import read_scores
+
+    scores = {}
+    for csv_path in sorted(results.glob("*/eval/*.csv")):
+        system = csv_path.parent.parent.name
+        if system in exps or system in (NOISY, ORIGINAL):
+            scores[f"{system}/{csv_path.stem}"] = read_scores(csv_path, system)
+    valid = {e: F.read_valid_scores(layout.valid_scores(results, e)) for e in exps
+             if layout.valid_scores(results, e).exists()}
     inp = Inputs(profile=cfg["profile"], tables=tables, curves=curves, residual=residual,
-                 backends=collect_backends(jsons), report=cfg["report"], experiments=exps, scale=scale)
+                 backends=collect_backends(jsons), report=cfg["report"], experiments=exps, scale=scale,
+                 scores=scores, valid=valid, test_fs=_fs_by_id(args.test_meta),
+                 unseen_lang=read_kv(args.unseen_lang) if args.unseen_lang else {},
+                 threshold_mode=str(cfg.get("vqscore", {}).get("threshold_mode", "auto")),
+                 level_note=level_note(cfg["simulation"].get("target_gain", "direct_path")))
     write_compare(inp, args.out_dir, int(cfg["report"].get("decimals", 2)))
     return 0
 

@@ -61,6 +61,16 @@ def read_curves(path: str | Path) -> pd.DataFrame:
     return df.sort_values("step", kind="stable")
 
 
+def read_valid_scores(path: str | Path) -> pd.DataFrame:
+    """`valid_scores.csv` -> long frame (step, utt, metric, value), sorted by step."""
+    df = pd.read_csv(path, dtype={"utt": str})
+    missing = {"step", "utt", "metric", "value"} - set(df.columns)
+    if missing:
+        raise ValueError(f"{path}: expected columns step, utt, metric, value; missing {', '.join(sorted(missing))}")
+    df["value"] = pd.to_numeric(df["value"], errors="coerce")
+    return df.sort_values("step", kind="stable")
+
+
 def pick_metric(df: pd.DataFrame, wanted: str, fallbacks=MOS_NAMES) -> str | None:
     """The curve metric to draw: `wanted` (exact, then case-insensitive, then as a name part),
     else the first metric matching a fallback name. None if nothing fits."""

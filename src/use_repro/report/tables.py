@@ -292,51 +292,58 @@ def datasize(sizes: pd.DataFrame, profile: str, thresholds: list[str] | None = N
     return t
 
 
-def table7(leaderboard: pd.DataFrame, ours: list[System], profile: str) -> Table:
-    """Table 7: the challenge ranking recomputed over the reported leaderboard plus our systems,
-    with the metric stage's ranking code (ties share the lowest rank; Overall truncated)."""
+def _ranked(board: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """`board` (team, source, metric columns) ranked with the challenge's rule; a metric with no
+    value for some row is left out of the ranking for every row (the ranking code then averages
+    a category over the metrics it has), its values kept without ranks."""
     from use_repro.metrics.ranking import rank_table
 
+    dropped = [m for m in METRICS if board[m].isna().any()]
+    ranked = _from_ranking_names(rank_table(_to_ranking_names(board.drop(columns=dropped))).reset_index(drop=True))
+    if dropped:
+        ranked = ranked.merge(board[["team", "source"] + dropped], on=["team", "source"], how="left")
+    return ranked, dropped
+
+
+def table7(leaderboard: pd.DataFrame, ours: list[System], profile: str) -> Table:
+    """Table 7: the paper's leaderboard as reported, ranked among itself, and then our systems
+    (with our Noisy) ranked among themselves, both with the metric stage's ranking code (ties
+    share the lowest rank; Overall truncated). Ours are never ranked inside the paper's
+    leaderboard: another test set, and some metrics from other backends."""
     name_col = next(c for c in ("team", "system", "name") if c in leaderboard.columns)
     lb = leaderboard.rename(columns={name_col: "team"})
     board = pd.DataFrame({"team": lb["team"].astype(str), "source": PAPER})
     for m in METRICS:
         col = _find_metric_col(lb, m)
         board[m] = pd.to_numeric(lb[col], errors="coerce") if col else math.nan
-    extra = pd.DataFrame([{"team": s.label + " (ours)", "source": OURS, **s.scores.means(METRICS)}
-                          for s in ours])
-    full = pd.concat([board, extra], ignore_index=True)
-    # A metric with no value for one of our systems is left out of the ranking for everyone
-    # (the ranking code then averages a category over the metrics it has), so every system
-    # still gets an Overall; its values stay in the table without ranks.
-    dropped = [m for m in METRICS if extra.empty or extra[m].isna().any()] if len(extra) else []
-    ranked = rank_table(_to_ranking_names(full.drop(columns=dropped))).reset_index(drop=True)
-    ranked = _from_ranking_names(ranked)
-    ranked = ranked.merge(full[["team", "source"] + dropped], on=["team", "source"], how="left") if dropped else ranked
+    paper_ranked, _ = _ranked(board)
+    extra = pd.DataFrame([{"team": s.label + " (ours)", "source": OURS, **s.scores.means(METRICS)} for s in ours])
+    ours_ranked, dropped = _ranked(extra) if len(extra) else (extra, [])
     backends = merge_backends(*(s.scores for s in ours))
     t = Table(name="table7",
-              title=(f"Table 7 recomputed (profile {profile}): the URGENT 2025 non-blind leaderboard "
-                     "as reported, plus our systems, ranked with the challenge's rule (per-metric "
-                     "ranks on two-decimal averages, ties share the lowest rank, category means, "
-                     "Overall truncated to three decimals)."),
+              title=(f"Table 7 (profile {profile}): the URGENT 2025 non-blind leaderboard as reported, ranked "
+                     "among itself, then our systems and our Noisy ranked among themselves, both with the "
+                     "challenge's rule (per-metric ranks on two-decimal averages, ties share the lowest rank, "
+                     "category means, Overall truncated to three decimals)."),
               keys=["team", "source"], values=list(METRICS) + ["Overall"],
               headers={"team": "Team", "source": "Source", **{m: metric_header(m, backends) for m in METRICS},
                        "Overall": "Overall ranking"},
               suffix={m: f"{m}_rank" for m in METRICS}, decimals={"Overall": 3})
-    for _, r in ranked.iterrows():
-        row = {"team": r["team"], "source": r["source"], "Overall": float(r["Overall"])}
-        for m in METRICS:
-            v = r.get(m)
-            row[m] = float(v) if pd.notna(v) else math.nan
-            rk = r.get(f"{m}_rank")
-            row[f"{m}_rank"] = float(rk) if pd.notna(rk) else None
-        t.rows.append(row)
+    for ranked in (paper_ranked, ours_ranked):
+        for _, r in ranked.iterrows():
+            row = {"team": r["team"], "source": r["source"], "Overall": float(r["Overall"])}
+            for m in METRICS:
+                v = r.get(m)
+                row[m] = float(v) if pd.notna(v) else math.nan
+                rk = r.get(f"{m}_rank")
+                row[f"{m}_rank"] = float(rk) if pd.notna(rk) else None
+            t.rows.append(row)
     t.notes = _backend_notes(backends, METRICS) + [
-        f"Our systems are scored on this profile's ({profile}) test set, not the URGENT 2025 "
-        "non-blind test set, and some of our metrics come from other backends: their places in "
-        "this ranking show how the ranking rule treats them, not a leaderboard result."]
+        f"Our rows (source `reproduced`) are ranked among themselves on this profile's ({profile}) test "
+        "set; the paper's rows among themselves as reported. The two rankings are not comparable with "
+        "each other: other test sets, and some of our metrics from other backends."]
     if dropped:
-        t.notes.append(f"Left out of the ranking for every system (n/a for some of ours): {', '.join(dropped)}; "
+        t.notes.append(f"Left out of our ranking (n/a for some of our systems): {', '.join(dropped)}; "
                        "their values are shown without ranks and their categories are averaged over the "
                        "remaining metrics.")
     return t
