@@ -227,6 +227,8 @@ def test_compare_claims_hold_on_a_run_made_to_agree(synthetic_run):
     # a language the paper has no row for is n/a, with its own numbers
     ru = claims.loc["Proposed raises DNSMOS over the original recordings (ru)"]
     assert ru["verdict"] == "n/a" and "no paper row" in ru["note"] and ru["ours"] != ""
+    it = claims.loc["Proposed raises DNSMOS over the original recordings (it)"]
+    assert it["verdict"] == "holds" and 'language it_it), rows "Original" → "Proposed": DNSMOS 3.12 → 3.20' in it["paper"]
     headline = (layout.tables_dir(synthetic_run["results"]) / "headline.md").read_text()
     assert "| **all** |" in headline and "paper 3.25" in headline
     # side by side: ours, paper, delta

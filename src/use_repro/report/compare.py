@@ -33,7 +33,7 @@ from use_repro.report import layout
 from use_repro.report import uncertainty as U
 from use_repro.report.render import Table, to_csv
 from use_repro.report.scores import LOWER_IS_BETTER, METRICS, Backend, Scores
-from use_repro.report.tables import OURS, PAPER
+from use_repro.report.tables import OURS, PAPER, PAPER_LANGUAGES
 
 HOLDS, NOISE, OPPOSITE = U.HOLDS, U.NOISE, U.OPPOSITE
 PARTLY, NA, BY_CONSTRUCTION = "partly", "n/a", "by construction"
@@ -396,14 +396,15 @@ def table4_claims(inp: Inputs) -> list[Claim]:
     out = []
     for lang in langs:
         ids = [u for u, x in inp.unseen_lang.items() if x == lang]
-        has_row = _has(t4, "original", PAPER, language=lang)
-        no_row = "" if has_row else f"n/a (no paper row): the paper's Table 4 has no {lang} row"
+        plang = PAPER_LANGUAGES.get(lang, lang)
+        has_row = _has(t4, "original", PAPER, language=plang)
+        no_row = "" if has_row else f"n/a (no paper row): the paper's Table 4 has no {plang} row"
         c = _pair_claim("Table 4", f"Proposed raises DNSMOS over the original recordings ({lang})",
-                        _paper_pair("Table 4", t4, "original", "proposed", ["DNSMOS"], language=lang)
+                        _paper_pair("Table 4", t4, "original", "proposed", ["DNSMOS"], language=plang)
                         if has_row else "(no paper row)", inp.scores, a_key, b_key, ["DNSMOS"], subset=ids)
         c2 = Claim("Table 4", f"Proposed keeps the speaker: SpkSim to the original ≥ 0.9 ({lang})",
-                   (f"Table 4 ({lang}), row \"{_paper_label(t4, 'proposed', language=lang)}\": SpkSim "
-                    f"{_fmt(_value(t4, 'proposed', 'SpkSim', PAPER, language=lang))}") if has_row else "(no paper row)",
+                   (f"Table 4 (language {plang}), row \"{_paper_label(t4, 'proposed', language=plang)}\": SpkSim "
+                    f"{_fmt(_value(t4, 'proposed', 'SpkSim', PAPER, language=plang))}") if has_row else "(no paper row)",
                    rule="effect = mean SpkSim − 0.9")
         if a_key in inp.scores:
             ids2 = _common("SpkSim", inp.scores[a_key], subset=ids)
@@ -415,7 +416,7 @@ def table4_claims(inp: Inputs) -> list[Claim]:
         else:
             c2.reason = f"this profile has no {proposed} scores"
         c3 = _pair_claim("Table 4", f"Proposed keeps ASR accuracy: CAcc within 1 point of the original ({lang})",
-                         _paper_pair("Table 4", t4, "original", "proposed", ["CAcc"], language=lang)
+                         _paper_pair("Table 4", t4, "original", "proposed", ["CAcc"], language=plang)
                          if has_row else "(no paper row)", inp.scores, a_key, b_key, ["CAcc"], offset=1.0, subset=ids,
                          rule="effect = (CAcc proposed − CAcc original) + 1 point")
         for x in (c, c2, c3):
@@ -808,8 +809,13 @@ def sensitivity(inp: Inputs, t1: pd.DataFrame | None) -> list[str]:
         hw = U.detectable_effect(_ratio(inp.scores[a], m, ids), _ratio(inp.scores[b], m, ids))
         pe = _value(t1, "shifted", m, PAPER) - _value(t1, "early", m, PAPER)
         need = U.utterances_needed(hw, len(ids), pe)
-        md.append(f"| {m} | {len(ids)} | {hw:.3f} | {_fmt(pe, 2)} | "
-                  f"{'n/a' if not math.isfinite(need) else f'{math.ceil(need):,}'} |")
+        if not math.isfinite(need):
+            need_text = "n/a"
+        elif need <= len(ids):
+            need_text = f"≤ {len(ids)} (resolved here)"
+        else:
+            need_text = f"{math.ceil(need):,}"
+        md.append(f"| {m} | {len(ids)} | {hw:.3f} | {_fmt(pe, 2)} | {need_text} |")
     return md + [""]
 
 

@@ -185,6 +185,10 @@ def table2(noisy: System, systems: list[System], fs_by_id: dict[str, int], repor
     return t
 
 
+# Our held-out language codes -> the paper's Table 4 (FLEURS) codes.
+PAPER_LANGUAGES = {"it": "it_it", "nl": "nl_nl", "ja": "ja_jp", "ru": "ru_ru"}
+
+
 def table4(original: System, systems: list[System], lang_by_id: dict[str, str],
            reported: pd.DataFrame, profile: str, decimals: int = 2,
            languages: dict[str, str] | None = None) -> Table:
@@ -193,7 +197,7 @@ def table4(original: System, systems: list[System], lang_by_id: dict[str, str],
 
     `languages` maps our language codes to the paper's (it -> it_it); the paper's languages we
     do not have appear with their reported rows only."""
-    languages = languages or {"it": "it_it", "nl": "nl_nl", "ja": "ja_jp", "ru": "ru_ru"}
+    languages = languages or PAPER_LANGUAGES
     metrics = ["DNSMOS", "SpkSim", "CAcc"]
     ours = [original] + systems
     backends = merge_backends(*(s.scores for s in ours))
