@@ -354,10 +354,11 @@ def section_scan(args, results: dict) -> None:
     if "error" in r:
         print(f"   Triton scan: {r['error']}")
     else:
+        verdict = "parity" if max(r["max_abs_diff_y"], r["max_abs_diff_grads"]) < 1e-4 else "MISMATCH"
         print(f"   Triton scan (triton {r['triton']}, interpreter on CPU tensors; timed in section 4 on a GPU): "
               f"{job['batch']} seq x d_inner {job['dim']} x L {job['length']}, K {r['chunk']}: "
               f"max |y - ref| {r['max_abs_diff_y']:.1e}, max |grad - ref| {r['max_abs_diff_grads']:.1e} "
-              f"(8 gradients) -> {'parity' if max(r['max_abs_diff_y'], r['max_abs_diff_grads']) < 1e-4 else 'MISMATCH'}")
+              f"(8 gradients) -> {verdict}")
 
 
 def section_gpu(args, results: dict) -> None:
