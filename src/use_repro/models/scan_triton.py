@@ -19,7 +19,7 @@ Kernels. One program per (batch row, block of ``BLOCK_D`` channels); all of a pr
 recomputes the chunk's states from its checkpoint into a per-program scratch buffer
 (``[B, D, K, N]`` in all, reused by every chunk), then runs the chunk backwards in time
 carrying the adjoint of the state. So the memory is the inputs, the checkpoints
-(B·D·(L/K)·N) and the scratch (B·D·K·N); with K ≈ sqrt(L) both are ~sqrt(L)/L of the
+(B·D·(L/K)·N) and the scratch (B·D·K·N); with K ≈ sqrt(L) each is ~1/sqrt(L) of the
 ``[B, D, L, N]`` states an autograd scan would keep. Gradients shared by the channels (dB, dC:
 ``[B, N, L]``) are written per channel block and summed by torch (deterministic, no atomics);
 dA per batch row and summed likewise.
@@ -35,6 +35,7 @@ when it is first asked for (:func:`_triton`), never on ``import``.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import math
 import os
@@ -211,15 +212,8 @@ def _grid(batch: int, dim: int) -> tuple[int, int]:
 
 
 def _device_guard(t: torch.Tensor):
-    return torch.cuda.device(t.device) if t.device.type == "cuda" else _NullContext()
-
-
-class _NullContext:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    """Launch on the tensor's GPU (triton launches on the current device)."""
+    return torch.cuda.device(t.device) if t.device.type == "cuda" else contextlib.nullcontext()
 
 
 def scan_forward(u, dt, A, Bm, Cm, chunk: int):
@@ -248,11 +242,12 @@ def scan_backward(u, dt, A, Bm, Cm, ck, dy, chunk: int):
     n_chunks = ck.shape[2]
     n_blocks = _grid(batch, dim)[1]
     f32 = dict(device=u.device, dtype=torch.float32)
-    du = torch.zeros(batch, dim, length, **f32)
-    ddt = torch.zeros(batch, dim, length, **f32)
-    dA = torch.zeros(batch, dim, nstate, **f32)
-    dB = torch.zeros(batch, n_blocks, nstate, length, **f32)
-    dC = torch.zeros(batch, n_blocks, nstate, length, **f32)
+    # every element is written by the kernel (program (b, block) writes its rows of each)
+    du = torch.empty(batch, dim, length, **f32)
+    ddt = torch.empty(batch, dim, length, **f32)
+    dA = torch.empty(batch, dim, nstate, **f32)
+    dB = torch.empty(batch, n_blocks, nstate, length, **f32)
+    dC = torch.empty(batch, n_blocks, nstate, length, **f32)
     if length and batch and dim:
         ws = torch.empty(batch, dim, chunk, nstate, **f32)
         with _device_guard(u):
