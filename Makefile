@@ -8,12 +8,13 @@ STAMP  := $(VENV)/.installed
 # Rules call `use-repro`; the venv's bin must be on PATH for Snakemake's shell commands.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: tables small figures compare test env clean-results help
+.PHONY: tables small figures compare paper-core test env clean-results help
 
 help:
 	@echo "make tables   - set up $(VENV) and run 'snakemake --cores $(CORES) tables' on the '$(PROFILE)' profile"
 	@echo "make small    - the same on the 'small' profile (models that enhance; about 90 min on 2 cores)"
 	@echo "make figures  - the same for every figure"
+	@echo "make paper-core - Table 1 only: trains and scores its four systems (docs/compute-plan.md)"
 	@echo "make test     - set up $(VENV) and run the test suite (CPU only)"
 	@echo "variables: PROFILE=tiny|mini|small|gpu|urgent2025  CORES=N|all"
 
@@ -48,6 +49,10 @@ figures: $(STAMP)
 
 compare: $(STAMP)
 	$(BIN)/snakemake compare --cores $(CORES) --rerun-incomplete --config profile=$(PROFILE)
+
+# Table 1 alone: its four systems (and the runs they start from) trained, enhanced and scored.
+paper-core: $(STAMP)
+	$(BIN)/snakemake paper_core --cores $(CORES) --rerun-incomplete --config profile=$(PROFILE)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -5,6 +5,7 @@
 #   snakemake --cores all figures/mini/fig3b.png       # one figure
 #   snakemake --cores all figures                      # every figure
 #   snakemake --cores all compare                      # reproduced vs reported
+#   snakemake --cores all paper_core                   # Table 1 only: its four systems (`make paper-core`)
 #   snakemake --profile experiments/profiles/slurm --config profile=urgent2025 tables   # a cluster
 #
 # The profile's YAML (experiments/config/<profile>.yaml) is validated against
@@ -97,3 +98,11 @@ rule figures:
 rule compare:
     input:
         COMPARE_TARGETS,
+
+
+# `paper_core` (`make paper-core`): Table 1 alone, so only its systems (report.table1, else the
+# `test: true` experiments: early, shifted and their two-stage GAN corrections) and the runs they
+# start from are trained, enhanced and scored (docs/compute-plan.md).
+rule paper_core:
+    input:
+        [f"{TABLES_DIR}/table1.{ext}" for ext in ("md", "csv", "tex")],

@@ -18,9 +18,13 @@ Sections (all by default):
    Also forward + backward at the shapes inside the paper model on 1 s of 16 kHz audio (the
    frequency pass: 51 sequences x L 161; the time pass: 161 sequences x L 51). The three are
    timed interleaved in one process; the goal is >= 10x at L >= 400.
-4. ``gpu``    with CUDA: the fused ``mamba_ssm`` kernel against the torch scan, and the paper
-   model on a 10 s, 48 kHz utterance (inference and forward + backward) with peak GPU memory.
-   Skipped (and said so) without CUDA or without mamba_ssm.
+   Then the Triton scan (``use_repro.models.scan_triton``): on the CPU only its parity with the
+   reference, run in Triton's interpreter (``TRITON_INTERPRET=1``, a subprocess), no timings
+   (the interpreter is not the kernel's speed); its timings are section 4's.
+4. ``gpu``    with CUDA: the torch scan, the Triton scan and the fused ``mamba_ssm`` kernel (each
+   when importable) side by side at 64 sequences x d_inner 256, forward and forward + backward,
+   and the paper model on a 10 s, 48 kHz utterance (inference and forward + backward) with peak
+   GPU memory. Skipped (and said so) without CUDA.
 
 Every model measurement runs in a fresh subprocess, so "peak memory" (ru_maxrss) is that
 measurement's own. It is the resident size, which on glibc includes heap space freed but kept by
@@ -188,28 +192,81 @@ def worker_scan(job: dict) -> dict:
     return res
 
 
+def worker_triton_parity(job: dict) -> dict:
+    """The Triton scan against the reference under TRITON_INTERPRET=1 (set by the driver before
+    this process imports triton): the largest differences of the output and the 8 gradients."""
+    import torch
+
+    from use_repro.models import scan_triton
+    from use_repro.models.mamba import selective_scan_ref
+
+    if not scan_triton.available():
+        return {"error": f"triton does not import ({scan_triton.unavailable_reason()})"}
+    torch.set_num_threads(job["threads"])
+    xs = [t.requires_grad_(True) for t in scan_inputs(job["batch"], job["dim"], job["state"], job["length"])]
+    outs = []
+    for fn in (selective_scan_ref, scan_triton.selective_scan_triton):
+        ins = [t.detach().clone().requires_grad_(True) for t in xs]
+        y = fn(*ins[:7], delta_bias=ins[7], delta_softplus=True)
+        y.backward(torch.ones_like(y))
+        outs.append([y.detach()] + [t.grad for t in ins])
+    diffs = [float((a - b).abs().max()) for a, b in zip(*outs)]
+    return {"triton": scan_triton.version(), "max_abs_diff_y": diffs[0], "max_abs_diff_grads": max(diffs[1:]),
+            "chunk": scan_triton.default_chunk(job["length"])}
+
+
+def gpu_scan_times(batch=64, dim=256, state=16, lengths=(100, 400, 1600, 6400), backward_max_length=1600,
+                   repeats=5) -> dict:
+    """Seconds per call of every scan available on this GPU (torch, triton, fused), forward and,
+    up to ``backward_max_length``, forward + backward: ``{"L400": {"torch_fwd_s": ...}}``."""
+    import torch
+
+    from use_repro.models import scan_triton
+    from use_repro.models.mamba import fused_available, selective_scan_fused, selective_scan_torch
+
+    fns = [("torch", selective_scan_torch)]
+    if scan_triton.available():
+        fns.append(("triton", scan_triton.selective_scan_triton))
+    if fused_available():
+        fns.append(("fused", selective_scan_fused))
+    out: dict = {}
+    for length in lengths:
+        row = {}
+        for backward in (False, True):
+            if backward and length > backward_max_length:
+                continue
+            xs = [t.requires_grad_(backward) for t in scan_inputs(batch, dim, state, length, device="cuda")]
+            for name, fn in fns:
+                def call():
+                    with torch.set_grad_enabled(backward):
+                        y = fn(*xs[:7], delta_bias=xs[7], delta_softplus=True)
+                        if backward:
+                            torch.autograd.grad(y.sum(), xs)
+                try:
+                    call()
+                    torch.cuda.synchronize()
+                    t0 = time.perf_counter()
+                    for _ in range(repeats):
+                        call()
+                    torch.cuda.synchronize()
+                    row[f"{name}_{'fwdbwd' if backward else 'fwd'}_s"] = (time.perf_counter() - t0) / repeats
+                except Exception as err:  # e.g. out of memory: recorded, the others still run
+                    row[f"{name}_{'fwdbwd' if backward else 'fwd'}_error"] = f"{type(err).__name__}: {err}"[:200]
+                    torch.cuda.empty_cache()
+        out[f"L{length}"] = row
+    return out
+
+
 def worker_gpu(job: dict) -> dict:
     import torch
 
-    from use_repro.models.mamba import fused_available, selective_scan_fused, selective_scan_torch
+    from use_repro.models import scan_triton
+    from use_repro.models.mamba import fused_available
 
-    out: dict = {"device": torch.cuda.get_device_name(0)}
-    if fused_available():
-        for length in (100, 400, 1600, 6400):
-            xs = scan_inputs(64, 256, 16, length, device="cuda")
-            times = {}
-            for name, fn in (("fused", selective_scan_fused), ("torch", selective_scan_torch)):
-                fn(*xs[:7], delta_bias=xs[7], delta_softplus=True)
-                torch.cuda.synchronize()
-                t0 = time.perf_counter()
-                for _ in range(5):
-                    fn(*xs[:7], delta_bias=xs[7], delta_softplus=True)
-                torch.cuda.synchronize()
-                times[name] = (time.perf_counter() - t0) / 5
-            out[f"scan_L{length}"] = {**{f"{k}_s": v for k, v in times.items()},
-                                     "fused_speedup": times["torch"] / times["fused"]}
-    else:
-        out["fused"] = "mamba_ssm not importable: fused kernel not measured"
+    out: dict = {"device": torch.cuda.get_device_name(0),
+                 "triton": scan_triton.version() or f"not importable ({scan_triton.unavailable_reason()})",
+                 "fused": "mamba_ssm" if fused_available() else "not importable: fused kernel not measured"}
+    out["scan_64x256x16"] = gpu_scan_times()
     return out
 
 
@@ -217,9 +274,10 @@ def worker_gpu(job: dict) -> dict:
 # driver
 # --------------------------------------------------------------------------------------------
 
-def run_worker(kind: str, job: dict, timeout: float = 3600) -> dict:
+def run_worker(kind: str, job: dict, timeout: float = 3600, env: dict | None = None) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, json.dumps(job)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+                          env=None if env is None else {**os.environ, **env})
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -290,6 +348,17 @@ def section_scan(args, results: dict) -> None:
         else:
             line += "   (compiled scan unavailable)"
         print(f"{line}   {_load()}")
+    job = {"batch": 2, "dim": 37, "state": 16, "length": 23, "threads": 1}
+    r = run_worker("triton_parity", job, env={"TRITON_INTERPRET": "1"})
+    results["triton_parity_interpreter"] = r
+    if "error" in r:
+        print(f"   Triton scan: {r['error']}")
+    else:
+        verdict = "parity" if max(r["max_abs_diff_y"], r["max_abs_diff_grads"]) < 1e-4 else "MISMATCH"
+        print(f"   Triton scan (triton {r['triton']}, interpreter on CPU tensors; timed in section 4 on a GPU): "
+              f"{job['batch']} seq x d_inner {job['dim']} x L {job['length']}, K {r['chunk']}: "
+              f"max |y - ref| {r['max_abs_diff_y']:.1e}, max |grad - ref| {r['max_abs_diff_grads']:.1e} "
+              f"(8 gradients) -> {verdict}")
 
 
 def section_gpu(args, results: dict) -> None:
@@ -300,13 +369,22 @@ def section_gpu(args, results: dict) -> None:
         has_cuda = False
     print("\n4. GPU")
     if not has_cuda:
-        print("   no CUDA device: fused-kernel and GPU measurements skipped")
+        print("   no CUDA device: torch / Triton / fused scan timings and GPU measurements skipped")
         results["gpu"] = "skipped: no CUDA"
         return
     r = run_worker("gpu", {})
     results["gpu_scan"] = r
-    for k, v in r.items():
-        print(f"   {k}: {v}")
+    if "error" in r:
+        print(f"   scans: error: {r['error']}")
+    else:
+        print(f"   {r['device']}; triton: {r['triton']}; fused: {r['fused']}")
+        print("   scan, 64 seq x d_inner 256 x d_state 16, ms per call (fwd / fwd+bwd)")
+        for length, row in r["scan_64x256x16"].items():
+            cells = [f"{name} {row.get(f'{name}_fwd_s', float('nan')) * 1e3:.2f}"
+                     + (f" / {row[f'{name}_fwdbwd_s'] * 1e3:.2f}" if f"{name}_fwdbwd_s" in row else "")
+                     for name in ("torch", "triton", "fused") if f"{name}_fwd_s" in row]
+            errors = [f"{k}: {v}" for k, v in row.items() if k.endswith("_error")]
+            print(f"   {length:>6}: " + ",  ".join(cells + errors))
     for mode in ("infer", "train"):
         m = run_worker("model", {"sizes": PAPER, "fs": 48000, "seconds": 10.0, "mode": mode,
                                  "threads": args.threads, "repeats": 3, "device": "cuda"})
@@ -321,7 +399,8 @@ def section_gpu(args, results: dict) -> None:
 def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
         kind, job = sys.argv[2], json.loads(sys.argv[3])
-        fn = {"model": worker_model, "scan": worker_scan, "gpu": worker_gpu}[kind]
+        fn = {"model": worker_model, "scan": worker_scan, "gpu": worker_gpu,
+              "triton_parity": worker_triton_parity}[kind]
         print(json.dumps(fn(job)))
         return 0
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

@@ -1,8 +1,20 @@
-"""Shared fixtures: tests make their own audio."""
+"""Shared fixtures: tests make their own audio.
+
+Without CUDA, Triton kernels (the Triton selective scan, tests/models/test_scan_triton.py) run
+in Triton's interpreter on CPU tensors. Triton reads TRITON_INTERPRET when it is imported, so it
+is set here, before any test module is collected; nothing else in the package uses triton, and
+with CUDA present it is left alone (the tests then run the compiled kernels).
+"""
 from __future__ import annotations
+
+import os
 
 import numpy as np
 import pytest
+import torch
+
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from use_repro.audio.io import write_audio
 

@@ -133,6 +133,23 @@ def test_dry_run_plans_urgent2025(tmp_path):
     assert counts.get("report_provenance") == 1 and counts.get("corpus") == 1
 
 
+def test_paper_core_plans_table1_systems_only(tmp_path):
+    # `make paper-core`: the four Table 1 systems (early, shifted and their GAN corrections) are
+    # trained and scored; no other run, no figure, no other table
+    cfg_path = urgent_profile(tmp_path)
+    args = makefile_snakemake_args("paper-core", str(cfg_path))
+    assert args[0] == "paper_core", args
+    r = snakemake(tmp_path, *args, "-n")
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    counts = job_counts(out)
+    assert counts.get("train") == 4 and counts.get("enhance") == 4, counts
+    assert counts.get("evaluate_test") == 1 + 4  # Noisy and the four, against the early reference
+    assert counts.get("report_table") == 1 and "report_figure" not in counts and "report_provenance" not in counts
+    trained = set(re.findall(r"results/urgent2025/(\w+)/final\.pt", out))
+    assert trained == {"early", "shifted", "early_gan", "shifted_gan"}, trained
+
+
 def test_dry_run_through_the_slurm_profile(tmp_path):
     pytest.importorskip("snakemake_executor_plugin_slurm",
                         reason="the SLURM executor plugin is a test dependency (pip install -e '.[test]')")

@@ -17,6 +17,10 @@ def test_paper_count_printed_and_within_10_percent(capsys):
     n = int(re.search(r"USEMamba\s+([\d,]+) parameters", out).group(1).replace(",", ""))
     assert abs(n / 9.6e6 - 1) <= 0.10
     assert "within 10%" in out
+    # the selective scan it would run here, named
+    from use_repro.models.mamba import backend_label, resolve_backend
+
+    assert f"selective scan on cpu: {backend_label(resolve_backend('auto', torch.device('cpu')))}" in out
 
 
 def test_profile_json_every_model(capsys):
@@ -26,6 +30,7 @@ def test_profile_json_every_model(capsys):
     assert info["generator"]["config"]["in_channels"] == 4
     assert info["discriminator"]["bands"]["22050"] == [[0.0, 4000.0], [4000.0, 8000.0], [8000.0, 11025.0]]
     assert sum(info["regression"]["parts"].values()) == info["regression"]["parameters"]
+    assert info["regression"]["scan_backend"]["cpu"].split()[0] in ("cpp", "torch")
 
 
 def test_printed_latent_shape_is_the_real_one():

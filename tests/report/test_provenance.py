@@ -1,7 +1,7 @@
 """report/provenance.py: the simulation's rejected rows are part of a run's record."""
 import json
 
-from use_repro.report.provenance import simulation_rejects, write_provenance
+from use_repro.report.provenance import scan_backends, simulation_rejects, write_provenance
 
 
 def _split(root, split, rendered, rejects, skipped=None):
@@ -36,3 +36,18 @@ def test_no_simulation_no_rejects(tmp_path):
     out = tmp_path / "prov.md"
     data = write_provenance(out, "p", tmp_path, tmp_path / "none", (f"{tmp_path}/nothing/",))
     assert data["simulation_rejects"] == {} and "- no rejects.tsv found" in out.read_text()
+
+
+def test_scan_backend_of_each_training_run(tmp_path):
+    res = tmp_path / "results" / "p"
+    (res / "shifted").mkdir(parents=True)
+    (res / "shifted" / "scan_backend.json").write_text(json.dumps(
+        {"stage": "regression", "device": "cuda:0", "backends": ["triton"], "labels": ["triton (triton 3.6.0)"]}))
+    (res / "shifted_gan").mkdir()
+    (res / "shifted_gan" / "scan_backend.json").write_text("{broken")
+    assert scan_backends([f"{res}/"]) == {"shifted": {"stage": "regression", "device": "cuda:0",
+                                                       "backends": ["triton"], "labels": ["triton (triton 3.6.0)"]}}
+    out = tmp_path / "prov.md"
+    data = write_provenance(out, "p", tmp_path, tmp_path / "none", (f"{res}/",))
+    assert data["scan_backends"]["shifted"]["backends"] == ["triton"]
+    assert "- shifted: triton (triton 3.6.0) on cuda:0 (regression)" in out.read_text()

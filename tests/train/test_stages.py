@@ -16,6 +16,7 @@ from use_repro.audio.stft import mag_pha_stft
 from use_repro.cli import stage_parser
 from use_repro.data.dataset import MetaDataset, load_rows
 from use_repro.models.checkpoint import load_model
+from use_repro.models.mamba import resolve_backend
 from use_repro.config import load_config
 from use_repro.models.build import build_regression
 from use_repro.seeding import derive_seed
@@ -64,6 +65,9 @@ def test_regression_30_steps_reduce_the_loss(tmp_path, tiny_meta):
     assert {r[1] for r in rows} == {"magnitude", "phase", "time"}
     assert [s for s, _ in list_checkpoints(out / "checkpoints")] == [25, 30]
     assert {"loss", "magnitude", "phase"} <= {r[1] for r in CurveFile(out / "train_log.csv").rows()}
+    # the selective scan the run used, for the provenance report
+    scan = json.loads((out / setup.SCAN_RECORD).read_text())
+    assert scan["device"] == "cpu" and scan["backends"] == [resolve_backend("auto", torch.device("cpu"))]
 
 
 def _cli(*argv) -> list[str]:

@@ -7,7 +7,8 @@ uses the paper's sizes instead (30-block / 64-channel USEMamba, 6-block generato
 the regression model's count with the ~9.6 M the paper quotes and the 9,607,747 of the authors'
 released checkpoint (:mod:`use_repro.models.released`). With one model named (`--model
 regression` / `generator`) it also lists every parameter tensor, name and shape — for the paper's
-regression model exactly the release's state-dict keys.
+regression model exactly the release's state-dict keys. It names the selective scan the Mamba
+layers run on this machine's CPU (and GPU, when there is one).
 """
 from __future__ import annotations
 
@@ -41,6 +42,23 @@ def _count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+def scan_backends(model: nn.Module) -> dict[str, str]:
+    """The selective scan the model's Mamba layers run on this machine, per device it has
+    (``cpu``, and ``cuda`` when a GPU is present): e.g. ``{"cpu": "cpp (compiled CPU scan)"}``."""
+    import torch
+
+    from use_repro.models.mamba import backend_label, model_scan_backends
+
+    devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    out = {}
+    for dev in devices:
+        try:
+            out[dev] = ", ".join(backend_label(n) for n in model_scan_backends(model, dev))
+        except RuntimeError as err:  # a backend named in the config that cannot run there
+            out[dev] = f"unavailable: {err}"
+    return out
+
+
 def describe(model_section: dict, which: str = "all", seconds: float = 1.0) -> dict:
     """Parameter counts and shapes as a JSON-able dict."""
     from use_repro.audio.stft import RATES, band_bins, num_bins, num_frames, stft_config
@@ -68,6 +86,7 @@ def describe(model_section: dict, which: str = "all", seconds: float = 1.0) -> d
                           "latent": [1, c.channels, (n + INPUT_PAD - 1) // c.time_stride + 1,
                                      (f + INPUT_PAD - 3) // c.freq_stride + 1]}
         out[name] = {"class": type(model).__name__, "config": c.to_dict(), "parameters": _count(model),
+                     "scan_backend": scan_backends(model),
                      "parts": parts, "per_block": parts["tf_mamba_blocks"] // max(c.num_blocks, 1),
                      "shapes": shapes,
                      "tensors": {k: list(v.shape) for k, v in model.state_dict().items()}}
@@ -91,6 +110,8 @@ def _print_text(info: dict, paper: bool, profile: str, tensors: bool = False) ->
             print(f"  blocks {c['num_blocks']}, channels {c['channels']}, d_state {c['d_state']}, "
                   f"d_conv {c['d_conv']}, expand {c['expand']}, dense depth {c['dense_depth']}, "
                   f"input maps {c['in_channels']}, strides time /{c['time_stride']} freq /{c['freq_stride']}")
+        for dev, label in d.get("scan_backend", {}).items():
+            print(f"  selective scan on {dev}: {label}")
         for part, n in d["parts"].items():
             print(f"  {part:<20} {n:>12,}")
         if name == "regression" and paper:

@@ -17,6 +17,11 @@ Backends (:func:`selective_scan`):
 
 - ``fused``: ``mamba_ssm.ops.selective_scan_interface.selective_scan_fn`` — used when the
   package imports and the tensors are on CUDA.
+- ``triton``: :func:`use_repro.models.scan_triton.selective_scan_triton`, two Triton kernels
+  (forward, backward) that need no build; ``auto`` on CUDA when ``mamba_ssm`` is not importable
+  and triton is (the GPU machines' torch ships it). States are kept every ~sqrt(L) steps and
+  recomputed per chunk in the backward pass. CPU tensors run it only under Triton's
+  interpreter (``TRITON_INTERPRET=1``: the tests).
 - ``cpp``: :func:`use_repro.models.scan_cpu.selective_scan_cpu`, a compiled C++ CPU scan with
   its backward pass (one sequential pass per sequence and channel with the states in cache,
   parallel over sequences and channels; like the fused kernel it stores only its inputs for the
@@ -50,9 +55,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from use_repro.models import scan_cpu
+from use_repro.models import scan_cpu, scan_triton
 
-BACKENDS = ("auto", "cpp", "torch", "fused", "reference")
+BACKENDS = ("auto", "cpp", "torch", "fused", "triton", "reference")
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,21 +80,51 @@ def fused_available() -> bool:
 
 
 def resolve_backend(backend: str, device: torch.device) -> str:
-    """``auto`` -> ``fused`` on CUDA with ``mamba_ssm`` installed; on the CPU ``cpp`` when the
-    compiled scan is available (built by the install; if not, the reason is logged once), else
-    ``torch``."""
+    """The scan that ``backend`` runs on ``device``. ``auto``: on CUDA ``fused`` when
+    ``mamba_ssm`` imports, else ``triton`` when triton imports, else ``torch``; on the CPU
+    ``cpp`` when the compiled scan is available (built by the install; if not, the reason is
+    logged once), else ``torch``. A named backend that cannot run there raises RuntimeError."""
     if backend not in BACKENDS:
         raise ValueError(f"unknown selective-scan backend {backend!r}; choose from {', '.join(BACKENDS)}")
     if backend == "auto":
-        if device.type == "cuda" and _fused_scan_fn() is not None:
-            return "fused"
+        if device.type == "cuda":
+            if _fused_scan_fn() is not None:
+                return "fused"
+            return "triton" if scan_triton.available() else "torch"
         return "cpp" if device.type == "cpu" and scan_cpu.available() else "torch"
     if backend == "fused" and (device.type != "cuda" or _fused_scan_fn() is None):
         raise RuntimeError("selective-scan backend 'fused' needs mamba_ssm and CUDA tensors")
+    if backend == "triton" and not (scan_triton.available()
+                                    and (device.type == "cuda" or scan_triton.interpreting())):
+        raise RuntimeError("selective-scan backend 'triton' needs triton and CUDA tensors (CPU tensors only "
+                           "under TRITON_INTERPRET=1)"
+                           + (f"; triton does not import: {scan_triton.unavailable_reason()}"
+                              if not scan_triton.available() else ""))
     if backend == "cpp" and (device.type != "cpu" or not scan_cpu.available()):
         raise RuntimeError("selective-scan backend 'cpp' needs CPU tensors and the compiled scan "
                            "(python -m use_repro.models.scan_cpu --build; see the log for why it is unavailable)")
     return backend
+
+
+def backend_label(name: str) -> str:
+    """A resolved backend as reports print it: ``fused (mamba_ssm 2.2.4)``, ``triton (triton
+    3.6.0)``, ``cpp (compiled CPU scan)``, ``torch (chunked PyTorch scan)``, ``reference``."""
+    if name == "fused":
+        try:
+            from importlib.metadata import version
+
+            return f"fused (mamba_ssm {version('mamba_ssm')})"
+        except Exception:
+            return "fused (mamba_ssm)"
+    return {"triton": f"triton (triton {scan_triton.version()})", "cpp": "cpp (compiled CPU scan)",
+            "torch": "torch (chunked PyTorch scan)", "reference": "reference (Python loop)"}.get(name, name)
+
+
+def model_scan_backends(model: nn.Module, device: torch.device | str) -> list[str]:
+    """The resolved scan backends of every :class:`Mamba` layer in ``model`` on ``device``
+    (sorted, each once; empty for a model without Mamba layers)."""
+    device = torch.device(device)
+    return sorted({resolve_backend(m.backend, device) for m in model.modules() if isinstance(m, Mamba)})
 
 
 def _prepare(u, delta, delta_bias, delta_softplus):
@@ -251,15 +286,16 @@ def selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, del
 
 def selective_scan(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False,
                    backend: str = "auto"):
-    """Dispatch to the fused kernel (CUDA + mamba_ssm), the compiled CPU scan, the parallel
-    torch scan or the reference (see :func:`resolve_backend`).
+    """Dispatch to the fused kernel (CUDA + mamba_ssm), the Triton kernels, the compiled CPU
+    scan, the parallel torch scan or the reference (see :func:`resolve_backend`).
 
     Recomputation in the backward pass is the calling layer's (:func:`recompute_in_backward`).
     """
     name = resolve_backend(backend, u.device)
     if name == "fused":
         return selective_scan_fused(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
-    fn = {"cpp": scan_cpu.selective_scan_cpu, "torch": selective_scan_torch,
+    fn = {"cpp": scan_cpu.selective_scan_cpu, "triton": scan_triton.selective_scan_triton,
+          "torch": selective_scan_torch,
           "reference": selective_scan_ref}[name]
     return fn(u, delta, A, B, C, D, z, delta_bias, delta_softplus)
 
@@ -281,7 +317,8 @@ class Mamba(nn.Module):
     Args mirror ``mamba_ssm`` (d_model, d_state=16, d_conv=4, expand=2, dt_rank="auto",
     dt_min, dt_max, dt_init, dt_scale, dt_init_floor, conv_bias, bias) plus
 
-    - ``backend``: ``auto`` | ``torch`` | ``fused`` | ``reference`` (see the module docstring);
+    - ``backend``: ``auto`` | ``cpp`` | ``torch`` | ``fused`` | ``triton`` | ``reference`` (see the
+      module docstring);
     - ``checkpoint``: with the torch/reference scan and gradients on, store only the layer's
       input and recompute the whole layer in the backward pass (default True). Without it a
       layer keeps ~3000 floats per token plus the scan's per-step states; the 30-block model on

@@ -88,7 +88,7 @@ class USEMambaConfig:
     norm_eps: float = 1e-5        # LayerNorm / InstanceNorm epsilon (PyTorch's default, the release's)
     mag_mode: str = "mapping"     # "mapping" (the release's) | "residual" (see the module docstring)
     pha_mode: str = "mapping"     # "mapping" (the release's) | "residual" (see the module docstring)
-    scan_backend: str = "auto"    # selective scan: auto | torch | fused | reference
+    scan_backend: str = "auto"    # selective scan: auto | cpp | torch | fused | triton | reference
     mamba_checkpoint: bool = True  # recompute each bidirectional Mamba in backward (memory)
 
     def __post_init__(self):

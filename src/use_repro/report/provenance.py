@@ -1,4 +1,5 @@
-"""Provenance of a run: commit, date, machine, wall time per stage, metric backends.
+"""Provenance of a run: commit, date, machine, wall time per stage, metric backends, the
+selective scan every training run used (its `scan_backend.json`).
 
 Wall times come from the records Snakemake keeps of every finished job (`.snakemake/metadata/`:
 rule, start and end time per output file), so every rule of every stage is covered without a
@@ -165,6 +166,20 @@ def simulation_rejects(results_dirs) -> dict[str, dict]:
     return out
 
 
+def scan_backends(results_dirs) -> dict[str, dict]:
+    """Per training run (a folder of a results dir holding `scan_backend.json`, written by
+    `use-repro train`): its stage, device and the selective-scan backends its Mamba layers ran."""
+    out: dict[str, dict] = {}
+    for root in results_dirs:
+        for rec in sorted(Path(root).glob("*/scan_backend.json")):
+            try:
+                data = json.loads(rec.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                continue
+            out[rec.parent.name] = {k: data.get(k) for k in ("stage", "device", "backends", "labels")}
+    return out
+
+
 def write_provenance(out_md: str | Path, profile: str, repo: str | Path, metadata_dir: str | Path,
                      prefixes: tuple[str, ...], eval_jsons=(), extra: dict[str, str] | None = None) -> dict:
     """Write `provenance.md` and `provenance.json` (same stem); return the JSON data."""
@@ -175,6 +190,7 @@ def write_provenance(out_md: str | Path, profile: str, repo: str | Path, metadat
     jobs = read_jobs(metadata_dir, prefixes)
     stages = stage_times(jobs)
     backends = collect_backends(eval_jsons)
+    scans = scan_backends(prefixes)
     total_wall = float(jobs["end"].max() - jobs["start"].min()) if not jobs.empty else float("nan")
     busy = _busy_seconds(jobs)
     data = {
@@ -188,6 +204,7 @@ def write_provenance(out_md: str | Path, profile: str, repo: str | Path, metadat
         "jobs": jobs.assign(start=jobs["start"].map(_iso), end=jobs["end"].map(_iso)).round(1).to_dict("records"),
         "backends": {m: {"name": b.name, "paper": b.paper, "reason": b.reason} for m, b in backends.items()},
         "simulation_rejects": rejects,
+        "scan_backends": scans,
         **(extra or {}),
     }
     md = [f"# Provenance — profile `{profile}`", "",
@@ -209,6 +226,9 @@ def write_provenance(out_md: str | Path, profile: str, repo: str | Path, metadat
         b = backends.get(m)
         md.append(f"| {m} | {b.name if b and b.name else 'n/a'} | {('yes' if b.paper else 'no') if b else '—'} | "
                   f"{b.reason if b else 'no evaluation found'} |")
+    md += ["", "## Selective scan of each training run (`scan_backend.json`)", ""]
+    md += [f"- {run}: {', '.join(r.get('labels') or r.get('backends') or []) or 'no Mamba layers'} "
+           f"on {r.get('device')} ({r.get('stage')})" for run, r in scans.items()] or ["- no training run recorded one"]
     md += ["", "## Simulation rejects (`simulate render`, rejects.tsv)", ""]
     md += [f"- {split}: {r['rendered']} rows rendered, {r['rejected']} rejected"
            + (f" (`{r['rejected_file']}`; first: {'; '.join(r['rejected_first'])})" if r["rejected"] else "")

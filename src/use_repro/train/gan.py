@@ -141,6 +141,7 @@ def train(args: argparse.Namespace, stage: str, on_gradients=None) -> FitResult:
     else:
         raise SystemExit(f"--init {args.init}: expected a USEMamba or TwoStage checkpoint, got {type(init).__name__}")
     model.train(True)
+    setup.record_scan_backend(model, ctx)
     disc = setup.build(lambda: build_discriminator(ctx.cfg), ctx.init_seed + 1)
     dataset = setup.training_dataset(args, ctx)
     meta = {**ctx.meta(args), "init": args.init}

@@ -141,6 +141,7 @@ def train(args: argparse.Namespace, on_gradients=None) -> FitResult:
     else:
         model = setup.build(lambda: build_regression(ctx.cfg, args.size), ctx.init_seed)
     model.train(True)
+    setup.record_scan_backend(model, ctx)
     dataset = setup.training_dataset(args, ctx)
     task = RegressionTask(model, ctx.cfg["train"]["loss_weights"], ctx.info, ctx.meta(args))
     val = setup.validator(args, ctx)

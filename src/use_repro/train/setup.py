@@ -110,6 +110,28 @@ def context(args: argparse.Namespace, stage: str, target: str) -> RunContext:
     return RunContext(stage, cfg, info, settings, out, seed, target)
 
 
+SCAN_RECORD = "scan_backend.json"
+
+
+def record_scan_backend(model: torch.nn.Module, ctx: RunContext) -> list[str]:
+    """Log which selective scan the model's Mamba layers run on this device and record it in
+    the run folder (``scan_backend.json``, read by the provenance report). Returns the backends."""
+    import json
+
+    from use_repro.fs import write_text_atomic
+    from use_repro.models.mamba import backend_label, model_scan_backends
+
+    names = model_scan_backends(model, ctx.info.device)
+    labels = [backend_label(n) for n in names]
+    log.info("%s: selective scan on %s: %s", ctx.stage, ctx.info.device,
+             ", ".join(labels) or "none (no Mamba layers)")
+    if ctx.info.is_main:
+        write_text_atomic(ctx.out / SCAN_RECORD, json.dumps(
+            {"stage": ctx.stage, "device": str(ctx.info.device), "backends": names, "labels": labels},
+            indent=1) + "\n")
+    return names
+
+
 def build(factory: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
     """A model initialised from `seed` (the same on every rank)."""
     seed_everything(seed)
