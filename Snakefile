@@ -48,11 +48,12 @@ JOB_THREADS = int(config.get("threads") or 1)
 # but stops commands given no --cores (`snakemake --unlock`, `--dag`, `--summary`) at parse time.
 ALL_CORES = os.cpu_count() or 1
 
-# A fresh clone: the committed results of this profile get one time stamp before anything is
-# planned, so the report re-makes the tables from them instead of retraining (committed.py).
+# A fresh clone: the committed results of this profile, and the reported numbers the report
+# reads, get one time stamp before anything is planned, so the report re-makes the tables from
+# them instead of retraining (committed.py).
 from use_repro.committed import settle as _settle
 
-_settle(workflow.basedir, RESULTS, [RESULTS, FIGURES])
+_settle(workflow.basedir, RESULTS, [RESULTS, FIGURES, f"{workflow.basedir}/experiments/reported"])
 
 # Each stage's .smk appends the files it contributes to these target lists.
 TABLE_TARGETS = []

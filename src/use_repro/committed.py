@@ -8,7 +8,7 @@ evaluation job. Snakemake decides by modification times, and git writes a checko
 path order, so on a clone a committed input (say `results/small/vqscore/datasize.csv`) can be
 a few milliseconds newer than the committed output made from it, and a job would be planned for
 no reason. The first time the DAG is parsed in a checkout (:func:`settle`), every committed
-file of the profile is given one time stamp, the commit time of HEAD; afterwards modification
+file of the profile (and the reported numbers the report reads) is given one time stamp, the commit time of HEAD; afterwards modification
 times mean what they mean everywhere (a rerun makes newer files, which rerun their readers).
 
 A setting that changes still reruns its jobs on a clone: each job's settings file (named by the
@@ -36,7 +36,7 @@ def _git(root: Path, *args: str) -> str | None:
 def committed_files(root: str | os.PathLike, folders: list[str]) -> list[Path]:
     """Files git tracks under `folders` (relative to the repository `root`) that exist."""
     root = Path(root)
-    out = _git(root, "ls-files", "-z", "--", *folders)
+    out = _git(root, "ls-files", "-z", "--", *(str(Path(f).resolve()) for f in folders))
     if not out:
         return []
     return [root / p for p in out.split("\0") if p and (root / p).is_file()]

@@ -235,8 +235,13 @@ def write_settings_file(path: str | Path, cfg: dict) -> Path:
     """Write the resolved `cfg` as YAML at `path` (atomically, and only when it differs).
 
     The DAG names these files by the digest of the settings a job reads, so files of one name
-    differ only in keys outside the digest (execution-only ones such as threads or cache_dir);
-    those take the values of the latest invocation, as the user would expect."""
+    differ only in keys outside the digest (execution-only ones such as threads or cache_dir,
+    and the keys other stages read); those take the values of the latest invocation, as the user
+    would expect. A rewritten file keeps its modification time: the file is an input of its
+    jobs, and what they read has not changed, so it must not look newer than their outputs (a
+    new digest is a new file, which does)."""
+    import os
+
     from use_repro.fs import write_text_atomic
 
     path = Path(path)
@@ -244,11 +249,13 @@ def write_settings_file(path: str | Path, cfg: dict) -> Path:
             "# written by the Snakefile, named by the digest of what the job reads.\n"
             + yaml.safe_dump(cfg, sort_keys=False))
     try:
-        same = path.read_text() == text
+        old, stamp = path.read_text(), path.stat()
     except OSError:
-        same = False
-    if not same:
+        old, stamp = None, None
+    if old != text:
         write_text_atomic(path, text)
+        if stamp is not None:
+            os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     return path
 
 
