@@ -16,7 +16,7 @@ rule corpus:
     conda:
         ENV
     params:
-        cfg=stage_settings("corpus"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
         out=lambda wc, output: os.path.dirname(output.summary),
     shell:
         "use-repro corpus --config {params.cfg} --out {params.out} --threads {threads} > {log} 2>&1"

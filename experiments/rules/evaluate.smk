@@ -20,7 +20,7 @@ rule evaluate_test:
     conda:
         ENV
     params:
-        cfg=stage_settings("evaluate"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
         # which backend computes each metric: a new or replaced weights file reruns the scores
         backends=lambda wc: METRIC_BACKENDS[wc.ref],
         # folders: evaluate names an utterance by its file name, as the references are named
@@ -48,7 +48,7 @@ rule evaluate_unseen:
     conda:
         ENV
     params:
-        cfg=stage_settings("evaluate"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
         # which backend computes each metric: a new or replaced weights file reruns the scores
         backends=METRIC_BACKENDS["unseen"],
         metrics=UNSEEN_METRICS,

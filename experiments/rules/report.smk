@@ -20,7 +20,7 @@ rule report_unseen_list:
     conda:
         ENV
     params:
-        cfg=stage_settings("report_unseen_list"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
     shell:
         "use-repro report unseen-list --config {params.cfg} --speech-scp {input.scp} --utt2lang {input.lang}"
         " --out-scp {output.scp} --out-lang {output.lang} > {log} 2>&1"
@@ -39,7 +39,7 @@ rule report_table:
     conda:
         ENV
     params:
-        cfg=stage_settings("report_table"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
         options=lambda wc: TABLE_OPTIONS.get(wc.table, ""),
         out=lambda wc, output: parent(output.md),
     shell:
@@ -59,7 +59,7 @@ rule report_figure:
     conda:
         ENV
     params:
-        cfg=stage_settings("report_figure"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
         meta=SIM_META["test"],
     shell:
         "use-repro report figure {wildcards.figure} --config {params.cfg}"
@@ -86,7 +86,7 @@ rule report_compare:
     conda:
         ENV
     params:
-        cfg=stage_settings("report_compare"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
         out=lambda wc, output: parent(output.md),
     shell:
         "use-repro report compare --config {params.cfg} --test-meta {input.test_meta}"
@@ -111,7 +111,7 @@ rule report_provenance:
     conda:
         ENV
     params:
-        cfg=stage_settings("report_provenance"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
     shell:
         "use-repro report provenance --config {params.cfg}"
         " --out {output.md} > {log} 2>&1"

@@ -23,7 +23,7 @@ rule simulate_params:
     conda:
         ENV
     params:
-        cfg=simulate_settings,
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
         corpus=lambda wc, input: os.path.dirname(input.corpus),
         out=lambda wc, output: os.path.dirname(output.params),
     shell:
@@ -46,7 +46,7 @@ rule simulate_render:
     conda:
         ENV
     params:
-        cfg=simulate_settings,
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
         corpus=lambda wc, input: os.path.dirname(input.corpus),
         out=lambda wc, output: os.path.dirname(output.meta),
         targets=lambda wc: " ".join(render_targets(wc.split)),

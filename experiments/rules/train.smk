@@ -29,7 +29,7 @@ rule train:
     conda:
         ENV
     params:
-        cfg=train_settings,
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
         # the validation curves' MOS predictor (UTMOS once its weights are added)
         mos=VALIDATION_MOS,
         stage=lambda wc: EXPS[wc.exp].stage,

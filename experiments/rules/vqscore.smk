@@ -26,7 +26,7 @@ rule vqscore_train:
     conda:
         ENV
     params:
-        cfg=stage_settings("vqscore_train"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
     shell:
         "use-repro vqscore train --config {params.cfg} --scp {input.scp} --info {input.info}"
         " --out {output.estimator} --threads {threads} > {log} 2>&1"
@@ -46,7 +46,7 @@ rule vqscore_score:
     conda:
         ENV
     params:
-        cfg=stage_settings("vqscore_score"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
     shell:
         "use-repro vqscore score --config {params.cfg} --estimator {input.estimator} --scp {input.scp}"
         " --info {input.info} --out {output.scores} --threads {threads} > {log} 2>&1"
@@ -66,7 +66,7 @@ rule vqscore_filter:
     conda:
         ENV
     params:
-        cfg=stage_settings("vqscore_filter"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
         out=lambda wc, output: os.path.dirname(output.datasize),
     shell:
         "use-repro vqscore filter --config {params.cfg} --scores {input.scores} --scp {input.scp}"
@@ -88,7 +88,7 @@ rule vqscore_histogram:
     conda:
         ENV
     params:
-        cfg=stage_settings("vqscore_histogram"),
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
     shell:
         "use-repro vqscore histogram --config {params.cfg} --scores {input.scores} --estimator {input.estimator}"
         " --fig2 {output.fig2} --fig7 {output.fig7} > {log} 2>&1"
