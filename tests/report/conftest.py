@@ -111,11 +111,18 @@ def tone(fs, seconds=1.0, f0=220.0, seed=0):
     return (0.3 * np.sin(2 * np.pi * f0 * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def make_run(root: Path, flip=False) -> dict:
+def make_run(root: Path, flip=False, seed_twin=False) -> dict:
+    """`seed_twin`: add `shifted_seed1`, `shifted` with another seed (listed in Figure 3(b), as
+    the small profile lists it), whose curve ends 0.1 lower."""
     profile = "synthetic"
     results = root / "results" / profile
+    experiments, report = dict(EXPERIMENTS), dict(REPORT)
+    if seed_twin:
+        experiments["shifted_seed1"] = {**EXPERIMENTS["shifted"], "test": False, "seed": 1,
+                                        "label": "Shifted anechoic (seed 1)"}
+        report["fig3b"] = REPORT["fig3b"] + ["shifted_seed1"]
     cfg = {"profile": profile, "results_root": str(root / "results"), "figures_root": str(root / "figures"),
-           "experiments": EXPERIMENTS, "report": REPORT}
+           "experiments": experiments, "report": report}
     cfg_path = root / "synthetic.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     # test set: 6 utterances at 48k, 44.1k and 16k; reverb, bandwidth limitation, noise
@@ -158,6 +165,8 @@ def make_run(root: Path, flip=False) -> dict:
     # curves
     finals = {"shifted_nofilter": 2.0, "shifted": 2.4, "shifted_high": 2.2, "anechoic": 1.5,
               "early": 2.0, "early25ms": 2.2}
+    if seed_twin:
+        finals["shifted_seed1"] = 2.3
     starts = {"shifted_high": 1.9}
     for e, f in finals.items():
         if flip and e in ("shifted", "early"):
@@ -182,6 +191,11 @@ def make_run(root: Path, flip=False) -> dict:
 @pytest.fixture
 def synthetic_run(tmp_path):
     return make_run(tmp_path)
+
+
+@pytest.fixture
+def seeded_run(tmp_path):
+    return make_run(tmp_path, seed_twin=True)
 
 
 @pytest.fixture

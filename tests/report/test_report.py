@@ -282,6 +282,74 @@ def test_learning_curve_falls_back_to_another_mos(tmp_path):
     assert drawn == {"a": "distillmos"} and (tmp_path / "f.pdf").exists()
 
 
+def _groups(run, figure):
+    from use_repro.config import load_config
+    from use_repro.report.cli import _curve_groups
+    from use_repro.report.experiments import experiments
+
+    cfg = load_config(str(run["cfg_path"]))
+    return _curve_groups(cfg, run["results"], experiments(cfg), cfg["report"][figure], figure)
+
+
+def test_fig3a_names_curves_by_threshold_and_fig3b_by_target(synthetic_run):
+    runs, _ = _groups(synthetic_run, "fig3a")
+    assert list(runs) == ["VQScore 0.50 (no filtering)", "VQScore 0.65", "VQScore 0.72"]
+    runs, _ = _groups(synthetic_run, "fig3b")
+    assert list(runs) == ["Anechoic s[n] (unshifted)", "Early reflected (50 ms)", "Early reflected (25 ms)",
+                          "Shifted anechoic (0 ms)"]
+
+
+def test_threshold_and_target_labels():
+    from use_repro.report.figures import target_label, threshold_label
+
+    assert threshold_label("vq065") == "VQScore 0.65"
+    assert threshold_label("vq050", [{"name": "vq050", "score": 0.5, "keep": 1.0}]) == "VQScore 0.50 (no filtering)"
+    assert threshold_label("strict", [{"name": "strict", "score": 0.8}]) == "VQScore 0.80"
+    assert threshold_label("none") == "No VQScore filtering"
+    assert target_label("early10ms") == "Early reflected (10 ms)" and target_label("shifted").startswith("Shifted")
+
+
+def test_a_second_seed_is_drawn_as_one_curve_with_a_band(seeded_run, tmp_path):
+    from use_repro.report.figures import learning_curves
+
+    for figure in ("fig3a", "fig3b"):
+        runs, valid = _groups(seeded_run, figure)
+        shifted = "VQScore 0.65" if figure == "fig3a" else "Shifted anechoic (0 ms)"
+        assert list(runs[shifted]) == ["shifted", "shifted_seed1"]     # listed or not, the twin joins
+        assert not any("seed 1" in k for k in runs)
+        drawn = learning_curves(runs, "UTMOS", "t", tmp_path / f"{figure}.png", valid=valid)
+        assert drawn.seeds == {shifted: ["shifted", "shifted_seed1"]}
+        assert f"{shifted}, mean of 2 seeds" in drawn.legend
+        assert any("seeds' range" in t for t in drawn.legend)
+        # every curve has its 95 % band over the 8 validation utterances, and the legend says how
+        assert set(drawn.intervals) == set(runs) and set(drawn.intervals.values()) == {8}
+        assert any("mean ± 1.96·SE" in t and "n = 8" in t for t in drawn.legend)
+
+
+def test_interval_band_is_mean_plus_minus_1_96_standard_errors():
+    from use_repro.report.figures import interval_band
+
+    v = pd.DataFrame({"step": [0] * 4 + [10] * 4, "utt": list("abcd") * 2, "metric": "PESQ",
+                      "value": [1.0, 2.0, 3.0, 4.0, 2.0, 2.0, 2.0, 2.0]})
+    steps, lo, hi, n = interval_band(v, "PESQ")
+    half = 1.96 * np.std([1, 2, 3, 4], ddof=1) / 2
+    assert list(steps) == [0, 10] and n == 4
+    assert np.allclose(lo, [2.5 - half, 2.0]) and np.allclose(hi, [2.5 + half, 2.0])
+    assert interval_band(v, "DNSMOS") is None
+
+
+def test_fig9_marks_every_validation_point(synthetic_run, tmp_path):
+    from use_repro.report.figures import fig9, read_curves, read_valid_scores
+
+    res = synthetic_run["results"]
+    runs = [read_curves(layout.curves(res, e)) for e in ("shifted_gan", "shifted_finetune")]
+    valid = tuple(read_valid_scores(layout.valid_scores(res, e)) for e in ("shifted_gan", "shifted_finetune"))
+    drawn = fig9(*runs, tmp_path / "fig9.png", valid=valid)
+    assert drawn.points == {"Two-stage GAN correction": 5, "Regression + adversarial fine-tune": 5}
+    assert set(drawn.intervals) == {"(a) Magnitude loss", "(b) Phase loss", "(c) Time loss", "(d) PESQ"}
+    assert "Two-stage GAN correction (5 validation points)" in drawn.legend
+
+
 # --- provenance ------------------------------------------------------------------------------
 
 def test_provenance_from_snakemake_job_records(synthetic_run, tmp_path):

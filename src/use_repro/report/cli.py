@@ -168,12 +168,13 @@ def _figure(cfg: dict, results: Path, args) -> int:
     name, rep = args.name, cfg["report"]
     exps = experiments(cfg)
     if name in ("fig3a", "fig3b"):
-        runs = {exps[e].display: F.read_curves(layout.curves(results, e)) for e in rep[name]}
+        runs, valid = _curve_groups(cfg, results, exps, rep[name], name)
         title = {"fig3a": "(a) Different VQScore thresholds", "fig3b": "(b) Different learning targets"}[name]
-        F.learning_curves(runs, rep.get("mos_metric", "UTMOS"), title, args.out)
+        F.learning_curves(runs, rep.get("mos_metric", "UTMOS"), title, args.out, valid=valid)
     elif name == "fig9":
         two, ft = rep["fig9"]["two_stage"], rep["fig9"]["finetune"]
-        F.fig9(F.read_curves(layout.curves(results, two)), F.read_curves(layout.curves(results, ft)), args.out)
+        F.fig9(F.read_curves(layout.curves(results, two)), F.read_curves(layout.curves(results, ft)), args.out,
+               valid=tuple(_valid_scores(results, e) for e in (two, ft)))
     elif name == "residual_correlation":
         gan = rep["spectrograms"]["gan"]
         values = F.read_residual_correlation(layout.residual_correlation(results, gan))
@@ -181,6 +182,42 @@ def _figure(cfg: dict, results: Path, args) -> int:
     else:
         _spectrograms(cfg, results, args, exps)
     return 0
+
+
+def _valid_scores(results: Path, exp: str):
+    """A run's per-utterance validation scores, or None where it has none (an older run)."""
+    from use_repro.report import figures as F
+
+    p = layout.valid_scores(results, exp)
+    return F.read_valid_scores(p) if p.exists() else None
+
+
+def _curve_groups(cfg: dict, results: Path, exps, names, figure: str):
+    """Figure 3's curves: label -> {run: curves} (a run and its other seeds, which are drawn as
+    one curve with a band) and label -> [per-utterance validation scores]. 3(a) names a curve by
+    its VQScore threshold, 3(b) by its learning target; two curves that would share a name
+    keep their experiments' labels beside it."""
+    from use_repro.report import figures as F
+    from use_repro.report.experiments import curve_groups
+
+    thresholds = (cfg.get("vqscore") or {}).get("thresholds")
+    runs, valid, seen = {}, {}, {}
+    for head, members in curve_groups(exps, names).items():
+        have = [m for m in members if layout.curves(results, m).exists()]
+        for m in members:
+            if m not in have:
+                log.warning("%s: %s has no %s yet; drawn without it", figure, m, layout.curves(results, m))
+        if head not in have:
+            have = [head]  # read_curves names the missing file
+        e = exps[head]
+        label = F.threshold_label(e.filter, thresholds) if figure == "fig3a" else F.target_label(e.target)
+        seen.setdefault(label, []).append(head)
+        runs[(label, head)] = {m: F.read_curves(layout.curves(results, m)) for m in have}
+        valid[(label, head)] = [v for v in (_valid_scores(results, m) for m in have) if v is not None]
+    def name(key):
+        label, head = key
+        return label if len(seen[label]) == 1 else f"{label}, {exps[head].display}"
+    return {name(k): v for k, v in runs.items()}, {name(k): v for k, v in valid.items()}
 
 
 def _target_path(row: dict, target: str) -> str | None:

@@ -94,27 +94,158 @@ def series(df: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray]:
     return d["step"].to_numpy(), d["value"].to_numpy()
 
 
-def learning_curves(runs: dict[str, pd.DataFrame], metric: str, title: str, out: str | Path,
-                    ylabel: str | None = None) -> dict[str, str]:
-    """One curve per run of `metric` over steps (Figure 3). Returns run -> metric drawn."""
+# Figure 3's curve names: (a) by VQScore threshold, (b) by learning target.
+_TARGET_LABELS = {"anechoic": "Anechoic s[n] (unshifted)", "shifted": "Shifted anechoic (0 ms)",
+                  "early": "Early reflected (50 ms)"}
+
+
+def threshold_label(filter_name: str, thresholds=None) -> str:
+    """Figure 3(a)'s name of a run's VQScore filter: `vq065` -> "VQScore 0.65". The score comes
+    from the profile's `vqscore.thresholds` entry of that name (else from the name's digits);
+    a threshold that keeps everything (keep 1.0) is "(no filtering)", as the paper's 0.50."""
+    if not filter_name or filter_name == "none":
+        return "No VQScore filtering"
+    entry = {}
+    if isinstance(thresholds, dict):
+        entry = thresholds.get(filter_name) or {}
+    elif isinstance(thresholds, list):
+        entry = next((t for t in thresholds if isinstance(t, dict) and t.get("name") == filter_name), {})
+    score = entry.get("score") if isinstance(entry, dict) else None
+    if score is None:
+        m = re.fullmatch(r"vq(\d)(\d+)", filter_name)
+        score = float(f"{m.group(1)}.{m.group(2)}") if m else None
+    if score is None:
+        return filter_name
+    text = f"VQScore {float(score):.2f}"
+    keep = entry.get("keep") if isinstance(entry, dict) else None
+    if keep is not None and float(keep) >= 1.0:
+        text += " (no filtering)"
+    return text
+
+
+def target_label(target: str) -> str:
+    """Figure 3(b)'s name of a learning target (early25ms -> "Early reflected (25 ms)")."""
+    if target in _TARGET_LABELS:
+        return _TARGET_LABELS[target]
+    m = re.fullmatch(r"early([0-9.]+)ms", target)
+    return f"Early reflected ({m.group(1)} ms)" if m else target
+
+
+class Drawn(dict):
+    """What a learning-curve figure drew: curve label -> metric (a dict), plus `seeds` (label ->
+    the runs its seed band spans), `intervals` (label -> validation utterances behind its 95 %
+    band) and `legend` (the legend's texts)."""
+
+    def __init__(self):
+        super().__init__()
+        self.seeds: dict[str, list[str]] = {}
+        self.intervals: dict[str, int] = {}
+        self.legend: list[str] = []
+
+
+Z95 = 1.96
+INTERVAL_TEXT = "95 % interval of the mean over the\nvalidation utterances (mean ± 1.96·SE)"
+SEED_TEXT = "dark band between dotted lines:\nthe seeds' range (line: their mean)"
+
+
+def interval_band(valid, metric: str):
+    """(steps, low, high, n): mean ± 1.96·SE over utterances of `metric` at each validation step
+    of the per-utterance scores `valid` (one frame, or one per seed: an utterance's value is then
+    its mean over the seeds). None when no step has two utterances with a value."""
+    frames = [valid] if isinstance(valid, pd.DataFrame) else list(valid)
+    frames = [f for f in frames if f is not None and len(f)]
+    if not frames:
+        return None
+    name = pick_metric(frames[0], metric, fallbacks=())
+    if name is None:
+        return None
+    d = pd.concat([f[f["metric"] == name] for f in frames]).dropna(subset=["value"])
+    d = d.groupby(["step", "utt"], as_index=False)["value"].mean()
+    st = d.groupby("step")["value"].agg(["mean", "std", "count"])
+    st = st[st["count"] >= 2]
+    if st.empty:
+        return None
+    half = Z95 * st["std"] / np.sqrt(st["count"])
+    return st.index.to_numpy(), (st["mean"] - half).to_numpy(), (st["mean"] + half).to_numpy(), int(st["count"].max())
+
+
+def _marker_size(n_points: int) -> float:
+    return 5.0 if n_points <= 12 else 3.0
+
+
+def _runs_of(v) -> dict[str, pd.DataFrame]:
+    return {"": v} if isinstance(v, pd.DataFrame) else dict(v)
+
+
+def _legend_proxies(ax, drawn: Drawn, n_utts: list[int]):
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles, labels = ax.get_legend_handles_labels()
+    if drawn.seeds:
+        handles.append((Patch(facecolor="0.35", alpha=0.35, lw=0), Line2D([], [], color="0.35", ls=":", lw=0.9)))
+        labels.append(SEED_TEXT)
+    if drawn.intervals:
+        n = sorted(set(n_utts))
+        handles.append(Patch(facecolor="0.35", alpha=0.14, lw=0))
+        labels.append(f"light band: {INTERVAL_TEXT},\nn = {'/'.join(str(k) for k in n)} utterances, per curve (unpaired)")
+    return handles, labels
+
+
+def learning_curves(runs: dict, metric: str, title: str, out: str | Path,
+                    ylabel: str | None = None, valid: dict | None = None) -> Drawn:
+    """One curve per entry of `runs` of `metric` over steps (Figure 3).
+
+    runs: label -> curves frame, or label -> {run name: curves frame} for runs that differ only
+    in their seed: drawn as one curve (their mean) with a band between them, each seed dotted.
+    valid: label -> per-utterance validation scores (a frame, or one per seed), drawn as a light
+    95 % band (mean ± 1.96·SE over utterances). Returns a `Drawn` (label -> metric drawn)."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(4.6, 3.2))
-    drawn = {}
-    for label, df in runs.items():
-        m = pick_metric(df, metric)
+    drawn, n_utts = Drawn(), []
+    valid = valid or {}
+    for i, (label, group) in enumerate(runs.items()):
+        group = _runs_of(group)
+        color = f"C{i % 10}"
+        m = next((pick_metric(df, metric) for df in group.values() if pick_metric(df, metric)), None)
         if m is None:
-            log.warning("%s: run %s has no %s curve; metrics: %s", title, label, metric,
-                        ", ".join(sorted(set(df["metric"]))))
+            metrics = sorted({x for df in group.values() for x in df["metric"]})
+            log.warning("%s: run %s has no %s curve; metrics: %s", title, label, metric, ", ".join(metrics))
             continue
-        x, y = series(df, m)
-        ax.plot(x, y, marker="o", ms=3, label=label)
+        per = {r: series(df, m) for r, df in group.items() if m in set(df["metric"])}
+        per = {r: xy for r, xy in per.items() if len(xy[0])}
+        if not per:
+            continue
+        band = interval_band(valid.get(label, []), m)
+        if band is not None:
+            bx, lo, hi, n = band
+            ax.fill_between(bx, lo, hi, color=color, alpha=0.14, lw=0)
+            drawn.intervals[label] = n
+            n_utts.append(n)
+        if len(per) >= 2:
+            table = pd.DataFrame({r: pd.Series(y, index=x) for r, (x, y) in per.items()}).sort_index()
+            both = (table.notna().sum(axis=1) >= 2).to_numpy()
+            idx = table.index.to_numpy()
+            ax.fill_between(idx[both], table.min(axis=1)[both], table.max(axis=1)[both], color=color,
+                            alpha=0.35, lw=0)
+            for x, y in per.values():
+                ax.plot(x, y, color=color, ls=":", lw=0.9)
+            mean = table.mean(axis=1)
+            ax.plot(idx, mean.to_numpy(), color=color, marker="o", ms=_marker_size(len(idx)),
+                    label=f"{label}, mean of {len(per)} seeds")
+            drawn.seeds[label] = list(per)
+        else:
+            x, y = next(iter(per.values()))
+            ax.plot(x, y, color=color, marker="o", ms=_marker_size(len(x)), label=label)
         drawn[label] = m
     names = sorted(set(drawn.values()))
     ax.set_xlabel("training step")
     ax.set_ylabel(ylabel or (" / ".join(names) if names else metric) + " (validation)")
     ax.set_title(title)
     if drawn:
-        ax.legend(fontsize=8)
+        handles, labels = _legend_proxies(ax, drawn, n_utts)
+        ax.legend(handles, labels, fontsize=7, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
+        drawn.legend = labels
     else:
         ax.text(0.5, 0.5, f"no {metric} curve in any run", ha="center", va="center", transform=ax.transAxes)
     save(fig, out)
@@ -138,29 +269,57 @@ def _panel_metric(df: pd.DataFrame, patterns) -> str | None:
 
 
 def fig9(two_stage: pd.DataFrame, finetune: pd.DataFrame, out: str | Path,
-         labels=("Two-stage GAN correction", "Regression + adversarial fine-tune")) -> dict[str, tuple]:
+         labels=("Two-stage GAN correction", "Regression + adversarial fine-tune"),
+         valid=(None, None)) -> dict[str, tuple]:
     """Figure 9: validation magnitude, phase and time losses and PESQ over steps for the two
-    GAN training paradigms. Returns panel -> (metric drawn for two-stage, for fine-tune)."""
+    GAN training paradigms, every validation point of each run marked; `valid` (per-utterance
+    validation scores of each run, or None) adds a light 95 % band (mean ± 1.96·SE over
+    utterances). Returns panel -> (metric drawn for two-stage, for fine-tune); its attribute
+    `points` maps the run labels to their validation points and `intervals` the panels with bands."""
     plt = _plt()
     fig, axes = plt.subplots(1, 4, figsize=(13, 3.0))
-    drawn = {}
+    drawn, points, intervals = Fig9Drawn(), {}, {}
     for ax, (title, patterns) in zip(axes, FIG9_PANELS):
         pair = []
-        for df, label in ((two_stage, labels[0]), (finetune, labels[1])):
+        for k, (df, label, v) in enumerate(((two_stage, labels[0], valid[0]), (finetune, labels[1], valid[1]))):
             m = _panel_metric(df, patterns)
             pair.append(m)
-            if m is not None:
-                x, y = series(df, m)
-                ax.plot(x, y, marker="o", ms=3, label=label)
+            if m is None:
+                continue
+            x, y = series(df, m)
+            color = f"C{k}"
+            band = interval_band(v, m) if v is not None else None
+            if band is not None:
+                ax.fill_between(band[0], band[1], band[2], color=color, alpha=0.15, lw=0)
+                intervals.setdefault(title, []).append(label)
+            points[label] = max(points.get(label, 0), len(x))
+            ax.plot(x, y, color=color, marker="o", ms=_marker_size(len(x)), label=label)
         drawn[title] = tuple(pair)
         ax.set_title(title)
         ax.set_xlabel("training step")
         if not any(pair):
             ax.text(0.5, 0.5, "not in curves.csv", ha="center", va="center", transform=ax.transAxes)
-    axes[0].legend(fontsize=7)
+    from matplotlib.patches import Patch
+
+    handles, texts = axes[0].get_legend_handles_labels()
+    texts = [f"{t} ({points.get(t, 0)} validation points)" for t in texts]
+    if intervals:
+        handles.append(Patch(facecolor="0.35", alpha=0.15, lw=0))
+        texts.append("light band: " + INTERVAL_TEXT.replace("\n", " "))
+    if handles:
+        fig.legend(handles, texts, fontsize=8, loc="lower center", ncol=len(handles), frameon=False,
+                   bbox_to_anchor=(0.5, -0.08))
     fig.tight_layout()
+    drawn.points, drawn.intervals, drawn.legend = points, intervals, texts
     save(fig, out)
     return drawn
+
+
+class Fig9Drawn(dict):
+    """fig9's panel -> metrics, with `points`, `intervals` and `legend` (see fig9)."""
+    points: dict
+    intervals: dict
+    legend: list
 
 
 # --- spectrograms ----------------------------------------------------------------------------
