@@ -134,7 +134,11 @@ def make_run(root: Path, flip=False, seed_twin=False) -> dict:
         uid = f"utt{i}"
         ids.append(uid)
         noisy = root / "sim" / "noisy" / f"{uid}.flac"
-        write_audio(noisy, tone(fs, seed=i), fs)
+        x = tone(fs, seed=i)
+        if snr < 0:  # strong noise at 0.1-0.4 s (Figure 6's green box)
+            a, b = int(0.1 * fs), int(0.4 * fs)
+            x[a:b] += 0.1 * np.random.default_rng(i).standard_normal(b - a).astype(np.float32)
+        write_audio(noisy, x, fs)
         row = {"id": uid, "noisy_path": str(noisy), "speech_uid": f"s{i}", "speech_sid": "spk",
                "clean_path": str(noisy), "noise_uid": "n", "snr_dB": str(snr), "rir_uid": rir,
                "augmentation": aug, "fs": str(fs), "length": str(fs), "text": "hello"}
@@ -147,7 +151,11 @@ def make_run(root: Path, flip=False, seed_twin=False) -> dict:
         meta_rows.append(row)
         for exp in EXPERIMENTS:
             if EXPERIMENTS[exp].get("test"):
-                write_audio(layout.enhanced(results, exp) / "0" / f"{uid}.flac", tone(fs, seed=i + 20), fs)
+                x = tone(fs, seed=i + 20)
+                if exp.endswith("_gan"):  # the GAN's correction: a noise burst at 0.5-0.8 s
+                    a, b = int(0.5 * fs), int(0.8 * fs)
+                    x[a:b] += 0.05 * np.random.default_rng(i).standard_normal(b - a).astype(np.float32)
+                write_audio(layout.enhanced(results, exp) / "0" / f"{uid}.flac", x, fs)
     from use_repro.data.manifest import write_meta
 
     meta = root / "sim" / "test" / "meta.tsv"

@@ -264,6 +264,54 @@ def test_every_figure_is_drawn(synthetic_run, figure):
     assert pdf.stat().st_size < 2_000_000   # spectrograms are rasterised inside the PDF
 
 
+def _spectrogram_info(run, figure, monkeypatch, tmp_path):
+    from use_repro.report import figures as F
+
+    seen = {}
+    original = F.spectrogram_grid
+
+    def spy(*a, **k):
+        seen["info"] = original(*a, **k)
+        return seen["info"]
+    monkeypatch.setattr(F, "spectrogram_grid", spy)
+    assert report(run, "figure", figure, "--test-meta", str(run["meta"]), "--out", str(tmp_path / figure)) == 0
+    return seen["info"]
+
+
+def test_spectrograms_have_db_colour_bars_and_the_papers_boxes(synthetic_run, monkeypatch, tmp_path):
+    from use_repro.report.figures import DB_RANGE
+
+    boxes = lambda info, label: {(c, b) for _, c, lab, b in info["boxes"] if lab == label}  # noqa: E731
+    f5 = _spectrogram_info(synthetic_run, "fig5", monkeypatch, tmp_path)
+    assert len(f5["colorbars"]) == 2 and f5["db_range"] == DB_RANGE
+    assert "dB re full-scale sine (fixed -100 to -10)" in f5["colorbars"][0] and "±20" in f5["colorbars"][1]
+    # utt2 is bandwidth-limited to 8 kHz sampling: the green box is everything above 4 kHz, on every panel
+    band = boxes(f5, "band the input lacks")
+    assert {c for c, _ in band} == {0, 1, 2, 3}
+    assert all(b[2] == 4000 and b[3] > 20000 for _, b in band)
+    # the GAN's correction (a noise burst at 0.5-0.8 s in the synthetic run) is inside the dashed box
+    gan = boxes(f5, "largest GAN change")
+    assert {c for c, _ in gan} == {1, 2, 4}
+    assert all(b[0] <= 0.55 and b[1] >= 0.75 for _, b in gan)
+    # Figure 6: the noisy input's burst at 0.1-0.4 s is the strongest noise
+    f6 = _spectrogram_info(synthetic_run, "fig6", monkeypatch, tmp_path)
+    noise = boxes(f6, "strongest noise")
+    assert noise and all(b[0] <= 0.15 and b[1] >= 0.35 for _, b in noise)
+    f8 = _spectrogram_info(synthetic_run, "fig8", monkeypatch, tmp_path)
+    assert len(f8["colorbars"]) == 1 and f8["boxes"] == []
+
+
+def test_a_box_rule_that_finds_nothing_draws_nothing(tmp_path):
+    from use_repro.audio.io import write_audio
+    from use_repro.report.figures import spectrogram_grid
+
+    x = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    write_audio(tmp_path / "a.wav", x, 16000)
+    info = spectrogram_grid([[("a", tmp_path / "a.wav"), ("b", tmp_path / "a.wav")]], "t", tmp_path / "f", diff=[(0, 1, 0)],
+                            regions=[{"row": 0, "on": [0, 1, "diff"], "label": "change", "largest": ("abs", 1, 0)}])
+    assert info["boxes"] == [] and info["skipped"] == ["change"] and len(info["colorbars"]) == 2
+
+
 def test_examples_follow_the_papers_figures(synthetic_run):
     from use_repro.data.manifest import read_meta
     from use_repro.report.figures import choose_examples

@@ -324,13 +324,21 @@ class Fig9Drawn(dict):
 
 # --- spectrograms ----------------------------------------------------------------------------
 
+# Spectrogram colour scale: dB re a full-scale sine (its peak bin reads 0 dB), fixed for every
+# panel of every figure so that levels compare across panels; GAN − regression in ±DIFF_RANGE dB.
+DB_RANGE = (-100.0, -10.0)
+DIFF_RANGE = 20.0
+DB_LABEL = "dB re full-scale sine"
+
+
 def log_spectrogram(x: np.ndarray, fs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(freqs [F] Hz, times [T] s, dB [F, T]) with a 32 ms Hann window and 8 ms hop."""
+    """(freqs [F] Hz, times [T] s, dB [F, T]) with a 32 ms Hann window and 8 ms hop, in dB re a
+    full-scale sine (scipy's `spectrum` scaling reads a sine of amplitude A as A/2: doubled)."""
     from scipy.signal import stft
 
     nper = int(round(0.032 * fs))
     f, t, z = stft(x, fs=fs, nperseg=nper, noverlap=nper - int(round(0.008 * fs)), boundary=None)
-    return f, t, 20 * np.log10(np.abs(z) + 1e-6)
+    return f, t, 20 * np.log10(2 * np.abs(z) + 1e-6)
 
 
 def find_audio(folder: str | Path, uid: str) -> Path | None:
@@ -355,15 +363,94 @@ def _read(path, seconds: float | None):
     return x, fs
 
 
+def bandwidth_cutoff_hz(row: dict) -> float | None:
+    """The highest frequency a bandwidth-limited input keeps: half the rate it was resampled to
+    (`bandwidth_limitation-<method>->8000` in meta.tsv's augmentation: 4 kHz); None if none."""
+    m = re.search(r"bandwidth_limitation[^/]*->\s*(\d+)", row.get("augmentation", "") or "")
+    return int(m.group(1)) / 2 if m else None
+
+
+def largest_region(score: np.ndarray, t: np.ndarray, f: np.ndarray, seconds: float = 0.5,
+                   band_fraction: float = 1 / 3) -> tuple[float, float, float, float] | None:
+    """The box (t0, t1, f0, f1) of `seconds` x `band_fraction` of the frequency axis whose mean
+    `score` [F, T] is the largest (ties: earliest, lowest). None for an empty map."""
+    if score.size == 0 or len(t) < 1 or len(f) < 1:
+        return None
+    dt = float(t[1] - t[0]) if len(t) > 1 else 1.0
+    wt = int(min(len(t), max(1, round(seconds / dt))))
+    wf = int(min(len(f), max(1, round(band_fraction * len(f)))))
+    c = np.zeros((score.shape[0] + 1, score.shape[1] + 1))
+    c[1:, 1:] = np.cumsum(np.cumsum(np.nan_to_num(score), axis=0), axis=1)
+    sums = c[wf:, wt:] - c[:-wf, wt:] - c[wf:, :-wt] + c[:-wf, :-wt]
+    i, j = np.unravel_index(int(np.argmax(sums)), sums.shape)
+    df = float(f[1] - f[0]) if len(f) > 1 else 1.0
+    return (float(t[j]) - dt / 2, float(t[j + wt - 1]) + dt / 2, float(f[i]) - df / 2, float(f[i + wf - 1]) + df / 2)
+
+
+# A rule-drawn box whose mean score is below this marks nothing (e.g. a GAN that changed nothing).
+MIN_REGION_DB = 3.0
+
+
+def _box_mean(score: np.ndarray, t: np.ndarray, f: np.ndarray, box) -> float:
+    t0, t1, f0, f1 = box
+    sel = score[np.ix_((f >= f0) & (f <= f1), (t >= t0) & (t <= t1))]
+    return float(sel.mean()) if sel.size else 0.0
+
+
+def _clip_db(db: np.ndarray) -> np.ndarray:
+    return np.clip(db, *DB_RANGE)
+
+
+def _pair(a, b):
+    """Two spectrograms of one utterance cropped to their common frames; None if their
+    frequency axes differ (another rate)."""
+    if a is None or b is None or a[2].shape[0] != b[2].shape[0]:
+        return None
+    n = min(a[2].shape[1], b[2].shape[1])
+    return a[0], a[1][:n], a[2][:, :n], b[2][:, :n]
+
+
+def region_score(kind: str, a, b):
+    """(f, t, score [F, T]) for a rule-drawn region, from the clipped spectra of panels a and b:
+    `abs` |a − b| (where one changed the other), `excess` a − b (what a has that b lacks, e.g.
+    noise over the clean speech; signed, so two unrelated spectra of one level average 0)."""
+    pair = _pair(a, b)
+    if pair is None:
+        return None
+    f, t, da, db = pair
+    d = _clip_db(da) - _clip_db(db)
+    return f, t, (np.abs(d) if kind == "abs" else d)
+
+
 def spectrogram_grid(rows: list[list[tuple[str, str | Path | None]]], title: str, out: str | Path,
-                     seconds: float | None = 4.0, diff: list[tuple[int, int, int]] = ()) -> None:
-    """A grid of log spectrograms: rows[i][j] = (panel title, audio path or None).
+                       seconds: float | None = 4.0, diff: list[tuple[int, int, int]] = (),
+                     regions: list[dict] = (), caption: str = "") -> dict:
+    """A grid of log spectrograms: rows[i][j] = (panel title, audio path or None), on one fixed
+    colour scale (DB_RANGE, dB re a full-scale sine) with its colour bar.
 
     `diff` entries (row, col_a, col_b) add a panel with the magnitude difference
-    |col_a| - |col_b| in dB (where a correction acts)."""
+    |col_a| − |col_b| in dB (where a correction acts; both floored at DB_RANGE's low end,
+    coloured over ±DIFF_RANGE dB) with its own colour bar.
+
+    `regions` mark boxes: {"row", "on" (panel columns; "diff" is the difference panel),
+    "color", "style" ("-" or "--"), "label", "note" (a caption line, printed where the box is
+    drawn), and either "band": (f_lo, f_hi or None) in Hz over
+    the whole time axis, or "largest": (kind, col_a, col_b) with kind `abs` or `excess` (see
+    `region_score`), the box of `largest_region` (0.5 s x a third of the band)}.
+
+    A rule-drawn box whose mean score is under MIN_REGION_DB dB is left out, and the caption
+    says so. Returns what was drawn: {"colorbars": [their labels], "boxes": [(row, col, label,
+    (t0, t1, f0, f1))], "skipped": [labels of boxes not drawn], "db_range": DB_RANGE}."""
     plt = _plt()
+    from matplotlib.patches import Rectangle
+
     ncols = max(len(r) for r in rows) + (1 if diff else 0)
-    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.0 * ncols, 2.4 * len(rows)), squeeze=False)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(3.0 * ncols + 1.2, 2.5 * len(rows) + 0.6), squeeze=False,
+                             layout="constrained")
+    spec_mesh = diff_mesh = None
+    spec_axes, diff_axes = [], []
+    info = {"colorbars": [], "boxes": [], "skipped": [], "db_range": DB_RANGE}
+    notes = [caption] if caption else []
     for i, row in enumerate(rows):
         specs = []
         for j, (name, path) in enumerate(row):
@@ -376,31 +463,81 @@ def spectrogram_grid(rows: list[list[tuple[str, str | Path | None]]], title: str
             x, fs = _read(path, seconds)
             f, t, db = log_spectrogram(x, fs)
             specs.append((f, t, db))
-            ax.pcolormesh(t, f / 1000, db, shading="auto", vmin=db.max() - 80, vmax=db.max(), cmap="magma",
-                          rasterized=True)
+            spec_mesh = ax.pcolormesh(t, f / 1000, db, shading="auto", vmin=DB_RANGE[0], vmax=DB_RANGE[1],
+                                      cmap="magma", rasterized=True)
+            spec_axes.append(ax)
             ax.set_title(name, fontsize=8)
             ax.set_xlabel("time (s)")
+            ax.grid(False)
             if j == 0:
                 ax.set_ylabel("kHz")
+        diff_col = ncols - 1 if diff else None
         for (ri, a, b) in diff:
             if ri != i:
                 continue
-            ax = axes[i][ncols - 1]
-            if specs[a] is None or specs[b] is None or specs[a][2].shape != specs[b][2].shape:
+            ax = axes[i][diff_col]
+            pair = _pair(specs[a], specs[b])
+            if pair is None:
                 ax.set_axis_off()
                 continue
-            f, t, _ = specs[a]
-            d = specs[a][2] - specs[b][2]
-            lim = max(1e-3, float(np.percentile(np.abs(d), 99)))
-            ax.pcolormesh(t, f / 1000, d, shading="auto", cmap="coolwarm", vmin=-lim, vmax=lim,
-                          rasterized=True)
-            ax.set_title(f"{row[a][0].split(' (')[0]} − {row[b][0].split(' (')[0]} (dB)", fontsize=8)
+            f, t, da, db_ = pair
+            d = _clip_db(da) - _clip_db(db_)
+            diff_mesh = ax.pcolormesh(t, f / 1000, d, shading="auto", cmap="coolwarm", vmin=-DIFF_RANGE,
+                                      vmax=DIFF_RANGE, rasterized=True)
+            diff_axes.append(ax)
+            ax.grid(False)
+            ax.set_title(f"{row[a][0].split(' (')[0]} − {row[b][0].split(' (')[0]}", fontsize=8)
             ax.set_xlabel("time (s)")
         for j in range(len(row), ncols - (1 if diff else 0)):
             axes[i][j].set_axis_off()
-    fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
+        for reg in regions:
+            if reg["row"] != i:
+                continue
+            box = None
+            if "band" in reg:
+                lo, hi = reg["band"]
+                shown = [s for s in specs if s is not None]
+                if shown:
+                    t_all = np.concatenate([s[1] for s in shown])
+                    top = max(float(s[0][-1]) for s in shown)
+                    box = (float(t_all.min()), float(t_all.max()), float(lo), float(hi if hi is not None else top))
+            else:
+                kind, a, b = reg["largest"]
+                got = region_score(kind, specs[a] if a < len(specs) else None, specs[b] if b < len(specs) else None)
+                if got is not None:
+                    box = largest_region(got[2], got[1], got[0])
+                    strength = _box_mean(got[2], got[1], got[0], box) if box is not None else 0.0
+                    if strength < MIN_REGION_DB:
+                        notes.append(f"No box for the {reg.get('label', 'region')}: the best box's mean is "
+                                     f"{strength:.2f} dB, under {MIN_REGION_DB:g} dB.")
+                        info["skipped"].append(reg.get("label", ""))
+                        continue
+            if box is None:
+                log.warning("%s: region %r not drawn (a panel it needs is missing)", title, reg.get("label"))
+                info["skipped"].append(reg.get("label", ""))
+                continue
+            for col in reg["on"]:
+                c = diff_col if col == "diff" else col
+                if c is None or c >= ncols or not axes[i][c].axison:
+                    continue
+                t0, t1, f0, f1 = box
+                axes[i][c].add_patch(Rectangle((t0, f0 / 1000), t1 - t0, (f1 - f0) / 1000, fill=False,
+                                               edgecolor=reg.get("color", "lime"), lw=1.6,
+                                               ls=reg.get("style", "-")))
+                info["boxes"].append((i, c, reg.get("label", ""), box))
+            if reg.get("note") and reg["note"] not in notes:
+                notes.append(reg["note"])
+    if spec_mesh is not None:
+        label = f"{DB_LABEL} (fixed {DB_RANGE[0]:g} to {DB_RANGE[1]:g})"
+        fig.colorbar(spec_mesh, ax=spec_axes, shrink=0.9, pad=0.01, label=label)
+        info["colorbars"].append(label)
+    if diff_mesh is not None:
+        label = f"difference (dB, ±{DIFF_RANGE:g}; both floored at {DB_RANGE[0]:g})"
+        fig.colorbar(diff_mesh, ax=diff_axes, shrink=0.9, pad=0.01, label=label)
+        info["colorbars"].append(label)
+    fig.suptitle("\n".join([title] + notes), fontsize=8)
     save(fig, out)
+    return info
 
 
 def _is_none(v) -> bool:
