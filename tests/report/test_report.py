@@ -141,6 +141,29 @@ def test_table1_pairs_ours_with_reported_rows(synthetic_run):
     assert a == pytest.approx(pd.read_csv(layout.eval_csv(synthetic_run["results"], "early", "test", "anechoic"))["PESQ"].mean(), abs=1e-6)
 
 
+def test_table_notes_give_the_n_of_each_metric(synthetic_run):
+    # CAcc and LPS cover English rows only: two German utterances have neither, in every system
+    for csv_path in synthetic_run["results"].glob("*/eval/test_early.csv"):
+        df = pd.read_csv(csv_path, dtype={"id": str, "na": object})
+        de = df["id"].isin(["utt0", "utt5"])
+        df.loc[de, ["CAcc", "LPS"]] = np.nan
+        df.loc[de, "na"] = ("CAcc: language 'de': the ASR backend is English only; "
+                            "LPS: language 'de': the phone recogniser is English only")
+        df.to_csv(csv_path, index=False)
+    tdir = write_all_tables(synthetic_run)
+    md = (tdir / "table1.md").read_text()
+    note = next(line for line in md.splitlines() if "n per metric" in line)
+    assert "(every system of ours; Utts 6)" in note
+    assert "DNSMOS 6, NISQA 0, UTMOS 0, PESQ 6" in note and "LPS 4, SpkSim 6, CAcc 4" in note
+    assert "Fewer than Utts — LPS: language 'de': the phone recogniser is English only; " \
+           "CAcc: language 'de': the ASR backend is English only." in note
+    assert "LPS 4" in (tdir / "table7.md").read_text()
+    t2 = (tdir / "table2.md").read_text()     # utt0 is one of the two 48 kHz utterances
+    assert "48 kHz: n per metric (every system of ours; Utts 2)" in t2 and "CAcc 1" in t2
+    t4 = (tdir / "table4.md").read_text()
+    assert "Italian (it_it): n per metric (Original; Utts 3): DNSMOS 3, SpkSim —, CAcc 3." in t4
+
+
 def test_table2_subsets_by_rate(synthetic_run):
     tdir = write_all_tables(synthetic_run)
     t2 = pd.read_csv(tdir / "table2.csv", dtype={"subset": str})
