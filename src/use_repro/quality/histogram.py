@@ -18,7 +18,6 @@ from use_repro.fs import atomic_path
 
 # Sources with fewer scores than this are drawn as points (a strip), not as a histogram.
 MIN_FOR_DENSITY = 10
-MIN_FOR_SCALE = MIN_FOR_DENSITY  # (older name)
 THRESHOLD_STYLES = (":", "-.", (0, (5, 2, 1, 2, 1, 2)), (0, (1, 1)), "--")
 
 
