@@ -115,7 +115,8 @@ SETTINGS = {
                       "vqscore.thresholds", "evaluate.rank_decimals"],
                      _REPORT_FIGURE_ONLY + ["report.pesq_tolerance", "report.unseen_per_language"]),
     # Figures 5 and 6 show the frozen regression run's target as their clean panel
-    "report_figure": (["profile", "report", "experiments.*.label",
+    # Figure 3(a) names its curves by the thresholds' scores
+    "report_figure": (["profile", "report", "experiments.*.label", "vqscore.thresholds",
                        f"experiments.{CFG['report']['spectrograms']['regression']}.target"],
                       ["report.table1", "report.pesq_tolerance", "report.unseen_per_language"]),
     # the comparison prints every run's settings and the model sizes (not the unused named sizes)
@@ -294,11 +295,22 @@ TABLE_OPTIONS = {
     "table4": f"--unseen-lang {UNSEEN_LANG}",
     "datasize": f"--datasize {VQ_DATASIZE}",
 }
+from use_repro.report.experiments import curve_groups as _curve_groups
+
+
+def curve_runs(names):
+    """The runs a learning-curve figure draws: the listed ones and their other seeds (drawn as
+    one curve with a band), each with its curves.csv and per-utterance valid_scores.csv."""
+    runs = [m for members in _curve_groups(EXPS, names).values() for m in members]
+    return curves(runs) + valid_scores(runs)
+
+
 # figure -> (inputs, whether this profile has the runs to draw it)
 FIGURE_INPUTS = {
-    "fig3a": (curves(REPORT["fig3a"]), bool(REPORT["fig3a"])),
-    "fig3b": (curves(REPORT["fig3b"]), bool(REPORT["fig3b"])),
-    "fig9": (curves([REPORT["fig9"]["two_stage"], REPORT["fig9"]["finetune"]]),
+    "fig3a": (curve_runs(REPORT["fig3a"]), bool(REPORT["fig3a"])),
+    "fig3b": (curve_runs(REPORT["fig3b"]), bool(REPORT["fig3b"])),
+    "fig9": (curves([REPORT["fig9"]["two_stage"], REPORT["fig9"]["finetune"]])
+             + valid_scores([REPORT["fig9"]["two_stage"], REPORT["fig9"]["finetune"]]),
              REPORT["fig9"]["two_stage"] in EXPS and REPORT["fig9"]["finetune"] in EXPS),
     "fig5": (enhanced_test([_SPEC["regression"], _SPEC["gan"]]) + [SIM_META["test"]],
              all(n in TEST_SYSTEMS for n in (_SPEC["regression"], _SPEC["gan"]))),

@@ -77,6 +77,7 @@ rule vqscore_histogram:
     input:
         scores=f"{VQSCORE}/vqscore.tsv",
         estimator=f"{VQSCORE}/estimator.pt",
+        datasize=VQ_DATASIZE,  # the thresholds' score cuts, drawn as lines
         settings=stage_settings("vqscore_histogram"),
     output:
         fig2=f"{FIGURES}/fig2.png",
@@ -91,7 +92,7 @@ rule vqscore_histogram:
         cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
     shell:
         "use-repro vqscore histogram --config {params.cfg} --scores {input.scores} --estimator {input.estimator}"
-        " --fig2 {output.fig2} --fig7 {output.fig7} > {log} 2>&1"
+        " --datasize {input.datasize} --fig2 {output.fig2} --fig7 {output.fig7} > {log} 2>&1"
 
 
 # The estimator against the corpus's ground truth of deliberately dirty utterances (the

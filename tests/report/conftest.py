@@ -111,11 +111,18 @@ def tone(fs, seconds=1.0, f0=220.0, seed=0):
     return (0.3 * np.sin(2 * np.pi * f0 * t) + 0.01 * rng.standard_normal(t.size)).astype(np.float32)
 
 
-def make_run(root: Path, flip=False) -> dict:
+def make_run(root: Path, flip=False, seed_twin=False) -> dict:
+    """`seed_twin`: add `shifted_seed1`, `shifted` with another seed (listed in Figure 3(b), as
+    the small profile lists it), whose curve ends 0.1 lower."""
     profile = "synthetic"
     results = root / "results" / profile
+    experiments, report = dict(EXPERIMENTS), dict(REPORT)
+    if seed_twin:
+        experiments["shifted_seed1"] = {**EXPERIMENTS["shifted"], "test": False, "seed": 1,
+                                        "label": "Shifted anechoic (seed 1)"}
+        report["fig3b"] = REPORT["fig3b"] + ["shifted_seed1"]
     cfg = {"profile": profile, "results_root": str(root / "results"), "figures_root": str(root / "figures"),
-           "experiments": EXPERIMENTS, "report": REPORT}
+           "experiments": experiments, "report": report}
     cfg_path = root / "synthetic.yaml"
     cfg_path.write_text(yaml.safe_dump(cfg))
     # test set: 6 utterances at 48k, 44.1k and 16k; reverb, bandwidth limitation, noise
@@ -127,7 +134,11 @@ def make_run(root: Path, flip=False) -> dict:
         uid = f"utt{i}"
         ids.append(uid)
         noisy = root / "sim" / "noisy" / f"{uid}.flac"
-        write_audio(noisy, tone(fs, seed=i), fs)
+        x = tone(fs, seed=i)
+        if snr < 0:  # strong noise at 0.1-0.4 s (Figure 6's green box)
+            a, b = int(0.1 * fs), int(0.4 * fs)
+            x[a:b] += 0.1 * np.random.default_rng(i).standard_normal(b - a).astype(np.float32)
+        write_audio(noisy, x, fs)
         row = {"id": uid, "noisy_path": str(noisy), "speech_uid": f"s{i}", "speech_sid": "spk",
                "clean_path": str(noisy), "noise_uid": "n", "snr_dB": str(snr), "rir_uid": rir,
                "augmentation": aug, "fs": str(fs), "length": str(fs), "text": "hello"}
@@ -140,7 +151,11 @@ def make_run(root: Path, flip=False) -> dict:
         meta_rows.append(row)
         for exp in EXPERIMENTS:
             if EXPERIMENTS[exp].get("test"):
-                write_audio(layout.enhanced(results, exp) / "0" / f"{uid}.flac", tone(fs, seed=i + 20), fs)
+                x = tone(fs, seed=i + 20)
+                if exp.endswith("_gan"):  # the GAN's correction: a noise burst at 0.5-0.8 s
+                    a, b = int(0.5 * fs), int(0.8 * fs)
+                    x[a:b] += 0.05 * np.random.default_rng(i).standard_normal(b - a).astype(np.float32)
+                write_audio(layout.enhanced(results, exp) / "0" / f"{uid}.flac", x, fs)
     from use_repro.data.manifest import write_meta
 
     meta = root / "sim" / "test" / "meta.tsv"
@@ -158,6 +173,8 @@ def make_run(root: Path, flip=False) -> dict:
     # curves
     finals = {"shifted_nofilter": 2.0, "shifted": 2.4, "shifted_high": 2.2, "anechoic": 1.5,
               "early": 2.0, "early25ms": 2.2}
+    if seed_twin:
+        finals["shifted_seed1"] = 2.3
     starts = {"shifted_high": 1.9}
     for e, f in finals.items():
         if flip and e in ("shifted", "early"):
@@ -182,6 +199,11 @@ def make_run(root: Path, flip=False) -> dict:
 @pytest.fixture
 def synthetic_run(tmp_path):
     return make_run(tmp_path)
+
+
+@pytest.fixture
+def seeded_run(tmp_path):
+    return make_run(tmp_path, seed_twin=True)
 
 
 @pytest.fixture

@@ -141,6 +141,29 @@ def test_table1_pairs_ours_with_reported_rows(synthetic_run):
     assert a == pytest.approx(pd.read_csv(layout.eval_csv(synthetic_run["results"], "early", "test", "anechoic"))["PESQ"].mean(), abs=1e-6)
 
 
+def test_table_notes_give_the_n_of_each_metric(synthetic_run):
+    # CAcc and LPS cover English rows only: two German utterances have neither, in every system
+    for csv_path in synthetic_run["results"].glob("*/eval/test_early.csv"):
+        df = pd.read_csv(csv_path, dtype={"id": str, "na": object})
+        de = df["id"].isin(["utt0", "utt5"])
+        df.loc[de, ["CAcc", "LPS"]] = np.nan
+        df.loc[de, "na"] = ("CAcc: language 'de': the ASR backend is English only; "
+                            "LPS: language 'de': the phone recogniser is English only")
+        df.to_csv(csv_path, index=False)
+    tdir = write_all_tables(synthetic_run)
+    md = (tdir / "table1.md").read_text()
+    note = next(line for line in md.splitlines() if "n per metric" in line)
+    assert "(every system of ours; Utts 6)" in note
+    assert "DNSMOS 6, NISQA 0, UTMOS 0, PESQ 6" in note and "LPS 4, SpkSim 6, CAcc 4" in note
+    assert "Fewer than Utts — LPS: language 'de': the phone recogniser is English only; " \
+           "CAcc: language 'de': the ASR backend is English only." in note
+    assert "LPS 4" in (tdir / "table7.md").read_text()
+    t2 = (tdir / "table2.md").read_text()     # utt0 is one of the two 48 kHz utterances
+    assert "48 kHz: n per metric (every system of ours; Utts 2)" in t2 and "CAcc 1" in t2
+    t4 = (tdir / "table4.md").read_text()
+    assert "Italian (it_it): n per metric (Original; Utts 3): DNSMOS 3, SpkSim —, CAcc 3." in t4
+
+
 def test_table2_subsets_by_rate(synthetic_run):
     tdir = write_all_tables(synthetic_run)
     t2 = pd.read_csv(tdir / "table2.csv", dtype={"subset": str})
@@ -266,6 +289,54 @@ def test_every_figure_is_drawn(synthetic_run, figure):
     assert pdf.stat().st_size < 2_000_000   # spectrograms are rasterised inside the PDF
 
 
+def _spectrogram_info(run, figure, monkeypatch, tmp_path):
+    from use_repro.report import figures as F
+
+    seen = {}
+    original = F.spectrogram_grid
+
+    def spy(*a, **k):
+        seen["info"] = original(*a, **k)
+        return seen["info"]
+    monkeypatch.setattr(F, "spectrogram_grid", spy)
+    assert report(run, "figure", figure, "--test-meta", str(run["meta"]), "--out", str(tmp_path / figure)) == 0
+    return seen["info"]
+
+
+def test_spectrograms_have_db_colour_bars_and_the_papers_boxes(synthetic_run, monkeypatch, tmp_path):
+    from use_repro.report.figures import DB_RANGE
+
+    boxes = lambda info, label: {(c, b) for _, c, lab, b in info["boxes"] if lab == label}  # noqa: E731
+    f5 = _spectrogram_info(synthetic_run, "fig5", monkeypatch, tmp_path)
+    assert len(f5["colorbars"]) == 2 and f5["db_range"] == DB_RANGE
+    assert "dB re full-scale sine (fixed -100 to -10)" in f5["colorbars"][0] and "±20" in f5["colorbars"][1]
+    # utt2 is bandwidth-limited to 8 kHz sampling: the green box is everything above 4 kHz, on every panel
+    band = boxes(f5, "band the input lacks")
+    assert {c for c, _ in band} == {0, 1, 2, 3}
+    assert all(b[2] == 4000 and b[3] > 20000 for _, b in band)
+    # the GAN's correction (a noise burst at 0.5-0.8 s in the synthetic run) is inside the dashed box
+    gan = boxes(f5, "largest GAN change")
+    assert {c for c, _ in gan} == {1, 2, 4}
+    assert all(b[0] <= 0.55 and b[1] >= 0.75 for _, b in gan)
+    # Figure 6: the noisy input's burst at 0.1-0.4 s is the strongest noise
+    f6 = _spectrogram_info(synthetic_run, "fig6", monkeypatch, tmp_path)
+    noise = boxes(f6, "strongest noise")
+    assert noise and all(b[0] <= 0.15 and b[1] >= 0.35 for _, b in noise)
+    f8 = _spectrogram_info(synthetic_run, "fig8", monkeypatch, tmp_path)
+    assert len(f8["colorbars"]) == 1 and f8["boxes"] == []
+
+
+def test_a_box_rule_that_finds_nothing_draws_nothing(tmp_path):
+    from use_repro.audio.io import write_audio
+    from use_repro.report.figures import spectrogram_grid
+
+    x = (0.1 * np.random.default_rng(0).standard_normal(16000)).astype(np.float32)
+    write_audio(tmp_path / "a.wav", x, 16000)
+    info = spectrogram_grid([[("a", tmp_path / "a.wav"), ("b", tmp_path / "a.wav")]], "t", tmp_path / "f", diff=[(0, 1, 0)],
+                            regions=[{"row": 0, "on": [0, 1, "diff"], "label": "change", "largest": ("abs", 1, 0)}])
+    assert info["boxes"] == [] and info["skipped"] == ["change"] and len(info["colorbars"]) == 2
+
+
 def test_examples_follow_the_papers_figures(synthetic_run):
     from use_repro.data.manifest import read_meta
     from use_repro.report.figures import choose_examples
@@ -282,6 +353,74 @@ def test_learning_curve_falls_back_to_another_mos(tmp_path):
     df = pd.DataFrame({"step": [0, 1], "metric": ["distillmos", "distillmos"], "value": [1.0, 2.0]})
     drawn = learning_curves({"a": df}, "UTMOS", "t", tmp_path / "f.png")
     assert drawn == {"a": "distillmos"} and (tmp_path / "f.pdf").exists()
+
+
+def _groups(run, figure):
+    from use_repro.config import load_config
+    from use_repro.report.cli import _curve_groups
+    from use_repro.report.experiments import experiments
+
+    cfg = load_config(str(run["cfg_path"]))
+    return _curve_groups(cfg, run["results"], experiments(cfg), cfg["report"][figure], figure)
+
+
+def test_fig3a_names_curves_by_threshold_and_fig3b_by_target(synthetic_run):
+    runs, _ = _groups(synthetic_run, "fig3a")
+    assert list(runs) == ["VQScore 0.50 (no filtering)", "VQScore 0.65", "VQScore 0.72"]
+    runs, _ = _groups(synthetic_run, "fig3b")
+    assert list(runs) == ["Anechoic s[n] (unshifted)", "Early reflected (50 ms)", "Early reflected (25 ms)",
+                          "Shifted anechoic (0 ms)"]
+
+
+def test_threshold_and_target_labels():
+    from use_repro.report.figures import target_label, threshold_label
+
+    assert threshold_label("vq065") == "VQScore 0.65"
+    assert threshold_label("vq050", [{"name": "vq050", "score": 0.5, "keep": 1.0}]) == "VQScore 0.50 (no filtering)"
+    assert threshold_label("strict", [{"name": "strict", "score": 0.8}]) == "VQScore 0.80"
+    assert threshold_label("none") == "No VQScore filtering"
+    assert target_label("early10ms") == "Early reflected (10 ms)" and target_label("shifted").startswith("Shifted")
+
+
+def test_a_second_seed_is_drawn_as_one_curve_with_a_band(seeded_run, tmp_path):
+    from use_repro.report.figures import learning_curves
+
+    for figure in ("fig3a", "fig3b"):
+        runs, valid = _groups(seeded_run, figure)
+        shifted = "VQScore 0.65" if figure == "fig3a" else "Shifted anechoic (0 ms)"
+        assert list(runs[shifted]) == ["shifted", "shifted_seed1"]     # listed or not, the twin joins
+        assert not any("seed 1" in k for k in runs)
+        drawn = learning_curves(runs, "UTMOS", "t", tmp_path / f"{figure}.png", valid=valid)
+        assert drawn.seeds == {shifted: ["shifted", "shifted_seed1"]}
+        assert f"{shifted}, mean of 2 seeds" in drawn.legend
+        assert any("seeds' range" in t for t in drawn.legend)
+        # every curve has its 95 % band over the 8 validation utterances, and the legend says how
+        assert set(drawn.intervals) == set(runs) and set(drawn.intervals.values()) == {8}
+        assert any("mean ± 1.96·SE" in t and "n = 8" in t for t in drawn.legend)
+
+
+def test_interval_band_is_mean_plus_minus_1_96_standard_errors():
+    from use_repro.report.figures import interval_band
+
+    v = pd.DataFrame({"step": [0] * 4 + [10] * 4, "utt": list("abcd") * 2, "metric": "PESQ",
+                      "value": [1.0, 2.0, 3.0, 4.0, 2.0, 2.0, 2.0, 2.0]})
+    steps, lo, hi, n = interval_band(v, "PESQ")
+    half = 1.96 * np.std([1, 2, 3, 4], ddof=1) / 2
+    assert list(steps) == [0, 10] and n == 4
+    assert np.allclose(lo, [2.5 - half, 2.0]) and np.allclose(hi, [2.5 + half, 2.0])
+    assert interval_band(v, "DNSMOS") is None
+
+
+def test_fig9_marks_every_validation_point(synthetic_run, tmp_path):
+    from use_repro.report.figures import fig9, read_curves, read_valid_scores
+
+    res = synthetic_run["results"]
+    runs = [read_curves(layout.curves(res, e)) for e in ("shifted_gan", "shifted_finetune")]
+    valid = tuple(read_valid_scores(layout.valid_scores(res, e)) for e in ("shifted_gan", "shifted_finetune"))
+    drawn = fig9(*runs, tmp_path / "fig9.png", valid=valid)
+    assert drawn.points == {"Two-stage GAN correction": 5, "Regression + adversarial fine-tune": 5}
+    assert set(drawn.intervals) == {"(a) Magnitude loss", "(b) Phase loss", "(c) Time loss", "(d) PESQ"}
+    assert "Two-stage GAN correction (5 validation points)" in drawn.legend
 
 
 # --- provenance ------------------------------------------------------------------------------

@@ -83,6 +83,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", required=True)
     p.add_argument("--fig2", required=True, help="PNG path of Figure 2 (the PDF goes beside it)")
     p.add_argument("--fig7", required=True, help="PNG path of Figure 7 (the PDF goes beside it)")
+    p.add_argument("--datasize", default=None,
+                   help="the filter stage's datasize.csv: its thresholds' score cuts are drawn as lines "
+                        "(default: none; the profile's `score` values where its threshold mode is score)")
 
     p = sub.add_parser("auc", help="ROC AUC against the corpus's dirty-utterance ground truth")
     p.add_argument("--scores", required=True)
@@ -298,13 +301,37 @@ def _histogram(args) -> int:
     if not by_source:
         raise SystemExit(f"{args.scores}: no scores to draw")
     label = _label(args.estimator)
+    thresholds = _histogram_thresholds(args, cfg if args.config else None)
     suffix = f" (profile {profile})" if profile else ""
-    figure2(by_source, args.fig2, bins, order, label=label,
-            title=f"Figure 2: {label} per speech source{suffix}; dashed: medians")
-    figure7(by_source, args.fig7, bins, order, label=label,
-            title=f"Figure 7: {label} histogram of each speech source{suffix}")
+    lines = "; dotted and dash-dotted: the filter's thresholds" if thresholds else ""
+    figure2(by_source, args.fig2, bins, order, label=label, thresholds=thresholds,
+            title=f"Figure 2: {label} per speech source{suffix}\ndashed: medians{lines}")
+    figure7(by_source, args.fig7, bins, order, label=label, thresholds=thresholds,
+            title=f"Figure 7: {label} histogram of each speech source{suffix}; red dashed: medians")
     log.info("wrote %s and %s (+ PDF)", args.fig2, args.fig7)
     return 0
+
+
+def _histogram_thresholds(args, cfg: dict | None) -> list[tuple[str, float, str]]:
+    """The threshold lines of Figures 2 and 7: the filter's cuts (datasize.csv), else the
+    profile's `score` values where its thresholds apply as scores, else none."""
+    from use_repro.quality.histogram import thresholds_from_datasize
+
+    if args.datasize:
+        return thresholds_from_datasize(args.datasize)
+    if cfg is None:
+        return []
+    from use_repro.quality.filtering import resolve_mode
+
+    origin = "trained"
+    if args.estimator:
+        import torch
+
+        origin = torch.load(args.estimator, map_location="cpu", weights_only=True).get("origin", "trained")
+    if resolve_mode(cfg["vqscore"]["threshold_mode"], origin) != "score":
+        log.info("histogram: no --datasize and the thresholds apply as kept fractions: no threshold lines")
+        return []
+    return [(t.name, float(t.score), "") for t in _thresholds(cfg) if t.score is not None]
 
 
 def _label(estimator: str | None) -> str:

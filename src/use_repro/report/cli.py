@@ -168,12 +168,13 @@ def _figure(cfg: dict, results: Path, args) -> int:
     name, rep = args.name, cfg["report"]
     exps = experiments(cfg)
     if name in ("fig3a", "fig3b"):
-        runs = {exps[e].display: F.read_curves(layout.curves(results, e)) for e in rep[name]}
+        runs, valid = _curve_groups(cfg, results, exps, rep[name], name)
         title = {"fig3a": "(a) Different VQScore thresholds", "fig3b": "(b) Different learning targets"}[name]
-        F.learning_curves(runs, rep.get("mos_metric", "UTMOS"), title, args.out)
+        F.learning_curves(runs, rep.get("mos_metric", "UTMOS"), title, args.out, valid=valid)
     elif name == "fig9":
         two, ft = rep["fig9"]["two_stage"], rep["fig9"]["finetune"]
-        F.fig9(F.read_curves(layout.curves(results, two)), F.read_curves(layout.curves(results, ft)), args.out)
+        F.fig9(F.read_curves(layout.curves(results, two)), F.read_curves(layout.curves(results, ft)), args.out,
+               valid=tuple(_valid_scores(results, e) for e in (two, ft)))
     elif name == "residual_correlation":
         gan = rep["spectrograms"]["gan"]
         values = F.read_residual_correlation(layout.residual_correlation(results, gan))
@@ -181,6 +182,42 @@ def _figure(cfg: dict, results: Path, args) -> int:
     else:
         _spectrograms(cfg, results, args, exps)
     return 0
+
+
+def _valid_scores(results: Path, exp: str):
+    """A run's per-utterance validation scores, or None where it has none (an older run)."""
+    from use_repro.report import figures as F
+
+    p = layout.valid_scores(results, exp)
+    return F.read_valid_scores(p) if p.exists() else None
+
+
+def _curve_groups(cfg: dict, results: Path, exps, names, figure: str):
+    """Figure 3's curves: label -> {run: curves} (a run and its other seeds, which are drawn as
+    one curve with a band) and label -> [per-utterance validation scores]. 3(a) names a curve by
+    its VQScore threshold, 3(b) by its learning target; two curves that would share a name
+    keep their experiments' labels beside it."""
+    from use_repro.report import figures as F
+    from use_repro.report.experiments import curve_groups
+
+    thresholds = (cfg.get("vqscore") or {}).get("thresholds")
+    runs, valid, seen = {}, {}, {}
+    for head, members in curve_groups(exps, names).items():
+        have = [m for m in members if layout.curves(results, m).exists()]
+        for m in members:
+            if m not in have:
+                log.warning("%s: %s has no %s yet; drawn without it", figure, m, layout.curves(results, m))
+        if head not in have:
+            have = [head]  # read_curves names the missing file
+        e = exps[head]
+        label = F.threshold_label(e.filter, thresholds) if figure == "fig3a" else F.target_label(e.target)
+        seen.setdefault(label, []).append(head)
+        runs[(label, head)] = {m: F.read_curves(layout.curves(results, m)) for m in have}
+        valid[(label, head)] = [v for v in (_valid_scores(results, m) for m in have) if v is not None]
+    def name(key):
+        label, head = key
+        return label if len(seen[label]) == 1 else f"{label}, {exps[head].display}"
+    return {name(k): v for k, v in runs.items()}, {name(k): v for k, v in valid.items()}
 
 
 def _target_path(row: dict, target: str) -> str | None:
@@ -194,7 +231,7 @@ def _target_path(row: dict, target: str) -> str | None:
     return None
 
 
-def _spectrograms(cfg, results, args, exps) -> None:
+def _spectrograms(cfg, results, args, exps) -> dict:
     from use_repro.data.manifest import read_meta
     from use_repro.report import figures as F
 
@@ -218,10 +255,26 @@ def _spectrograms(cfg, results, args, exps) -> None:
         panels = [("Noisy", noisy(row)), (f"Regression ({exps[reg].display})", enh(reg, row["id"])),
                   (f"+GAN ({exps[gan].display})", enh(gan, row["id"])),
                   (f"Clean ({target})", _target_path(row, target))]
+        regions = []
+        cutoff = F.bandwidth_cutoff_hz(row) if kind == "bandwidth" else None
+        if cutoff is not None:
+            regions.append({"row": 0, "on": [0, 1, 2, 3], "color": "lime", "label": "band the input lacks",
+                            "band": (cutoff, None),
+                            "note": f"Green box (the paper's): the band the noisy input lacks, above {cutoff / 1000:g} "
+                                    f"kHz (bandwidth-limited to {2 * cutoff / 1000:g} kHz sampling, from meta.tsv)."})
+        elif kind == "noise":
+            regions.append({"row": 0, "on": [0, 1, 2, 3], "color": "lime", "label": "strongest noise",
+                            "largest": ("excess", 0, 3),
+                            "note": "Green box (the paper's, placed by our rule): the 0.5 s x one-third-of-the-band "
+                                    "box where the noisy input exceeds the clean target most (mean dB excess)."})
+        regions.append({"row": 0, "on": [1, 2, "diff"], "color": "cyan", "style": "--", "label": "largest GAN change",
+                        "largest": ("abs", 2, 1),
+                        "note": "Dashed cyan box (our rule): the 0.5 s x one-third-of-the-band box where the GAN "
+                                "changed the regression output most (mean |+GAN − regression| in dB)."})
         what = "bandwidth-limited input" if kind == "bandwidth" else "strong noise"
-        F.spectrogram_grid([panels], f"{'Figure 5' if kind == 'bandwidth' else 'Figure 6'} analogue: {what} "
+        return F.spectrogram_grid([panels], f"{'Figure 5' if kind == 'bandwidth' else 'Figure 6'} analogue: {what} "
                            f"({row['id']}); the last panel is where the GAN changed the regression output",
-                           args.out, secs, diff=[(0, 2, 1)])
+                           args.out, secs, diff=[(0, 2, 1)], regions=regions)
     else:  # fig8
         early, shifted = sp["early"], sp["shifted"]
         rows = []
@@ -229,8 +282,9 @@ def _spectrograms(cfg, results, args, exps) -> None:
             rows.append([(f"Noisy ({row['id']})", noisy(row)),
                          (f"Early-reflected target ({exps[early].display})", enh(early, row["id"])),
                          (f"Shifted anechoic target ({exps[shifted].display})", enh(shifted, row["id"]))])
-        F.spectrogram_grid(rows, "Figure 8 analogue: enhanced reverberant inputs, early-reflected vs "
-                           "shifted anechoic learning target", args.out, secs)
+        return F.spectrogram_grid(rows, "Figure 8 analogue: enhanced reverberant inputs, early-reflected vs "
+                           "shifted anechoic learning target", args.out, secs,
+                                  caption="No box: the paper's Figure 8 marks no region.")
 
 
 def _model_scale(cfg: dict) -> str:

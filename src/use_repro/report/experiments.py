@@ -217,3 +217,29 @@ def unseen_systems(cfg: dict) -> list[str]:
     exps = experiments(cfg)
     absent = missing_checkpoints(cfg, exps)
     return [n for n in (cfg.get("experiments") or {}) if exps[n].unseen and n not in absent]
+
+
+def seed_twins(exps: dict[str, Experiment], name: str) -> list[str]:
+    """Other seeds of run `name`: trained experiments equal to it in everything but the seed
+    (and the label), in config order."""
+    e = exps.get(name)
+    if e is None or not e.trained:
+        return []
+
+    def key(x: Experiment):
+        return (x.stage, x.target, x.filter, x.steps, x.init, x.size)
+    return [n for n, x in exps.items() if n != name and x.trained and key(x) == key(e) and x.seed != e.seed]
+
+
+def curve_groups(exps: dict[str, Experiment], names) -> dict[str, list[str]]:
+    """The curves a learning-curve figure draws: listed run -> [it, its other seeds...]. A
+    listed run that is another's seed joins the first listed one's group (one curve, a band)."""
+    groups: dict[str, list[str]] = {}
+    placed: set[str] = set()
+    for n in names:
+        if n in placed:
+            continue
+        members = [n] + [t for t in seed_twins(exps, n) if t not in placed]
+        groups[n] = members
+        placed.update(members)
+    return groups

@@ -114,6 +114,23 @@ class Scores:
     def count(self, ids=None) -> int:
         return len(self.frame) if ids is None else len(self.frame.index.intersection(ids))
 
+    def n(self, metric: str, ids=None) -> int:
+        """Utterances behind `metric`'s mean: those with a value (for pooled CAcc, those with
+        reference characters), of `ids` when given."""
+        if metric in self.pooled:
+            counts = self.pooled[metric]
+            if ids is not None:
+                counts = counts.loc[counts.index.intersection(ids)]
+            counts = counts.dropna()
+            return int((counts.iloc[:, 1] > 0).sum())
+        if metric not in self.frame:
+            return 0
+        col = self.frame[metric]
+        if ids is not None:
+            col = col.loc[col.index.intersection(ids)]
+        col = pd.to_numeric(col, errors="coerce")
+        return int(np.isfinite(col).sum())
+
     def na_reason(self, metric: str) -> str:
         """Why `metric` has no value: the backend's reason, else the most common per-utterance
         note (`CAcc: language 'it': the ASR backend is English only`)."""

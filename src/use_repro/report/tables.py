@@ -90,6 +90,32 @@ def _na_notes(systems: list[System], metrics) -> list[str]:
     return notes
 
 
+def _n_notes(systems: list[System], metrics, ids=None, where: str = "",
+             blank: dict[str, set[str]] | None = None) -> list[str]:
+    """Per-metric n: how many utterances each metric's mean stands on (CAcc and LPS, for one,
+    cover English rows only). One note per group of our systems with the same counts, and the
+    reason where a metric covers fewer utterances than the row's Utts. `where` prefixes the
+    note (a subset or a language); `blank` (system id -> metrics) are cells the table leaves
+    empty, written `—`."""
+    blank = blank or {}
+    groups: dict[tuple, list[System]] = {}
+    for s in systems:
+        counts = tuple(None if m in blank.get(s.id, ()) else s.scores.n(m, ids) for m in metrics)
+        groups.setdefault(counts, []).append(s)
+    notes = []
+    for counts, who in groups.items():
+        utts = max(s.scores.count(ids) for s in who)
+        if utts == 0:
+            continue
+        name = "every system of ours" if len(groups) == 1 else ", ".join(s.label for s in who)
+        text = ", ".join(f"{m} {'—' if n is None else n}" for m, n in zip(metrics, counts))
+        fewer = [f"{m}: {who[0].scores.na_reason(m)}" for m, n in zip(metrics, counts)
+                 if n is not None and 0 < n < utts]
+        notes.append(f"{where}n per metric ({name}; Utts {utts}): {text}."
+                     + (f" Fewer than Utts — {'; '.join(fewer)}." if fewer else ""))
+    return notes
+
+
 def _backend_notes(backends: dict[str, Backend], metrics) -> list[str]:
     other = [f"{m}: {backends[m].name}" for m in metrics if m in backends and backends[m].tag]
     if not other:
@@ -131,7 +157,8 @@ def table1(noisy: System, systems: list[System], reported: pd.DataFrame, profile
         default_decimals=decimals)
     t.rows = _interleave(reported, ours, lambda r: _paper_row(r, {}, metrics),
                          lambda s: _our_row(s, {}, metrics))
-    t.notes = _backend_notes(backends, metrics) + _na_notes(ours, METRICS) + _extra_notes(metrics) + [
+    t.notes = _backend_notes(backends, metrics) + _na_notes(ours, METRICS) + _n_notes(ours, metrics) + \
+        _extra_notes(metrics) + [
         "Shifted-target systems are scored against early-reflected references here, which the "
         "paper notes penalises their intrusive metrics; Table 6 re-references them."]
     return t
@@ -149,7 +176,7 @@ def table6(systems: list[System], reported: pd.DataFrame, profile: str, decimals
         headers=_headers(backends, metrics), default_decimals=decimals)
     t.rows = _interleave(reported, systems, lambda r: _paper_row(r, {}, metrics),
                          lambda s: _our_row(s, {}, metrics))
-    t.notes = _backend_notes(backends, metrics) + _na_notes(systems, metrics) + [
+    t.notes = _backend_notes(backends, metrics) + _na_notes(systems, metrics) + _n_notes(systems, metrics) + [
         "The paper prints Table 6 for its two GAN systems only; our other systems have no reported row."]
     return t
 
@@ -171,16 +198,17 @@ def table2(noisy: System, systems: list[System], fs_by_id: dict[str, int], repor
         keys=["subset", "system", "label", "source", "n"], values=metrics,
         shown_keys=["label", "source", "n"], headers=_headers(backends, metrics),
         group="subset_name", default_decimals=decimals)
-    notes = []
+    notes, n_notes = [], []
     for key, fs, name in SUBSETS:
         ids = [u for u, f in fs_by_id.items() if int(f) == fs]
         if not ids:
             notes.append(f"Our test set has no {name} utterance, so its rows are n/a.")
+        n_notes += _n_notes(ours, metrics, ids, f"{name}: ") if ids else []
         paper = reported[reported["subset"] == key]
         grp = {"subset": key, "subset_name": name}
         t.rows += _interleave(paper, ours, lambda r: _paper_row(r, grp, metrics),
                               lambda s: _our_row(s, grp, metrics, ids))
-    t.notes = notes + _backend_notes(backends, metrics) + _extra_notes(metrics) + [
+    t.notes = notes + _backend_notes(backends, metrics) + n_notes + _extra_notes(metrics) + [
         "ClearerVoice-Studio and Resemble Enhance are not rerun here (their weights come from a model hub)."]
     return t
 
@@ -212,11 +240,14 @@ def table4(original: System, systems: list[System], lang_by_id: dict[str, str],
     paper_langs = list(dict.fromkeys(reported["language"]))
     order = list(dict.fromkeys([languages.get(l, l) for l in our_langs] + paper_langs))
     back = {v: k for k, v in languages.items()}
+    n_notes = []
     for lang in order:
         ours_code = back.get(lang, lang)
         ids = [u for u, l in lang_by_id.items() if l == ours_code]
         grp = {"language": lang, "language_name": _language_name(lang)}
         paper = reported[reported["language"] == lang]
+        if ids:
+            n_notes += _n_notes(ours, metrics, ids, f"{grp['language_name']}: ", {original.id: {"SpkSim"}})
 
         def make_ours(s, grp=grp, ids=ids):
             row = _our_row(s, grp, metrics, ids if ids else [])
@@ -226,7 +257,7 @@ def table4(original: System, systems: list[System], lang_by_id: dict[str, str],
 
         t.rows += _interleave(paper, ours if ids else [], lambda r, grp=grp: _paper_row(r, grp, metrics),
                               make_ours)
-    t.notes = _backend_notes(backends, metrics) + _na_notes(ours, ["DNSMOS", "CAcc"]) + [
+    t.notes = _backend_notes(backends, metrics) + _na_notes(ours, ["DNSMOS", "CAcc"]) + n_notes + [
         "Languages the paper evaluates (FLEURS it/nl/ja) and ours (held-out recordings) differ "
         "except Italian; FLEURS-R is not rerun here."]
     return t
@@ -342,7 +373,7 @@ def table7(leaderboard: pd.DataFrame, ours: list[System], profile: str) -> Table
                 rk = r.get(f"{m}_rank")
                 row[f"{m}_rank"] = float(rk) if pd.notna(rk) else None
             t.rows.append(row)
-    t.notes = _backend_notes(backends, METRICS) + [
+    t.notes = _backend_notes(backends, METRICS) + _n_notes(ours, list(METRICS)) + [
         f"Our rows (source `reproduced`) are ranked among themselves on this profile's ({profile}) test "
         "set; the paper's rows among themselves as reported. The two rankings are not comparable with "
         "each other: other test sets, and some of our metrics from other backends."]
