@@ -259,3 +259,32 @@ def test_status_covers_every_paper_backend(tmp_path):
     assert rows["CAcc"]["state"] == "present (folder)" and rows["SBERT"]["state"] == "missing"
     assert rows["SBERT"]["path"] == str(tmp_path / "mhubert-147")
     assert all("backend" in r for m, r in rows.items() if m not in models)
+
+
+def test_status_names_each_backends_packages_and_dnsmos_from_speechmos(tmp_path, monkeypatch, capsys):
+    from use_repro.metrics import registry
+
+    real = W._installed
+    rows = {r["metric"]: r for r in W.status(tmp_path)}
+    assert set(W.PAPER_PACKAGES) == set(rows)  # every paper backend says what it runs on
+    assert [p["name"] for p in rows["NISQA"]["packages"]] == ["nisqa", "librosa"]
+    assert [p["name"] for p in rows["SpkSim"]["packages"]] == ["speechbrain"]
+    assert rows["UTMOS"]["packages"] == []  # our own re-implementation: nothing else to install
+    for r in rows.values():
+        assert all(p["install"].startswith("pip install ") for p in r["packages"])
+    # DNSMOS's ONNX ships in speechmos: with it installed the file is provided, not missing
+    monkeypatch.setattr(W, "_installed", lambda d: "9.9" if d == "speechmos" else real(d))
+    row = next(r for r in W.status(tmp_path) if r["metric"] == "DNSMOS")
+    assert row["state"] == "provided by speechmos" and row["needs"].startswith("nothing")
+    assert main(["weights", "--weights-dir", str(tmp_path), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "state     : provided by speechmos" in out and "speechmos 9.9" in out
+    assert "packages  : none beyond use-repro's own dependencies (torch)" in out  # UTMOS, VQScore, reuse
+    monkeypatch.setattr(W, "_installed", lambda d: None if d == "speechmos" else real(d))
+    row = next(r for r in W.status(tmp_path) if r["metric"] == "DNSMOS")
+    assert row["state"] == "missing" and "pip install speechmos" in row["needs"]
+    assert {"name": "speechmos", "version": None, "install": "pip install speechmos (ships the ONNX file)"} in row["packages"]
+    # a file of one's own in weights_dir is what the row reports, speechmos or not
+    (tmp_path / registry.PAPER_FILES["DNSMOS"]).parent.mkdir(parents=True)
+    (tmp_path / registry.PAPER_FILES["DNSMOS"]).write_bytes(b"onnx")
+    assert next(r for r in W.status(tmp_path) if r["metric"] == "DNSMOS")["state"] == "present"

@@ -293,6 +293,48 @@ def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool 
 
 
 # ---------------------------------------------------------------- status
+OWN_CODE = "none beyond use-repro's own dependencies (torch)"
+
+# The Python packages each paper-faithful backend runs on, beside its file: (distribution, how to
+# install it). Checked by distribution metadata, without importing anything.
+PAPER_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "NISQA": (("nisqa", "pip install --no-deps nisqa==2.0.post2"), ("librosa", "pip install librosa")),
+    "UTMOS": (),            # re-implemented in use_repro/metrics/utmos.py
+    "VQScore": (),          # use_repro/quality/vqscore.py
+    REGISTRY["reuse"].metric: (),  # use_repro/models/released.py
+    "DNSMOS": (("onnxruntime", "pip install onnxruntime"), ("speechmos", "pip install speechmos (ships the ONNX file)")),
+    "SBERT": (("transformers", "pip install transformers"),),
+    "LPS": (("transformers", "pip install transformers"),),
+    "SpkSim": (("speechbrain", "pip install speechbrain -c constraints-cpu.txt (it also pulls torchaudio)"),),
+    "CAcc": (("faster-whisper", "pip install faster-whisper"),),
+}
+# A paper file some package ships: DNSMOS's ONNX is in the speechmos wheel, byte for byte the
+# challenge's, so it is not missing when that package is installed (a file in weights_dir wins).
+SHIPPED_BY = {"DNSMOS": "speechmos"}
+
+
+def _installed(dist: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def packages(metric: str) -> list[dict]:
+    """The packages `metric`'s paper backend needs: name, installed version (None: not
+    installed) and the command that installs it."""
+    return [{"name": d, "version": _installed(d), "install": how} for d, how in PAPER_PACKAGES.get(metric, ())]
+
+
+def _packages_line(rows: list[dict]) -> str:
+    if not rows:
+        return OWN_CODE
+    return "; ".join(f"{r['name']} {r['version']}" if r["version"] else
+                     f"{r['name']} NOT installed: {r['install']}" for r in rows)
+
+
 def status(weights_dir) -> list[dict]:
     """One dict per known file: metric, needs, path, present, sha256, pinned/official, backend."""
     from use_repro.metrics import registry
@@ -303,7 +345,7 @@ def status(weights_dir) -> list[dict]:
         p = target(w, weights_dir)
         row = {"name": w.name, "metric": w.metric, "path": str(p), "url": w.url, "license": w.license,
                "needs": w.needs, "present": p.is_file(), "sha256": None, "state": "missing",
-               "official_sha256": w.sha256, "pin": w.pin_source}
+               "official_sha256": w.sha256, "pin": w.pin_source, "packages": packages(w.metric)}
         part = p.with_name(p.name + ".part")
         if part.exists():
             row["partial_download"] = f"{part} ({part.stat().st_size} bytes; `fetch` resumes it)"
@@ -328,11 +370,17 @@ def status(weights_dir) -> list[dict]:
         if group in covered:
             continue
         p = Path(weights_dir) / rel
+        shipper = SHIPPED_BY.get(group)
+        shipped = shipper is not None and _installed(shipper) is not None
+        state = ("present" + (" (folder)" if p.is_dir() else "")) if p.exists() else (
+            f"provided by {shipper}" if shipped else "missing")
+        needs = "place the file or folder there yourself (no fetch: no pinned single-file release)"
+        if shipper:
+            needs = (f"nothing: the {shipper} package ships the file (one placed here is used instead)" if shipped
+                     else f"pip install {shipper} (it ships the file), or place the file there yourself")
         row = {"name": group.lower(), "metric": group, "path": str(p), "url": None, "license": None,
-               "needs": "place the file or folder there yourself (no fetch: no pinned single-file release)",
-               "present": p.exists(), "sha256": sha256_file(p) if p.is_file() else None,
-               "state": ("present" + (" (folder)" if p.is_dir() else "")) if p.exists() else "missing",
-               "official_sha256": None, "pin": "not registered"}
+               "needs": needs, "present": p.exists(), "sha256": sha256_file(p) if p.is_file() else None,
+               "state": state, "official_sha256": None, "pin": "not registered", "packages": packages(group)}
         row["backend"] = registry.resolve(group, weights_dir).describe()
         out.append(row)
     return out
@@ -347,6 +395,7 @@ def _print_status(rows: list[dict], weights_dir) -> None:
         if r["url"]:
             print(f"  official  : {r['official_sha256'] or 'no published digest'} ({r['pin']})")
             print(f"  from      : {r['url']}  [{r['license']}]")
+        print(f"  packages  : {_packages_line(r['packages'])}")
         print(f"  also needs: {r['needs']}")
         if "partial_download" in r:
             print(f"  partial   : {r['partial_download']}")
