@@ -288,3 +288,84 @@ def test_status_names_each_backends_packages_and_dnsmos_from_speechmos(tmp_path,
     (tmp_path / registry.PAPER_FILES["DNSMOS"]).parent.mkdir(parents=True)
     (tmp_path / registry.PAPER_FILES["DNSMOS"]).write_bytes(b"onnx")
     assert next(r for r in W.status(tmp_path) if r["metric"] == "DNSMOS")["state"] == "present"
+
+
+# --- the authors' release: a fixed revision, the digest of what came, then `enhance --checkpoint reuse`
+
+@pytest.fixture(scope="module")
+def release_bytes(tmp_path_factory):
+    """A small model saved as the release's safetensors file (it loads strictly as the release)."""
+    import torch
+
+    from use_repro.models.released import save_released
+    from use_repro.models.usemamba import USEMamba, USEMambaConfig
+
+    torch.manual_seed(0)
+    model = USEMamba(USEMambaConfig(num_blocks=1, channels=4, d_state=4, expand=2, dense_depth=1))
+    path = tmp_path_factory.mktemp("release") / "model.safetensors"
+    return save_released(path, model, container="safetensors").read_bytes()
+
+
+@pytest.fixture
+def hub(release_bytes, monkeypatch):
+    """The registry's `reuse` location served from 127.0.0.1 (the same code path as the hub's)."""
+    s = _Server(release_bytes)
+    monkeypatch.setitem(W.REGISTRY, "reuse", dataclasses.replace(W.REGISTRY["reuse"], url=s.url))
+    yield s
+    s.close()
+
+
+def test_reuse_is_registered_at_a_fixed_revision_not_main():
+    w = W.REGISTRY["reuse"]
+    assert W.REUSE_REVISION == "761905064ea1ea882e015e20a64e2e9d28458890"
+    assert w.url == f"https://huggingface.co/nvidia/RE-USE/resolve/{W.REUSE_REVISION}/model.safetensors"
+    assert w.revision == W.REUSE_REVISION and w.sha256 is None  # no digest is published, none invented
+    assert "reuse" in W.CHECKPOINTS
+
+
+def test_fetch_reuse_records_the_digest_of_what_came_then_enhance_runs_it_by_name(
+        tmp_path, hub, release_bytes, monkeypatch, capsys):
+    import soundfile as sf
+
+    monkeypatch.chdir(tmp_path)  # no options: ./weights, as a newcomer types it
+    assert main(["weights", "fetch", "reuse"]) == 0  # no --accept-unpinned: the revision is fixed
+    out = capsys.readouterr().out
+    sha = hashlib.sha256(release_bytes).hexdigest()
+    dst = tmp_path / "weights" / "reuse" / "model.safetensors"
+    assert dst.read_bytes() == release_bytes and hub.seen == [None]
+    assert f"(sha256 {sha})" in out and "publish no sha256" in out and f"revision {W.REUSE_REVISION}" in out
+    assert "use-repro enhance --checkpoint reuse --in IN --out OUT" in out
+    assert (dst.parent / "model.safetensors.sha256").read_text() == f"{sha}  model.safetensors\n"
+    rec = json.loads((tmp_path / "weights" / "weights.json").read_text())["reuse"]
+    assert rec == {**rec, "sha256": sha, "pinned": False, "revision": W.REUSE_REVISION}
+    row = next(r for r in W.status("weights") if r["name"] == "reuse")
+    assert row["state"] == f"fetched from revision {W.REUSE_REVISION}, sha256 recorded (none is published)"
+
+    src = tmp_path / "in.wav"
+    sf.write(src, (0.1 * np.random.default_rng(0).standard_normal(3200)).astype(np.float32), 16000)
+    assert main(["enhance", "--checkpoint", "reuse", "--in", str(src), "--out", "out", "--device", "cpu"]) == 0
+    made = (tmp_path / "out" / "enhanced.tsv").read_text().splitlines()
+    assert len(made) == 2 and made[1].endswith(sha)  # the output is bound to the fetched file's digest
+
+
+def test_fetch_reuse_refuses_what_is_not_the_release_and_a_mirror_without_consent(tmp_path, hub):
+    hub.body = b"<html>not a model</html>"
+    with pytest.raises(W.WeightsError, match="not the released USEMamba"):
+        W.fetch("reuse", tmp_path, timeout=10)
+    assert _files(tmp_path) == []
+    # a mirror is not the commit's file: it needs the same consent as any file without a digest
+    with pytest.raises(W.WeightsError, match="accept-unpinned"):
+        W.fetch("reuse", tmp_path, url=hub.url + "?mirror", timeout=10)
+
+
+def test_enhance_by_name_without_the_file_says_how_to_fetch_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["enhance", "--checkpoint", "reuse", "--in", "x.wav", "--out", "out"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "weights/reuse/model.safetensors not found" in err
+    assert "`use-repro weights fetch reuse`" in err
+    # a file called `reuse` is a path like any other; other values pass through untouched
+    (tmp_path / "reuse").write_bytes(b"x")
+    assert W.resolve_checkpoint("reuse") == "reuse"
+    assert W.resolve_checkpoint("runs/final.pt") == "runs/final.pt"

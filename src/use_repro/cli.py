@@ -124,6 +124,11 @@ def stage_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.add_arguments(parser)
+    if name == "enhance":  # main() resolves the name (weights.resolve_checkpoint)
+        for action in parser._actions:
+            if "--checkpoint" in action.option_strings:
+                action.help = (f"{action.help or 'the model file'}; or `reuse`: the authors' released model, "
+                               f"from ./weights (`use-repro weights fetch reuse` puts it there)")
     return show_defaults(parser), module
 
 
@@ -144,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser, module = stage_parser(name)
     args = parser.parse_args(argv[1:])
+    if name == "enhance":  # `--checkpoint reuse`: the authors' release, by name, from ./weights
+        from use_repro.weights import WeightsError, resolve_checkpoint
+
+        try:
+            args.checkpoint = resolve_checkpoint(args.checkpoint)
+        except WeightsError as e:
+            parser.error(str(e))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     status = module.run(args)

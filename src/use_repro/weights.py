@@ -7,7 +7,8 @@
     use-repro weights add NAME FILE         check a file you already have and install it
 
 NAME is one of `nisqa`, `utmos`, `vqscore`, `reuse` (see REGISTRY; `reuse` is the authors' released
-USEMamba, which a profile's `stage: pretrained` experiment scores beside the retrained runs). The folder is `--weights-dir`, else
+USEMamba: `use-repro enhance --checkpoint reuse` runs it, and a profile's `stage: pretrained`
+experiment scores it beside the retrained runs). The folder is `--weights-dir`, else
 the profile's `weights_dir` (`--config`), else `./weights` -- the folder `use-repro evaluate`
 and the DAG read, so what is installed here is used by the next `make tables` (the tables and
 provenance name each metric's backend; a missing file leaves its metric n/a with the reason).
@@ -18,7 +19,14 @@ interrupted transfer keeps its `.part` and the next `fetch` resumes it with an H
 request; a completed download with the wrong sha256 is deleted. Where the authors publish no
 digest (VQScore), nothing is invented: such a file is installed only when asked
 (`--accept-unpinned`), and its digest is recorded in `weights_dir/weights.json` as
-"recorded, not pinned".
+"recorded, not pinned". The authors' RE-USE release publishes no digest either, but it is fetched
+from a fixed commit of its hub repository (a revision, never `main`), so `fetch reuse` needs no
+flag; the sha256 of what was fetched is printed and recorded (weights.json and `<file>.sha256`
+beside it, in `sha256sum` format) for the provenance, as a record, not as a published pin.
+
+`ensure NAME` is `fetch` for a build step (the Makefile's `make tables`): it installs the file when
+it is absent and reachable, says in one line when it is not (with the command that adds it), and
+never fails; `--no-fetch` only says whether it is there.
 """
 from __future__ import annotations
 
@@ -43,6 +51,7 @@ from use_repro.metrics.nisqa import OFFICIAL_SHA256 as NISQA_SHA256  # one pin, 
 log = logging.getLogger(__name__)
 
 MANIFEST = "weights.json"
+DEFAULT_DIR = "weights"  # without --weights-dir or --config: ./weights
 CHUNK = 1 << 20
 
 
@@ -59,7 +68,12 @@ class WeightFile:
     license: str
     pin_source: str      # where the digest comes from (or why there is none)
     needs: str           # what else the backend needs
+    revision: str | None = None  # a fixed commit of the source repository `url` names (no digest)
 
+
+# nvidia/RE-USE on the Hugging Face hub: the commit whose model.safetensors the public ports of the
+# model (appautomaton/mlx-speech, onnxruntime/mobius) load; `resolve/main` could change under a user.
+REUSE_REVISION = "761905064ea1ea882e015e20a64e2e9d28458890"
 
 REGISTRY: dict[str, WeightFile] = {w.name: w for w in (
     WeightFile(
@@ -89,15 +103,21 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in (
         "(the urgent2025 profile does)"),
     WeightFile(
         "reuse", "USEMamba (authors' release)", "reuse/model.safetensors",
-        "https://huggingface.co/nvidia/RE-USE/resolve/main/model.safetensors",
+        f"https://huggingface.co/nvidia/RE-USE/resolve/{REUSE_REVISION}/model.safetensors",
         None, None,
         "see the nvidia/RE-USE model card on the Hugging Face hub",
-        "the hub was not reachable from where this registry was written, so no digest was verified: "
-        "installed only with --accept-unpinned, its sha256 recorded (not pinned) in weights.json; "
-        "the file must load strictly as the released USEMamba (use_repro.models.released)",
-        "scored when a profile has an experiment {stage: pretrained, checkpoint: reuse/model.safetensors} "
-        "(README: Scoring the authors' model beside your retrain)"),
+        f"NVIDIA publishes no sha256; `fetch` takes the file from a fixed commit of nvidia/RE-USE "
+        f"({REUSE_REVISION}, the revision the public ports of the model load) and records the sha256 of "
+        f"what it fetched (weights.json, and model.safetensors.sha256 beside it); `add` of a file from "
+        f"elsewhere needs --accept-unpinned. Either way the file must load strictly as the released "
+        f"USEMamba (use_repro.models.released)",
+        "`use-repro enhance --checkpoint reuse` runs it; a profile's experiment {stage: pretrained, "
+        "checkpoint: reuse/model.safetensors} scores it beside the retrained runs",
+        revision=REUSE_REVISION),
 )}
+
+# Models run by name: `use-repro enhance --checkpoint reuse` is <weights_dir>/reuse/model.safetensors.
+CHECKPOINTS = ("reuse",)
 
 
 class WeightsError(RuntimeError):
@@ -152,6 +172,20 @@ def target(w: WeightFile, weights_dir: str | os.PathLike) -> Path:
     return Path(weights_dir) / w.path
 
 
+def resolve_checkpoint(value: str, weights_dir: str | os.PathLike = DEFAULT_DIR) -> str:
+    """`value` as given, unless it is the name of a released model (CHECKPOINTS: `reuse`) and no
+    file of that name exists: then its file under `weights_dir` (./weights, where `weights fetch`
+    puts it without options). A named model that is not installed raises WeightsError saying how
+    to install it."""
+    if value not in CHECKPOINTS or Path(value).is_file():
+        return value
+    p = target(REGISTRY[value], weights_dir)
+    if not p.is_file():
+        raise WeightsError(f"--checkpoint {value}: {p} not found; `use-repro weights fetch {value}` installs "
+                           f"the {REGISTRY[value].metric} there (or give the model file's path)")
+    return str(p)
+
+
 # ---------------------------------------------------------------- manifest
 def read_manifest(weights_dir) -> dict:
     p = Path(weights_dir) / MANIFEST
@@ -163,16 +197,32 @@ def read_manifest(weights_dir) -> dict:
         raise WeightsError(f"{p}: unreadable manifest ({e}); delete it and re-add the files") from e
 
 
-def _record(weights_dir, w: WeightFile, digest: str, origin: str) -> None:
+def digest_file(w: WeightFile, weights_dir) -> Path:
+    """`<file>.sha256` beside a file without a published digest: what was installed, in
+    `sha256sum -c` format."""
+    dst = target(w, weights_dir)
+    return dst.with_name(dst.name + ".sha256")
+
+
+def _record(weights_dir, w: WeightFile, digest: str, origin: str, revision: str | None = None) -> None:
     from use_repro.fs import write_text_atomic
 
     m = read_manifest(weights_dir)
     m[w.name] = {"path": w.path, "sha256": digest, "pinned": w.sha256 is not None, "origin": origin,
                  "installed": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if revision:
+        m[w.name]["revision"] = revision
     write_text_atomic(Path(weights_dir) / MANIFEST, json.dumps(m, indent=2, sort_keys=True) + "\n")
+    side = digest_file(w, weights_dir)
+    if w.sha256 is None:  # no published digest: the one of what was installed, beside it
+        write_text_atomic(side, f"{digest}  {Path(w.path).name}\n")
+    else:
+        side.unlink(missing_ok=True)
 
 
-def _check_unpinned(w: WeightFile, accept_unpinned: bool) -> None:
+def _check_unpinned(w: WeightFile, accept_unpinned: bool, fetching: bool = False) -> None:
+    if fetching and w.revision is not None and w.sha256 is None:
+        return  # a fixed commit of the source: the same file for everyone, its digest recorded
     if w.sha256 is None and not accept_unpinned:
         raise WeightsError(f"{w.name}: {w.pin_source}. Pass --accept-unpinned to install it anyway.")
 
@@ -221,7 +271,8 @@ def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool 
     weights_dir. Resumes `<file>.part` with a Range request; renames onto the final name only
     after size and sha256 match. Raises WeightsError (nothing installed) otherwise."""
     w = entry(name)
-    _check_unpinned(w, accept_unpinned)
+    # the registered location only: a mirror of a file without a digest is not that commit's file
+    _check_unpinned(w, accept_unpinned, fetching=url in (None, w.url))
     url = url or w.url
     dst = target(w, weights_dir)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -288,7 +339,7 @@ def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool 
         part.unlink()
         raise
     os.replace(part, dst)
-    _record(weights_dir, w, digest, f"fetched from {url}")
+    _record(weights_dir, w, digest, f"fetched from {url}", w.revision if url == w.url else None)
     return dst
 
 
@@ -354,8 +405,10 @@ def status(weights_dir) -> list[dict]:
             row["sha256"] = digest
             if w.sha256 is None:
                 rec = manifest.get(w.name, {})
-                row["state"] = ("recorded, not pinned" if rec.get("sha256") == digest else
-                                "present, not pinned and not recorded (use `add --accept-unpinned`)")
+                row["state"] = ("present, not pinned and not recorded (use `add --accept-unpinned`)"
+                                if rec.get("sha256") != digest else
+                                f"fetched from revision {rec['revision']}, sha256 recorded (none is published)"
+                                if rec.get("revision") else "recorded, not pinned")
             else:
                 row["state"] = "official" if digest == w.sha256 else "present but NOT the official file"
         if w.metric in registry.GROUPS:
@@ -433,7 +486,7 @@ def resolve_weights_dir(args: argparse.Namespace) -> str:
         from use_repro.config import load_config
 
         return load_config(args.config)["weights_dir"]
-    return "weights"
+    return DEFAULT_DIR
 
 
 def run(args: argparse.Namespace) -> int:
@@ -457,7 +510,18 @@ def run(args: argparse.Namespace) -> int:
     except WeightsError as e:
         print(f"use-repro weights {args.action}: {e}", file=sys.stderr)
         return 1
+    w = entry(args.name)
     print(f"installed {dst} (sha256 {sha256_file(dst)})")
-    # The DAG's evaluation jobs carry each metric's backend in their identity (common.smk).
-    print("the next `snakemake tables` reruns the evaluations (and learning curves) this file changes")
+    if w.sha256 is None:
+        rec = read_manifest(wd).get(w.name, {})
+        source = f"revision {rec['revision']} of its repository" if rec.get("revision") else "where it came from"
+        print(f"{w.name}: its authors publish no sha256; this is the digest of the file installed from {source}, "
+              f"recorded in {digest_file(w, wd)} and {Path(wd) / MANIFEST} (compare it to know two machines "
+              f"run the same file)")
+    if w.name in CHECKPOINTS:
+        name = w.name if Path(wd) == Path(DEFAULT_DIR) else dst  # the name resolves under ./weights
+        print(f"run it: use-repro enhance --checkpoint {name} --in IN --out OUT")
+    else:
+        # The DAG's evaluation jobs carry each metric's backend in their identity (common.smk).
+        print("the next `snakemake tables` reruns the evaluations (and learning curves) this file changes")
     return 0
