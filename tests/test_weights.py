@@ -369,3 +369,31 @@ def test_enhance_by_name_without_the_file_says_how_to_fetch_it(tmp_path, monkeyp
     (tmp_path / "reuse").write_bytes(b"x")
     assert W.resolve_checkpoint("reuse") == "reuse"
     assert W.resolve_checkpoint("runs/final.pt") == "runs/final.pt"
+
+
+def test_ensure_installs_or_says_in_one_line_why_not_and_never_fails(tmp_path, server, pinned, capsys):
+    ok, line = W.ensure("nisqa", tmp_path, url=server.url, timeout=10)
+    assert ok and line.startswith("NISQA: installed the official weights") and SHA in line
+    ok, line = W.ensure("nisqa", tmp_path, url="http://127.0.0.1:9/never", timeout=10)
+    assert ok and line == f"NISQA: the official weights are in place ({tmp_path / 'nisqa' / 'nisqa.tar'})"
+    assert server.seen == [None]  # in place: nothing fetched the second time
+    (tmp_path / "nisqa" / "nisqa.tar").write_bytes(b"other")
+    ok, line = W.ensure("nisqa", tmp_path)
+    assert not ok and "is not the official file" in line and line.endswith(f"fetch nisqa")
+    wd = tmp_path / "empty"
+    rc = main(["weights", "--weights-dir", str(wd), "ensure", "nisqa", "--no-fetch", "--fix", "make weights"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0 and len(out) == 1 and server.seen == [None]
+    assert out[0] == (f"use-repro weights: NISQA: the official weights are NOT installed ({wd / 'nisqa' / 'nisqa.tar'} "
+                      f"is missing); NISQA is n/a in this run's tables. Add them: make weights")
+    server.body = bytes(len(PAYLOAD))  # the pinned size, other bytes: refused, said, rc 0
+    assert main(["weights", "--weights-dir", str(wd), "ensure", "nisqa", "--url", server.url]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "NOT installed" in out and "sha256" in out
+    assert not (wd / "nisqa" / "nisqa.tar").exists()
+    server.body = PAYLOAD
+    assert main(["weights", "--weights-dir", str(wd), "ensure", "nisqa", "--url", server.url, "--quiet"]) == 0
+    assert main(["weights", "--weights-dir", str(wd), "ensure", "nisqa", "--quiet"]) == 0
+    assert capsys.readouterr().out == "" and (wd / "nisqa" / "nisqa.tar").read_bytes() == PAYLOAD
+    with pytest.raises(W.WeightsError, match="pinned sha256"):
+        W.ensure("vqscore", tmp_path)

@@ -121,7 +121,12 @@ CHECKPOINTS = ("reuse",)
 
 
 class WeightsError(RuntimeError):
-    """A fetch or add that did not install anything; the message says why and what to do."""
+    """A fetch or add that did not install anything; the message says why and what to do,
+    `reason` only why (for one-line summaries)."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _check_content(w: WeightFile, path: Path, shown: str | os.PathLike) -> None:
@@ -289,7 +294,7 @@ def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool 
         reason = getattr(e, "reason", e)
         raise WeightsError(f"{w.name}: cannot reach {url} ({reason}); offline? {w.metric} stays n/a until "
                            f"{dst} exists: copy the file here by other means and run "
-                           f"`use-repro weights add {w.name} FILE`") from e
+                           f"`use-repro weights add {w.name} FILE`", f"cannot reach {url}: {reason}") from e
     total = None
     if resp is not None:
         with resp:
@@ -341,6 +346,38 @@ def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool 
     os.replace(part, dst)
     _record(weights_dir, w, digest, f"fetched from {url}", w.revision if url == w.url else None)
     return dst
+
+
+# ---------------------------------------------------------------- ensure
+def ensure(name: str, weights_dir, url: str | None = None, fetch_missing: bool = True,
+           timeout: float = 30.0, fix: str | None = None) -> tuple[bool, str]:
+    """For a build step: install `name` (a metric's sha256-pinned file) if it is absent (and
+    `fetch_missing`); raises nothing once `name` is known.
+    Returns (the official file is in place, one line saying so or why not and how to add it;
+    `fix` is that command, by default `use-repro weights --weights-dir DIR fetch NAME`)."""
+    w = entry(name)
+    if w.sha256 is None:
+        raise WeightsError(f"{name}: `ensure` installs only files with a pinned sha256; use `fetch`")
+    dst = target(w, weights_dir)
+    fix = fix or f"use-repro weights --weights-dir {weights_dir} fetch {w.name}"
+    if dst.is_file():
+        digest = file_sha256(dst)
+        if w.sha256 is None or digest == w.sha256:
+            return True, f"{w.metric}: the official weights are in place ({dst})"
+        return False, (f"{w.metric}: {dst} is not the official file (sha256 {digest[:16]}...), so {w.metric} "
+                       f"is not the paper's backend in this run; replace it: {fix}")
+    why = f"{dst} is missing"
+    if fetch_missing:
+        try:
+            fetch(name, weights_dir, url, timeout=timeout)
+            return True, f"{w.metric}: installed the official weights ({dst}, sha256 {file_sha256(dst)})"
+        except WeightsError as e:
+            why = e.reason
+        except Exception as e:  # a build step goes on whatever went wrong; the line says what
+            why = f"{type(e).__name__}: {e}"
+    why = " ".join(str(why).split())  # one line, whatever the reason held
+    return False, (f"{w.metric}: the official weights are NOT installed ({why}); {w.metric} is n/a in this "
+                   f"run's tables. Add them: {fix}")
 
 
 # ---------------------------------------------------------------- status
@@ -472,6 +509,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--accept-unpinned", action="store_true",
                    help="install a file whose authors publish no sha256 (its digest is recorded)")
     f.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up")
+    e = sub.add_parser("ensure", help="for build steps: fetch a file if it is absent; one line says whether "
+                                      "it is in place, and if not why and how to add it; never fails")
+    e.add_argument("name", choices=sorted(n for n, w in REGISTRY.items() if w.sha256),
+                   help="a metric's weights with a pinned sha256")
+    e.add_argument("--url", default=None, help="a mirror of the same file (the sha256 check still applies)")
+    e.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up")
+    e.add_argument("--no-fetch", action="store_true", help="only say whether the file is in place")
+    e.add_argument("--quiet", action="store_true", help="print nothing when the file is in place")
+    e.add_argument("--fix", default=None,
+                   help="the command the line names to add the file (default: `use-repro weights "
+                        "--weights-dir DIR fetch NAME`)")
     a = sub.add_parser("add", help="check and install a file you already have")
     a.add_argument("name", choices=sorted(REGISTRY))
     a.add_argument("file")
@@ -498,6 +546,11 @@ def run(args: argparse.Namespace) -> int:
                 print(json.dumps({"weights_dir": str(Path(wd).resolve()), "files": rows}, indent=2))
             else:
                 _print_status(rows, wd)
+            return 0
+        if args.action == "ensure":
+            ok, line = ensure(args.name, wd, args.url, not args.no_fetch, args.timeout, args.fix)
+            if not (ok and args.quiet):
+                print(f"use-repro weights: {line}", flush=True)
             return 0
         if args.action == "fetch":
             def show(got, total):
