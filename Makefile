@@ -21,16 +21,19 @@ help:
 
 env: $(STAMP)
 
-# torch is installed first, alone and pinned, so the CPU build is used and no resolver step
-# can pull a CUDA wheel set for a package that merely depends on "torch".
-$(STAMP): pyproject.toml
+# The package asks only for torch>=2.4; the torch of the project's CPU runs is pinned here, in
+# CONSTRAINTS. torch is installed first, alone, so no resolver step can pull another build for a
+# package that merely depends on "torch", and every later step keeps to the same constraint.
+CONSTRAINTS ?= constraints-cpu.txt
+PIP = $(BIN)/python -m pip install -q -c $(CONSTRAINTS)
+$(STAMP): pyproject.toml $(CONSTRAINTS)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q torch==2.13.0
-	$(BIN)/python -m pip install -q -e '.[metrics,test]'
+	$(PIP) torch
+	$(PIP) -e '.[metrics,test]'
 	# Metric backends whose declared dependencies are harmful (torchaudio, transformers, an old
 	# torch pin) but which run on what is already installed: installed without their dependencies.
-	$(BIN)/python -m pip install -q --no-deps distillmos==0.9.1 xls-r-sqa==0.1.0 nisqa==2.0.post2
+	$(PIP) --no-deps distillmos==0.9.1 xls-r-sqa==0.1.0 nisqa==2.0.post2
 	# The compiled CPU selective scan, built into the venv (fails the install if a compiler
 	# exists but the build fails; without a compiler it says so and the torch scan is used).
 	$(BIN)/python -m use_repro.models.scan_cpu --build
