@@ -219,11 +219,9 @@ def test_status_flags_a_file_that_is_not_the_official_one(tmp_path, pinned):
 
 
 def test_cli_add_of_the_real_nisqa_file_makes_it_the_paper_backend(tmp_path, capsys):
-    root = Path(__file__).resolve().parents[1]
-    real = next((p for p in (root.parent / "shared/weights/nisqa/nisqa.tar",
-                             Path("/work/shared/weights/nisqa/nisqa.tar")) if p.is_file()), None)
-    if real is None:
-        pytest.skip("the real NISQA weights are not in ../shared/weights (only present on the project's machines)")
+    from tests.shared import require_shared
+
+    real = require_shared("weights/nisqa/nisqa.tar", "the real NISQA weights (nisqa.tar)")
     rc = main(["weights", "--weights-dir", str(tmp_path), "add", "nisqa", str(real)])
     assert rc == 0 and W.REGISTRY["nisqa"].sha256 in capsys.readouterr().out
     rc = main(["weights", "--weights-dir", str(tmp_path), "status", "--json"])
