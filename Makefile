@@ -56,9 +56,7 @@ nisqa = $(BIN)/use-repro weights --config $(1) ensure nisqa $(if $(NISQA_URL),--
 # off (training resumes from its last checkpoint) instead of stopping to ask for the flag.
 define dag
 	-@$(call nisqa,$(1))
-	@echo "$(SNAKEMAKE) $(2) --cores $(CORES) --rerun-incomplete --config profile=$(1)"; \
-	$(SNAKEMAKE) $(2) --cores $(CORES) --rerun-incomplete --config profile=$(1); status=$$?; \
-	$(call nisqa,$(1)) --no-fetch --quiet; exit $$status
+	$(SNAKEMAKE) $(2) --cores $(CORES) --rerun-incomplete --config profile=$(1); status=$$?; $(call nisqa,$(1)) --no-fetch --quiet; exit $$status
 endef
 
 tables: $(STAMP)

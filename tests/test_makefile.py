@@ -72,7 +72,7 @@ def test_unreachable_weights_one_line_before_and_after_and_the_run_goes_on(tmp_p
     assert len(notes) == 2 and lines[0] == notes[0] and lines[-1] == notes[1], lines  # first and last
     assert "cannot reach" in notes[0] and "nisqa.tar is missing" in notes[1]  # the end fetches nothing
     assert all(n.endswith(f"n/a in this run's tables. Add them: make weights PROFILE={profile}") for n in notes)
-    assert any(ln.startswith("SNAKEMAKE tables ") and f"profile={profile}" in ln for ln in lines)
+    assert any(ln.startswith("SNAKEMAKE tables ") and f"profile={profile}" in ln for ln in lines), lines
     assert not (tmp_path / "w" / "nisqa" / "nisqa.tar").exists()
 
 
