@@ -63,9 +63,9 @@ def _imported(stage: str) -> set[str]:
 
 
 @pytest.mark.parametrize("stage", [pytest.param(s, marks=pytest.mark.xfail(
-    strict=True, reason="enhance.py (and audio/stft.py, which it imports) import torch at module "
-                        "level, and the renderer it imports loads scipy.signal; moving those imports "
-                        "into the functions that use them is for enhance.py's owner: then remove this mark"))
+    strict=True, reason="enhance.py imports torch, audio.stft (torch) and the renderer (scipy.signal) at "
+                        "module level; moving those imports into the functions that use them is for "
+                        "enhance.py's owner: then remove this mark"))
     if s == "enhance" else s for s in ["--help", *STAGES]])
 def test_help_imports_no_heavy_module(stage):
     mods = _imported(stage)
