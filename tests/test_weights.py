@@ -219,11 +219,9 @@ def test_status_flags_a_file_that_is_not_the_official_one(tmp_path, pinned):
 
 
 def test_cli_add_of_the_real_nisqa_file_makes_it_the_paper_backend(tmp_path, capsys):
-    root = Path(__file__).resolve().parents[1]
-    real = next((p for p in (root.parent / "shared/weights/nisqa/nisqa.tar",
-                             Path("/work/shared/weights/nisqa/nisqa.tar")) if p.is_file()), None)
-    if real is None:
-        pytest.skip("the real NISQA weights are not in ../shared/weights (only present on the project's machines)")
+    from tests.shared import require_shared
+
+    real = require_shared("weights/nisqa/nisqa.tar", "the real NISQA weights (nisqa.tar)")
     rc = main(["weights", "--weights-dir", str(tmp_path), "add", "nisqa", str(real)])
     assert rc == 0 and W.REGISTRY["nisqa"].sha256 in capsys.readouterr().out
     rc = main(["weights", "--weights-dir", str(tmp_path), "status", "--json"])
@@ -259,3 +257,141 @@ def test_status_covers_every_paper_backend(tmp_path):
     assert rows["CAcc"]["state"] == "present (folder)" and rows["SBERT"]["state"] == "missing"
     assert rows["SBERT"]["path"] == str(tmp_path / "mhubert-147")
     assert all("backend" in r for m, r in rows.items() if m not in models)
+
+
+def test_status_names_each_backends_packages_and_dnsmos_from_speechmos(tmp_path, monkeypatch, capsys):
+    from use_repro.metrics import registry
+
+    real = W._installed
+    rows = {r["metric"]: r for r in W.status(tmp_path)}
+    assert set(W.PAPER_PACKAGES) == set(rows)  # every paper backend says what it runs on
+    assert [p["name"] for p in rows["NISQA"]["packages"]] == ["nisqa", "librosa"]
+    assert [p["name"] for p in rows["SpkSim"]["packages"]] == ["speechbrain"]
+    assert rows["UTMOS"]["packages"] == []  # our own re-implementation: nothing else to install
+    for r in rows.values():
+        assert all(p["install"].startswith("pip install ") for p in r["packages"])
+    # DNSMOS's ONNX ships in speechmos: with it installed the file is provided, not missing
+    monkeypatch.setattr(W, "_installed", lambda d: "9.9" if d == "speechmos" else real(d))
+    row = next(r for r in W.status(tmp_path) if r["metric"] == "DNSMOS")
+    assert row["state"] == "provided by speechmos" and row["needs"].startswith("nothing")
+    assert main(["weights", "--weights-dir", str(tmp_path), "status"]) == 0
+    out = capsys.readouterr().out
+    assert "state     : provided by speechmos" in out and "speechmos 9.9" in out
+    assert "packages  : none beyond use-repro's own dependencies (torch)" in out  # UTMOS, VQScore, reuse
+    monkeypatch.setattr(W, "_installed", lambda d: None if d == "speechmos" else real(d))
+    row = next(r for r in W.status(tmp_path) if r["metric"] == "DNSMOS")
+    assert row["state"] == "missing" and "pip install speechmos" in row["needs"]
+    assert {"name": "speechmos", "version": None, "install": "pip install speechmos (ships the ONNX file)"} in row["packages"]
+    # a file of one's own in weights_dir is what the row reports, speechmos or not
+    (tmp_path / registry.PAPER_FILES["DNSMOS"]).parent.mkdir(parents=True)
+    (tmp_path / registry.PAPER_FILES["DNSMOS"]).write_bytes(b"onnx")
+    assert next(r for r in W.status(tmp_path) if r["metric"] == "DNSMOS")["state"] == "present"
+
+
+# --- the authors' release: a fixed revision, the digest of what came, then `enhance --checkpoint reuse`
+
+@pytest.fixture(scope="module")
+def release_bytes(tmp_path_factory):
+    """A small model saved as the release's safetensors file (it loads strictly as the release)."""
+    import torch
+
+    from use_repro.models.released import save_released
+    from use_repro.models.usemamba import USEMamba, USEMambaConfig
+
+    torch.manual_seed(0)
+    model = USEMamba(USEMambaConfig(num_blocks=1, channels=4, d_state=4, expand=2, dense_depth=1))
+    path = tmp_path_factory.mktemp("release") / "model.safetensors"
+    return save_released(path, model, container="safetensors").read_bytes()
+
+
+@pytest.fixture
+def hub(release_bytes, monkeypatch):
+    """The registry's `reuse` location served from 127.0.0.1 (the same code path as the hub's)."""
+    s = _Server(release_bytes)
+    monkeypatch.setitem(W.REGISTRY, "reuse", dataclasses.replace(W.REGISTRY["reuse"], url=s.url))
+    yield s
+    s.close()
+
+
+def test_reuse_is_registered_at_a_fixed_revision_not_main():
+    w = W.REGISTRY["reuse"]
+    assert W.REUSE_REVISION == "761905064ea1ea882e015e20a64e2e9d28458890"
+    assert w.url == f"https://huggingface.co/nvidia/RE-USE/resolve/{W.REUSE_REVISION}/model.safetensors"
+    assert w.revision == W.REUSE_REVISION and w.sha256 is None  # no digest is published, none invented
+    assert "reuse" in W.CHECKPOINTS
+
+
+def test_fetch_reuse_records_the_digest_of_what_came_then_enhance_runs_it_by_name(
+        tmp_path, hub, release_bytes, monkeypatch, capsys):
+    import soundfile as sf
+
+    monkeypatch.chdir(tmp_path)  # no options: ./weights, as a newcomer types it
+    assert main(["weights", "fetch", "reuse"]) == 0  # no --accept-unpinned: the revision is fixed
+    out = capsys.readouterr().out
+    sha = hashlib.sha256(release_bytes).hexdigest()
+    dst = tmp_path / "weights" / "reuse" / "model.safetensors"
+    assert dst.read_bytes() == release_bytes and hub.seen == [None]
+    assert f"(sha256 {sha})" in out and "publish no sha256" in out and f"revision {W.REUSE_REVISION}" in out
+    assert "use-repro enhance --checkpoint reuse --in IN --out OUT" in out
+    assert (dst.parent / "model.safetensors.sha256").read_text() == f"{sha}  model.safetensors\n"
+    rec = json.loads((tmp_path / "weights" / "weights.json").read_text())["reuse"]
+    assert rec == {**rec, "sha256": sha, "pinned": False, "revision": W.REUSE_REVISION}
+    row = next(r for r in W.status("weights") if r["name"] == "reuse")
+    assert row["state"] == f"fetched from revision {W.REUSE_REVISION}, sha256 recorded (none is published)"
+
+    src = tmp_path / "in.wav"
+    sf.write(src, (0.1 * np.random.default_rng(0).standard_normal(3200)).astype(np.float32), 16000)
+    assert main(["enhance", "--checkpoint", "reuse", "--in", str(src), "--out", "out", "--device", "cpu"]) == 0
+    header, *rows = [ln.split("\t") for ln in (tmp_path / "out" / "enhanced.tsv").read_text().splitlines()]
+    assert len(rows) == 1 and dict(zip(header, rows[0]))["checkpoint"] == sha  # bound to the fetched file
+
+
+def test_fetch_reuse_refuses_what_is_not_the_release_and_a_mirror_without_consent(tmp_path, hub):
+    hub.body = b"<html>not a model</html>"
+    with pytest.raises(W.WeightsError, match="not the released USEMamba"):
+        W.fetch("reuse", tmp_path, timeout=10)
+    assert _files(tmp_path) == []
+    # a mirror is not the commit's file: it needs the same consent as any file without a digest
+    with pytest.raises(W.WeightsError, match="accept-unpinned"):
+        W.fetch("reuse", tmp_path, url=hub.url + "?mirror", timeout=10)
+
+
+def test_enhance_by_name_without_the_file_says_how_to_fetch_it(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["enhance", "--checkpoint", "reuse", "--in", "x.wav", "--out", "out"])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "weights/reuse/model.safetensors not found" in err
+    assert "`use-repro weights fetch reuse`" in err
+    # a file called `reuse` is a path like any other; other values pass through untouched
+    (tmp_path / "reuse").write_bytes(b"x")
+    assert W.resolve_checkpoint("reuse") == "reuse"
+    assert W.resolve_checkpoint("runs/final.pt") == "runs/final.pt"
+
+
+def test_ensure_installs_or_says_in_one_line_why_not_and_never_fails(tmp_path, server, pinned, capsys):
+    ok, line = W.ensure("nisqa", tmp_path, url=server.url, timeout=10)
+    assert ok and line.startswith("NISQA: installed the official weights") and SHA in line
+    ok, line = W.ensure("nisqa", tmp_path, url="http://127.0.0.1:9/never", timeout=10)
+    assert ok and line == f"NISQA: the official weights are in place ({tmp_path / 'nisqa' / 'nisqa.tar'})"
+    assert server.seen == [None]  # in place: nothing fetched the second time
+    (tmp_path / "nisqa" / "nisqa.tar").write_bytes(b"other")
+    ok, line = W.ensure("nisqa", tmp_path)
+    assert not ok and "is not the official file" in line and line.endswith(f"fetch nisqa")
+    wd = tmp_path / "empty"
+    rc = main(["weights", "--weights-dir", str(wd), "ensure", "nisqa", "--no-fetch", "--fix", "make weights"])
+    out = capsys.readouterr().out.splitlines()
+    assert rc == 0 and len(out) == 1 and server.seen == [None]
+    assert out[0] == (f"use-repro weights: NISQA: the official weights are NOT installed ({wd / 'nisqa' / 'nisqa.tar'} "
+                      f"is missing); NISQA is n/a in this run's tables. Add them: make weights")
+    server.body = bytes(len(PAYLOAD))  # the pinned size, other bytes: refused, said, rc 0
+    assert main(["weights", "--weights-dir", str(wd), "ensure", "nisqa", "--url", server.url]) == 0
+    out = capsys.readouterr().out
+    assert out.count("\n") == 1 and "NOT installed" in out and "sha256" in out
+    assert not (wd / "nisqa" / "nisqa.tar").exists()
+    server.body = PAYLOAD
+    assert main(["weights", "--weights-dir", str(wd), "ensure", "nisqa", "--url", server.url, "--quiet"]) == 0
+    assert main(["weights", "--weights-dir", str(wd), "ensure", "nisqa", "--quiet"]) == 0
+    assert capsys.readouterr().out == "" and (wd / "nisqa" / "nisqa.tar").read_bytes() == PAYLOAD
+    with pytest.raises(W.WeightsError, match="pinned sha256"):
+        W.ensure("vqscore", tmp_path)

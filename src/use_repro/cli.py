@@ -67,8 +67,56 @@ def _top_parser() -> argparse.ArgumentParser:
     )
 
 
+class _ShowDefaults(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help, where the help does not already speak of
+    its default and there is one to show (not None, False, empty, or a required option's)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if ("default" in text.lower() or action.required or default is argparse.SUPPRESS
+                or default is None or default is False or default == [] or default == ""
+                or not (action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE))):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _parsers(parser: argparse.ArgumentParser):
+    """`parser` and every subcommand parser below it."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):  # aliases map to the same parser
+                yield from _parsers(sub)
+
+
+def show_defaults(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Make `parser` and its subcommands print defaults in --help, each keeping its own
+    description layout (raw or wrapped)."""
+    for p in _parsers(parser):
+        base = p.formatter_class
+        if not issubclass(base, _ShowDefaults):
+            p.formatter_class = type(f"Defaults{base.__name__}", (_ShowDefaults, base), {})
+    return parser
+
+
+def module_doc(module_name: str) -> str:
+    """A module's docstring, read from its source without importing it (a stage's help text
+    must not load what the stage runs on)."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin:
+        return ""
+    with open(spec.origin, encoding="utf-8") as f:
+        return ast.get_docstring(ast.parse(f.read()), clean=False) or ""
+
+
 def stage_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
-    """Build the parser of one stage by importing its module."""
+    """Build the parser of one stage by importing its module. Stage modules import their heavy
+    dependencies (torch, pandas, scipy, the renderer) where they are used, so this stays quick:
+    tests/test_cli.py checks that no stage's --help loads them."""
     module_name, summary = STAGES[name]
     module = importlib.import_module(module_name)
     parser = argparse.ArgumentParser(
@@ -76,7 +124,12 @@ def stage_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     module.add_arguments(parser)
-    return parser, module
+    if name == "enhance":  # main() resolves the name (weights.resolve_checkpoint)
+        for action in parser._actions:
+            if "--checkpoint" in action.option_strings:
+                action.help = (f"{action.help or 'the model file'}; or `reuse`: the authors' released model, "
+                               f"from ./weights (`use-repro weights fetch reuse` puts it there)")
+    return show_defaults(parser), module
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -96,6 +149,13 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     parser, module = stage_parser(name)
     args = parser.parse_args(argv[1:])
+    if name == "enhance":  # `--checkpoint reuse`: the authors' release, by name, from ./weights
+        from use_repro.weights import WeightsError, resolve_checkpoint
+
+        try:
+            args.checkpoint = resolve_checkpoint(args.checkpoint)
+        except WeightsError as e:
+            parser.error(str(e))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     status = module.run(args)

@@ -7,7 +7,8 @@
     use-repro weights add NAME FILE         check a file you already have and install it
 
 NAME is one of `nisqa`, `utmos`, `vqscore`, `reuse` (see REGISTRY; `reuse` is the authors' released
-USEMamba, which a profile's `stage: pretrained` experiment scores beside the retrained runs). The folder is `--weights-dir`, else
+USEMamba: `use-repro enhance --checkpoint reuse` runs it, and a profile's `stage: pretrained`
+experiment scores it beside the retrained runs). The folder is `--weights-dir`, else
 the profile's `weights_dir` (`--config`), else `./weights` -- the folder `use-repro evaluate`
 and the DAG read, so what is installed here is used by the next `make tables` (the tables and
 provenance name each metric's backend; a missing file leaves its metric n/a with the reason).
@@ -18,7 +19,14 @@ interrupted transfer keeps its `.part` and the next `fetch` resumes it with an H
 request; a completed download with the wrong sha256 is deleted. Where the authors publish no
 digest (VQScore), nothing is invented: such a file is installed only when asked
 (`--accept-unpinned`), and its digest is recorded in `weights_dir/weights.json` as
-"recorded, not pinned".
+"recorded, not pinned". The authors' RE-USE release publishes no digest either, but it is fetched
+from a fixed commit of its hub repository (a revision, never `main`), so `fetch reuse` needs no
+flag; the sha256 of what was fetched is printed and recorded (weights.json and `<file>.sha256`
+beside it, in `sha256sum` format) for the provenance, as a record, not as a published pin.
+
+`ensure NAME` is `fetch` for a build step (the Makefile's `make tables`): it installs the file when
+it is absent and reachable, says in one line when it is not (with the command that adds it), and
+never fails; `--no-fetch` only says whether it is there.
 """
 from __future__ import annotations
 
@@ -43,6 +51,7 @@ from use_repro.metrics.nisqa import OFFICIAL_SHA256 as NISQA_SHA256  # one pin, 
 log = logging.getLogger(__name__)
 
 MANIFEST = "weights.json"
+DEFAULT_DIR = "weights"  # without --weights-dir or --config: ./weights
 CHUNK = 1 << 20
 
 
@@ -59,7 +68,12 @@ class WeightFile:
     license: str
     pin_source: str      # where the digest comes from (or why there is none)
     needs: str           # what else the backend needs
+    revision: str | None = None  # a fixed commit of the source repository `url` names (no digest)
 
+
+# nvidia/RE-USE on the Hugging Face hub: the commit whose model.safetensors the public ports of the
+# model (appautomaton/mlx-speech, onnxruntime/mobius) load; `resolve/main` could change under a user.
+REUSE_REVISION = "761905064ea1ea882e015e20a64e2e9d28458890"
 
 REGISTRY: dict[str, WeightFile] = {w.name: w for w in (
     WeightFile(
@@ -89,19 +103,30 @@ REGISTRY: dict[str, WeightFile] = {w.name: w for w in (
         "(the urgent2025 profile does)"),
     WeightFile(
         "reuse", "USEMamba (authors' release)", "reuse/model.safetensors",
-        "https://huggingface.co/nvidia/RE-USE/resolve/main/model.safetensors",
+        f"https://huggingface.co/nvidia/RE-USE/resolve/{REUSE_REVISION}/model.safetensors",
         None, None,
         "see the nvidia/RE-USE model card on the Hugging Face hub",
-        "the hub was not reachable from where this registry was written, so no digest was verified: "
-        "installed only with --accept-unpinned, its sha256 recorded (not pinned) in weights.json; "
-        "the file must load strictly as the released USEMamba (use_repro.models.released)",
-        "scored when a profile has an experiment {stage: pretrained, checkpoint: reuse/model.safetensors} "
-        "(README: Scoring the authors' model beside your retrain)"),
+        f"NVIDIA publishes no sha256; `fetch` takes the file from a fixed commit of nvidia/RE-USE "
+        f"({REUSE_REVISION}, the revision the public ports of the model load) and records the sha256 of "
+        f"what it fetched (weights.json, and model.safetensors.sha256 beside it); `add` of a file from "
+        f"elsewhere needs --accept-unpinned. Either way the file must load strictly as the released "
+        f"USEMamba (use_repro.models.released)",
+        "`use-repro enhance --checkpoint reuse` runs it; a profile's experiment {stage: pretrained, "
+        "checkpoint: reuse/model.safetensors} scores it beside the retrained runs",
+        revision=REUSE_REVISION),
 )}
+
+# Models run by name: `use-repro enhance --checkpoint reuse` is <weights_dir>/reuse/model.safetensors.
+CHECKPOINTS = ("reuse",)
 
 
 class WeightsError(RuntimeError):
-    """A fetch or add that did not install anything; the message says why and what to do."""
+    """A fetch or add that did not install anything; the message says why and what to do,
+    `reason` only why (for one-line summaries)."""
+
+    def __init__(self, message: str, reason: str | None = None):
+        super().__init__(message)
+        self.reason = reason or message
 
 
 def _check_content(w: WeightFile, path: Path, shown: str | os.PathLike) -> None:
@@ -152,6 +177,20 @@ def target(w: WeightFile, weights_dir: str | os.PathLike) -> Path:
     return Path(weights_dir) / w.path
 
 
+def resolve_checkpoint(value: str, weights_dir: str | os.PathLike = DEFAULT_DIR) -> str:
+    """`value` as given, unless it is the name of a released model (CHECKPOINTS: `reuse`) and no
+    file of that name exists: then its file under `weights_dir` (./weights, where `weights fetch`
+    puts it without options). A named model that is not installed raises WeightsError saying how
+    to install it."""
+    if value not in CHECKPOINTS or Path(value).is_file():
+        return value
+    p = target(REGISTRY[value], weights_dir)
+    if not p.is_file():
+        raise WeightsError(f"--checkpoint {value}: {p} not found; `use-repro weights fetch {value}` installs "
+                           f"the {REGISTRY[value].metric} there (or give the model file's path)")
+    return str(p)
+
+
 # ---------------------------------------------------------------- manifest
 def read_manifest(weights_dir) -> dict:
     p = Path(weights_dir) / MANIFEST
@@ -163,16 +202,32 @@ def read_manifest(weights_dir) -> dict:
         raise WeightsError(f"{p}: unreadable manifest ({e}); delete it and re-add the files") from e
 
 
-def _record(weights_dir, w: WeightFile, digest: str, origin: str) -> None:
+def digest_file(w: WeightFile, weights_dir) -> Path:
+    """`<file>.sha256` beside a file without a published digest: what was installed, in
+    `sha256sum -c` format."""
+    dst = target(w, weights_dir)
+    return dst.with_name(dst.name + ".sha256")
+
+
+def _record(weights_dir, w: WeightFile, digest: str, origin: str, revision: str | None = None) -> None:
     from use_repro.fs import write_text_atomic
 
     m = read_manifest(weights_dir)
     m[w.name] = {"path": w.path, "sha256": digest, "pinned": w.sha256 is not None, "origin": origin,
                  "installed": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+    if revision:
+        m[w.name]["revision"] = revision
     write_text_atomic(Path(weights_dir) / MANIFEST, json.dumps(m, indent=2, sort_keys=True) + "\n")
+    side = digest_file(w, weights_dir)
+    if w.sha256 is None:  # no published digest: the one of what was installed, beside it
+        write_text_atomic(side, f"{digest}  {Path(w.path).name}\n")
+    else:
+        side.unlink(missing_ok=True)
 
 
-def _check_unpinned(w: WeightFile, accept_unpinned: bool) -> None:
+def _check_unpinned(w: WeightFile, accept_unpinned: bool, fetching: bool = False) -> None:
+    if fetching and w.revision is not None and w.sha256 is None:
+        return  # a fixed commit of the source: the same file for everyone, its digest recorded
     if w.sha256 is None and not accept_unpinned:
         raise WeightsError(f"{w.name}: {w.pin_source}. Pass --accept-unpinned to install it anyway.")
 
@@ -221,7 +276,8 @@ def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool 
     weights_dir. Resumes `<file>.part` with a Range request; renames onto the final name only
     after size and sha256 match. Raises WeightsError (nothing installed) otherwise."""
     w = entry(name)
-    _check_unpinned(w, accept_unpinned)
+    # the registered location only: a mirror of a file without a digest is not that commit's file
+    _check_unpinned(w, accept_unpinned, fetching=url in (None, w.url))
     url = url or w.url
     dst = target(w, weights_dir)
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -238,7 +294,7 @@ def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool 
         reason = getattr(e, "reason", e)
         raise WeightsError(f"{w.name}: cannot reach {url} ({reason}); offline? {w.metric} stays n/a until "
                            f"{dst} exists: copy the file here by other means and run "
-                           f"`use-repro weights add {w.name} FILE`") from e
+                           f"`use-repro weights add {w.name} FILE`", f"cannot reach {url}: {reason}") from e
     total = None
     if resp is not None:
         with resp:
@@ -288,11 +344,85 @@ def fetch(name: str, weights_dir, url: str | None = None, accept_unpinned: bool 
         part.unlink()
         raise
     os.replace(part, dst)
-    _record(weights_dir, w, digest, f"fetched from {url}")
+    _record(weights_dir, w, digest, f"fetched from {url}", w.revision if url == w.url else None)
     return dst
 
 
+# ---------------------------------------------------------------- ensure
+def ensure(name: str, weights_dir, url: str | None = None, fetch_missing: bool = True,
+           timeout: float = 30.0, fix: str | None = None) -> tuple[bool, str]:
+    """For a build step: install `name` (a metric's sha256-pinned file) if it is absent (and
+    `fetch_missing`); raises nothing once `name` is known.
+    Returns (the official file is in place, one line saying so or why not and how to add it;
+    `fix` is that command, by default `use-repro weights --weights-dir DIR fetch NAME`)."""
+    w = entry(name)
+    if w.sha256 is None:
+        raise WeightsError(f"{name}: `ensure` installs only files with a pinned sha256; use `fetch`")
+    dst = target(w, weights_dir)
+    fix = fix or f"use-repro weights --weights-dir {weights_dir} fetch {w.name}"
+    if dst.is_file():
+        digest = file_sha256(dst)
+        if w.sha256 is None or digest == w.sha256:
+            return True, f"{w.metric}: the official weights are in place ({dst})"
+        return False, (f"{w.metric}: {dst} is not the official file (sha256 {digest[:16]}...), so {w.metric} "
+                       f"is not the paper's backend in this run; replace it: {fix}")
+    why = f"{dst} is missing"
+    if fetch_missing:
+        try:
+            fetch(name, weights_dir, url, timeout=timeout)
+            return True, f"{w.metric}: installed the official weights ({dst}, sha256 {file_sha256(dst)})"
+        except WeightsError as e:
+            why = e.reason
+        except Exception as e:  # a build step goes on whatever went wrong; the line says what
+            why = f"{type(e).__name__}: {e}"
+    why = " ".join(str(why).split())  # one line, whatever the reason held
+    return False, (f"{w.metric}: the official weights are NOT installed ({why}); {w.metric} is n/a in this "
+                   f"run's tables. Add them: {fix}")
+
+
 # ---------------------------------------------------------------- status
+OWN_CODE = "none beyond use-repro's own dependencies (torch)"
+
+# The Python packages each paper-faithful backend runs on, beside its file: (distribution, how to
+# install it). Checked by distribution metadata, without importing anything.
+PAPER_PACKAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "NISQA": (("nisqa", "pip install --no-deps nisqa==2.0.post2"), ("librosa", "pip install librosa")),
+    "UTMOS": (),            # re-implemented in use_repro/metrics/utmos.py
+    "VQScore": (),          # use_repro/quality/vqscore.py
+    REGISTRY["reuse"].metric: (),  # use_repro/models/released.py
+    "DNSMOS": (("onnxruntime", "pip install onnxruntime"), ("speechmos", "pip install speechmos (ships the ONNX file)")),
+    "SBERT": (("transformers", "pip install transformers"),),
+    "LPS": (("transformers", "pip install transformers"),),
+    "SpkSim": (("speechbrain", "pip install speechbrain -c constraints-cpu.txt (it also pulls torchaudio)"),),
+    "CAcc": (("faster-whisper", "pip install faster-whisper"),),
+}
+# A paper file some package ships: DNSMOS's ONNX is in the speechmos wheel, byte for byte the
+# challenge's, so it is not missing when that package is installed (a file in weights_dir wins).
+SHIPPED_BY = {"DNSMOS": "speechmos"}
+
+
+def _installed(dist: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def packages(metric: str) -> list[dict]:
+    """The packages `metric`'s paper backend needs: name, installed version (None: not
+    installed) and the command that installs it."""
+    return [{"name": d, "version": _installed(d), "install": how} for d, how in PAPER_PACKAGES.get(metric, ())]
+
+
+def _packages_line(rows: list[dict]) -> str:
+    if not rows:
+        return OWN_CODE
+    return "; ".join(f"{r['name']} {r['version']}" if r["version"] else
+                     f"{r['name']} NOT installed: {r['install']}" for r in rows)
+
+
 def status(weights_dir) -> list[dict]:
     """One dict per known file: metric, needs, path, present, sha256, pinned/official, backend."""
     from use_repro.metrics import registry
@@ -303,7 +433,7 @@ def status(weights_dir) -> list[dict]:
         p = target(w, weights_dir)
         row = {"name": w.name, "metric": w.metric, "path": str(p), "url": w.url, "license": w.license,
                "needs": w.needs, "present": p.is_file(), "sha256": None, "state": "missing",
-               "official_sha256": w.sha256, "pin": w.pin_source}
+               "official_sha256": w.sha256, "pin": w.pin_source, "packages": packages(w.metric)}
         part = p.with_name(p.name + ".part")
         if part.exists():
             row["partial_download"] = f"{part} ({part.stat().st_size} bytes; `fetch` resumes it)"
@@ -312,8 +442,10 @@ def status(weights_dir) -> list[dict]:
             row["sha256"] = digest
             if w.sha256 is None:
                 rec = manifest.get(w.name, {})
-                row["state"] = ("recorded, not pinned" if rec.get("sha256") == digest else
-                                "present, not pinned and not recorded (use `add --accept-unpinned`)")
+                row["state"] = ("present, not pinned and not recorded (use `add --accept-unpinned`)"
+                                if rec.get("sha256") != digest else
+                                f"fetched from revision {rec['revision']}, sha256 recorded (none is published)"
+                                if rec.get("revision") else "recorded, not pinned")
             else:
                 row["state"] = "official" if digest == w.sha256 else "present but NOT the official file"
         if w.metric in registry.GROUPS:
@@ -328,11 +460,17 @@ def status(weights_dir) -> list[dict]:
         if group in covered:
             continue
         p = Path(weights_dir) / rel
+        shipper = SHIPPED_BY.get(group)
+        shipped = shipper is not None and _installed(shipper) is not None
+        state = ("present" + (" (folder)" if p.is_dir() else "")) if p.exists() else (
+            f"provided by {shipper}" if shipped else "missing")
+        needs = "place the file or folder there yourself (no fetch: no pinned single-file release)"
+        if shipper:
+            needs = (f"nothing: the {shipper} package ships the file (one placed here is used instead)" if shipped
+                     else f"pip install {shipper} (it ships the file), or place the file there yourself")
         row = {"name": group.lower(), "metric": group, "path": str(p), "url": None, "license": None,
-               "needs": "place the file or folder there yourself (no fetch: no pinned single-file release)",
-               "present": p.exists(), "sha256": sha256_file(p) if p.is_file() else None,
-               "state": ("present" + (" (folder)" if p.is_dir() else "")) if p.exists() else "missing",
-               "official_sha256": None, "pin": "not registered"}
+               "needs": needs, "present": p.exists(), "sha256": sha256_file(p) if p.is_file() else None,
+               "state": state, "official_sha256": None, "pin": "not registered", "packages": packages(group)}
         row["backend"] = registry.resolve(group, weights_dir).describe()
         out.append(row)
     return out
@@ -347,6 +485,7 @@ def _print_status(rows: list[dict], weights_dir) -> None:
         if r["url"]:
             print(f"  official  : {r['official_sha256'] or 'no published digest'} ({r['pin']})")
             print(f"  from      : {r['url']}  [{r['license']}]")
+        print(f"  packages  : {_packages_line(r['packages'])}")
         print(f"  also needs: {r['needs']}")
         if "partial_download" in r:
             print(f"  partial   : {r['partial_download']}")
@@ -370,6 +509,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--accept-unpinned", action="store_true",
                    help="install a file whose authors publish no sha256 (its digest is recorded)")
     f.add_argument("--timeout", type=float, default=60.0, help="seconds without data before giving up")
+    e = sub.add_parser("ensure", help="for build steps: fetch a file if it is absent; one line says whether "
+                                      "it is in place, and if not why and how to add it; never fails")
+    e.add_argument("name", choices=sorted(n for n, w in REGISTRY.items() if w.sha256),
+                   help="a metric's weights with a pinned sha256")
+    e.add_argument("--url", default=None, help="a mirror of the same file (the sha256 check still applies)")
+    e.add_argument("--timeout", type=float, default=30.0, help="seconds without data before giving up")
+    e.add_argument("--no-fetch", action="store_true", help="only say whether the file is in place")
+    e.add_argument("--quiet", action="store_true", help="print nothing when the file is in place")
+    e.add_argument("--fix", default=None,
+                   help="the command the line names to add the file (default: `use-repro weights "
+                        "--weights-dir DIR fetch NAME`)")
     a = sub.add_parser("add", help="check and install a file you already have")
     a.add_argument("name", choices=sorted(REGISTRY))
     a.add_argument("file")
@@ -384,7 +534,7 @@ def resolve_weights_dir(args: argparse.Namespace) -> str:
         from use_repro.config import load_config
 
         return load_config(args.config)["weights_dir"]
-    return "weights"
+    return DEFAULT_DIR
 
 
 def run(args: argparse.Namespace) -> int:
@@ -397,6 +547,11 @@ def run(args: argparse.Namespace) -> int:
             else:
                 _print_status(rows, wd)
             return 0
+        if args.action == "ensure":
+            ok, line = ensure(args.name, wd, args.url, not args.no_fetch, args.timeout, args.fix)
+            if not (ok and args.quiet):
+                print(f"use-repro weights: {line}", flush=True)
+            return 0
         if args.action == "fetch":
             def show(got, total):
                 if sys.stderr.isatty():
@@ -408,7 +563,18 @@ def run(args: argparse.Namespace) -> int:
     except WeightsError as e:
         print(f"use-repro weights {args.action}: {e}", file=sys.stderr)
         return 1
+    w = entry(args.name)
     print(f"installed {dst} (sha256 {sha256_file(dst)})")
-    # The DAG's evaluation jobs carry each metric's backend in their identity (common.smk).
-    print("the next `snakemake tables` reruns the evaluations (and learning curves) this file changes")
+    if w.sha256 is None:
+        rec = read_manifest(wd).get(w.name, {})
+        source = f"revision {rec['revision']} of its repository" if rec.get("revision") else "where it came from"
+        print(f"{w.name}: its authors publish no sha256; this is the digest of the file installed from {source}, "
+              f"recorded in {digest_file(w, wd)} and {Path(wd) / MANIFEST} (compare it to know two machines "
+              f"run the same file)")
+    if w.name in CHECKPOINTS:
+        name = w.name if Path(wd) == Path(DEFAULT_DIR) else dst  # the name resolves under ./weights
+        print(f"run it: use-repro enhance --checkpoint {name} --in IN --out OUT")
+    else:
+        # The DAG's evaluation jobs carry each metric's backend in their identity (common.smk).
+        print("the next `snakemake tables` reruns the evaluations (and learning curves) this file changes")
     return 0

@@ -1,7 +1,8 @@
 """NISQA against the official NISQA code with the real v2.0 weights, and the backend's honesty.
 
-The real `nisqa.tar` is read from `../shared/weights/nisqa/` beside the project (a file the
-project never ships); tests that need it skip, saying so, where that folder is absent.
+The real `nisqa.tar` (a file the project never ships) is read from `weights/nisqa/` of the
+folder $USE_REPRO_SHARED names, else of `shared/` beside the clone (tests/shared.py); tests that
+need it skip, saying so, where it is in neither.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import torch
 
 from tests.metrics.conftest import add_noise, need
+from tests.shared import require_shared
 from use_repro.audio.resample import resample
 from use_repro.metrics import nisqa as N
 from use_repro.metrics import registry
@@ -24,12 +26,8 @@ RATES = (8000, 16000, 22050, 24000, 32000, 44100, 48000)
 
 
 def _real_nisqa() -> Path:
-    for base in (ROOT.parent / "shared" / "weights", Path("/work/shared/weights")):
-        p = base / "nisqa" / "nisqa.tar"
-        if p.is_file():
-            return p
-    pytest.skip(f"the real NISQA v2.0 weights are not here ({ROOT.parent / 'shared/weights/nisqa/nisqa.tar'} "
-                f"absent); on a user's machine: use-repro weights fetch nisqa")
+    return require_shared("weights/nisqa/nisqa.tar", "the real NISQA v2.0 weights (nisqa.tar; a user "
+                          "installs them with `use-repro weights fetch nisqa`)")
 
 
 @pytest.fixture(scope="module")

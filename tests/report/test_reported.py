@@ -2,8 +2,9 @@
 
 Every row and every number of Tables 1, 2, 4 and 6 is compared with the paper's text (the tables
 as printed in paper.md, bold tags stripped); Table 7's ranking columns are recomputed with the
-metric stage's ranking code. The paper lives beside the clone (../shared/paper/paper.md); the
-text comparisons are skipped, with that reason, only when it is absent.
+metric stage's ranking code. The paper's text is not in the repository: it is $USE_REPRO_PAPER,
+else paper/paper.md of the folder $USE_REPRO_SHARED names or of `shared/` beside the clone
+(tests/shared.py); the text comparisons are skipped, with that reason, only when it is absent.
 """
 from __future__ import annotations
 
@@ -14,15 +15,16 @@ from pathlib import Path
 
 import pytest
 
+from tests.shared import shared_dirs, shared_file
 from use_repro.config import REPO_ROOT
 from use_repro.report.scores import METRICS
 from use_repro.report.tables import read_reported
 
-CANDIDATES = [Path(os.environ["USE_REPRO_PAPER"])] if os.environ.get("USE_REPRO_PAPER") else []
-CANDIDATES += [REPO_ROOT.parent / "shared" / "paper" / "paper.md", Path("/work/shared/paper/paper.md")]
-PAPER = next((p for p in CANDIDATES if p.exists()), None)
-needs_paper = pytest.mark.skipif(PAPER is None, reason="paper.md not found beside the clone "
-                                 "(../shared/paper/paper.md or $USE_REPRO_PAPER)")
+PAPER = (Path(os.environ["USE_REPRO_PAPER"]) if os.environ.get("USE_REPRO_PAPER") and
+         Path(os.environ["USE_REPRO_PAPER"]).exists() else shared_file("paper/paper.md"))
+needs_paper = pytest.mark.skipif(PAPER is None, reason=(
+    "the paper's text is not here: set USE_REPRO_PAPER to paper.md, or put it at "
+    "$USE_REPRO_SHARED/paper/paper.md (looked in " + ", ".join(str(d) for d in shared_dirs()) + ")"))
 
 
 def paper_block(caption_start: str, stop: str) -> list[list[str]]:

@@ -34,11 +34,14 @@ import argparse
 import logging
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from use_repro.metrics.registry import CATEGORIES, HIGHER_IS_BETTER, RANKED_METRICS
+
+if TYPE_CHECKING:  # pandas loads where a table is read or ranked, not for `use-repro rank --help`
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +77,8 @@ def validate_table(df: pd.DataFrame, name: str = "team", source: str = "table") 
     Raises ValueError naming the row (1-based data row and team) and column of every bad cell,
     or the duplicated team names. `source` names the table in the message.
     """
+    import pandas as pd
+
     out = df.copy()
     if name in out.columns:
         teams = out[name].astype(str)
@@ -176,6 +181,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def _load(inputs: list[str]) -> pd.DataFrame:
     import json
 
+    import pandas as pd
+
     if len(inputs) == 1 and not inputs[0].endswith(".json"):
         df = pd.read_csv(inputs[0])
         name = _name_column(df)
@@ -211,6 +218,8 @@ def run(args: argparse.Namespace) -> int:
             table.to_csv(tmp, index=False, float_format="%.6g")
         log.info("rank: %d systems -> %s", len(table), args.out)
     else:
+        import pandas as pd
+
         with pd.option_context("display.width", 250, "display.max_columns", 100):
             print(table.to_string(index=False, float_format=lambda x: f"{x:.3f}"))
     return 0

@@ -15,10 +15,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from typing import TYPE_CHECKING
 
-import torch.nn as nn
-
-from use_repro.models.released import RELEASE_PARAMETERS
+if TYPE_CHECKING:  # torch loads when a model is built, not for `use-repro model-info --help`
+    import torch.nn as nn
 
 PAPER_REGRESSION_PARAMS = 9.6e6
 MODELS = ("regression", "generator", "discriminator", "all")
@@ -102,6 +102,8 @@ def describe(model_section: dict, which: str = "all", seconds: float = 1.0) -> d
 
 
 def _print_text(info: dict, paper: bool, profile: str, tensors: bool = False) -> None:
+    from use_repro.models.released import RELEASE_PARAMETERS
+
     print(f"model sizes: {'the paper' if paper else 'profile ' + profile}")
     for name, d in info.items():
         print(f"\n{name}: {d['class']}  {d['parameters']:,} parameters ({d['parameters'] / 1e6:.3g} M)")

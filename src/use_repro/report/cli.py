@@ -15,8 +15,6 @@ import argparse
 import logging
 from pathlib import Path
 
-import pandas as pd
-
 from use_repro.config import load_config, results_dir
 from use_repro.report import layout
 from use_repro.report.experiments import (NOISY, ORIGINAL, checkpoint_path, experiments, missing_checkpoints,
@@ -115,6 +113,8 @@ def _fs_by_id(meta_path: str | None) -> dict[str, int]:
 
 
 def _tables(cfg: dict, results: Path, args) -> int:
+    import pandas as pd
+
     from use_repro.report import tables as T
     from use_repro.report.render import write_table
 
@@ -319,6 +319,8 @@ def _describe(name: str, e, cfg: dict) -> str:
 
 
 def _compare(cfg: dict, results: Path, args) -> int:
+    import pandas as pd
+
     from use_repro.report import figures as F
     from use_repro.report.compare import Inputs, write_compare
     from use_repro.report.provenance import collect_backends

@@ -169,7 +169,7 @@ def missing_message(cfg: dict, name: str, path: Path) -> str:
     e = experiments(cfg)[name]
     return (f"experiments.{name} ({e.display}): model file {path} not found, so it is left out of "
             f"this run's tables; put the file there to score it (the authors' release: `use-repro "
-            f"weights add reuse FILE --accept-unpinned` installs it as <weights_dir>/reuse/model.safetensors)")
+            f"weights --config {cfg.get('profile', 'PROFILE')} fetch reuse` installs it as <weights_dir>/reuse/model.safetensors)")
 
 
 def _names(node) -> set[str] | None:

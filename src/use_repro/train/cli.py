@@ -24,18 +24,21 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from use_repro.train import gan, regression
+    # The options and the stages' descriptions, without importing the training code (torch):
+    # `use-repro train ... --help` prints at once.
+    from use_repro.cli import module_doc
+    from use_repro.train import arguments as A
 
     sub = parser.add_subparsers(dest="train_stage", required=True,
                                 metavar="{regression,gan,finetune,residual-correlation}")
-    regression.add_arguments(sub.add_parser(
+    A.regression_arguments(sub.add_parser(
         "regression", help="USEMamba on one target with the reconstruction losses",
-        description=regression.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter))
+        description=module_doc("use_repro.train.regression"), formatter_class=argparse.RawDescriptionHelpFormatter))
     for name, summary in (("gan", "two-stage correction: frozen regression + residual generator vs the multi-band discriminator"),
                           ("finetune", "baseline: adversarial fine-tuning of the regression model itself")):
-        gan.add_arguments(sub.add_parser(name, help=summary, description=gan.__doc__,
-                                         formatter_class=argparse.RawDescriptionHelpFormatter))
-    gan.add_residual_arguments(sub.add_parser(
+        A.gan_arguments(sub.add_parser(name, help=summary, description=module_doc("use_repro.train.gan"),
+                                       formatter_class=argparse.RawDescriptionHelpFormatter))
+    A.residual_arguments(sub.add_parser(
         "residual-correlation", help="Section 3.6: correlation of the GAN correction with the regression error"))
 
 

@@ -37,10 +37,11 @@ import torch
 
 from use_repro.train import distributed as D
 from use_repro.train import setup
+from use_repro.train.arguments import gan_arguments, residual_arguments
 from use_repro.train.losses import (GAN_FORMS, loss_adversarial, loss_discriminator, loss_feature_matching,
                                     weighted_sum)
 from use_repro.train.loop import FitResult, Trainer
-from use_repro.train.regression import (batch_tensors, common_arguments, load_init, output_spectra,
+from use_repro.train.regression import (batch_tensors, load_init, output_spectra,
                                         recon_losses, spectra, validate_fn)
 
 log = logging.getLogger(__name__)
@@ -109,11 +110,8 @@ class AdversarialTask:
         return self.model.enhance_waveform
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    common_arguments(p)
-    p.add_argument("--init", required=True,
-                   help="the trained regression model (final.pt of `train regression`); for `gan` also "
-                        "a two-stage final.pt, whose generator then keeps training")
+# the options live in train/arguments.py (help without torch); the old names stay
+add_arguments = gan_arguments
 
 
 def train(args: argparse.Namespace, stage: str, on_gradients=None) -> FitResult:
@@ -205,16 +203,7 @@ def residual_correlation(model: torch.nn.Module, rows: list[dict], domain: str =
             "per_utterance": per}
 
 
-def add_residual_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", required=True, help="final.pt of a `train gan` run")
-    p.add_argument("--test-meta", required=True, help="rendered test meta.tsv")
-    p.add_argument("--target", default=None, help="reference target (default: the run's training target)")
-    p.add_argument("--domain", choices=("compressed", "linear"), default="compressed",
-                   help="magnitude domain of the residuals (default: log1p-compressed, the model's)")
-    p.add_argument("--limit", type=int, default=0, help="use the first N test rows by id (0: all)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
-    p.add_argument("--out", required=True, help="JSON file")
+add_residual_arguments = residual_arguments
 
 
 def run_residual(args: argparse.Namespace) -> int:

@@ -21,6 +21,7 @@ import torch
 from use_repro.audio.stft import mag_pha_istft, mag_pha_stft
 from use_repro.train import distributed as D
 from use_repro.train import setup
+from use_repro.train.arguments import common_arguments, regression_arguments  # noqa: F401 (re-exported)
 from use_repro.train.losses import RECONSTRUCTION, reconstruction_losses_spec, weighted_sum
 from use_repro.train.loop import FitResult, Trainer
 
@@ -106,23 +107,8 @@ def validate_fn(validator, wave_fn) -> Callable[[int], dict] | None:
     return lambda step: validator(wave_fn())
 
 
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    common_arguments(p)
-    p.add_argument("--init", help="start from this trained USEMamba (final.pt) instead of a fresh model")
-
-
-def common_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="mini", help="profile name or YAML path")
-    setup.add_data_arguments(p)
-    p.add_argument("--target", default="shifted",
-                   help="training target: early, shifted, anechoic or early<W>ms (default: shifted)")
-    p.add_argument("--size", default="", help="model size, a key of model.sizes (default: the model section's)")
-    p.add_argument("--steps", type=int, default=1000, help="training steps (optimizer updates)")
-    p.add_argument("--out", required=True, help="run folder: final.pt, curves.csv, train_log.csv, checkpoints/")
-    p.add_argument("--seed", type=int, default=None, help="master seed (default: the profile's)")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
-                   help="default: the profile's `device`")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the profile's `threads`, else torch's)")
+# the options live in train/arguments.py (help without torch); the old names stay
+add_arguments = regression_arguments
 
 
 def train(args: argparse.Namespace, on_gradients=None) -> FitResult:

@@ -18,6 +18,7 @@ import torch
 from use_repro.config import load_config
 from use_repro.seeding import derive_seed, seed_everything
 from use_repro.train import distributed as D
+from use_repro.train.arguments import add_data_arguments  # noqa: F401 (re-exported)
 from use_repro.train.loop import LoopSettings
 
 log = logging.getLogger(__name__)
@@ -139,22 +140,6 @@ def build(factory: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
 
 
 # --- data ------------------------------------------------------------------------------------
-
-def add_data_arguments(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("training data (a rendered meta.tsv, or on-the-fly simulation)")
-    g.add_argument("--train-meta", help="rendered training meta.tsv (see `use-repro simulate render`)")
-    g.add_argument("--simulate", action="store_true",
-                   help="simulate on the fly with the profile's `simulation` settings instead of --train-meta")
-    g.add_argument("--corpus-dir", help="with --simulate: folder of the train split's manifests")
-    for kind in ("speech", "noise", "rir", "wind"):
-        g.add_argument(f"--{kind}-scp", nargs="+", help=f"with --simulate: {kind} manifest(s)")
-    g.add_argument("--speech-list", help="speech scp (e.g. a VQScore-filtered list): rows whose "
-                   "speech_uid it lacks are not trained on")
-    p.add_argument("--valid-meta", help="rendered validation meta.tsv (curves.csv); none: no validation")
-    p.add_argument("--restart-if-changed", action="store_true",
-                   help="when --out holds checkpoints made under other settings (target, data, model, "
-                        "lr, seed...; not steps), discard them and start afresh instead of refusing")
-
 
 def training_dataset(args: argparse.Namespace, ctx: RunContext):
     """The stage's training Dataset (MetaDataset or SimulatedDataset)."""

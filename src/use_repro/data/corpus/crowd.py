@@ -17,7 +17,6 @@ import io
 
 import numpy as np
 import soundfile as sf
-from scipy import signal
 
 KINDS = ("noise", "hum", "hiss", "codec")
 CROWD_COLUMNS = ("uid", "dirty", "kind", "snr_dB", "hum_hz", "bitrate_kbps", "clean_path")
@@ -55,6 +54,8 @@ def hum(n: int, fs: int, f0: float, rng: np.random.Generator) -> np.ndarray:
 
 def hiss(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
     """Electrical microphone hiss [n]: white noise tilted towards high frequencies (above ~2 kHz)."""
+    from scipy import signal  # here, not at import: `use-repro corpus --help` stays quick
+
     w = rng.standard_normal(n)
     sos = signal.butter(2, min(2000.0, 0.3 * fs) / (fs / 2), btype="highpass", output="sos")
     y = signal.sosfilt(sos, w) + 0.1 * w
@@ -81,6 +82,8 @@ def _lag(x: np.ndarray, y: np.ndarray, max_lag: int) -> int:
     n = min(len(x), len(y) - max_lag)
     if n <= 0:
         return 0
+    from scipy import signal  # here, not at import: `use-repro corpus --help` stays quick
+
     c = signal.correlate(y[: n + max_lag], x[:n], mode="valid")
     return int(np.argmax(c))
 

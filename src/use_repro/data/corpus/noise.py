@@ -20,7 +20,6 @@ Each clip is scaled to an RMS of -20 dBFS (peak-limited); the simulation sets SN
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from use_repro.audio.resample import resample
 from use_repro.data.corpus.crowd import coloured, hum
@@ -57,6 +56,8 @@ def normalise(y: np.ndarray) -> np.ndarray:
 def synth(kind: str, n: int, fs: int, rng: np.random.Generator,
           talkers: list[tuple[np.ndarray, int]] | None = None) -> np.ndarray:
     """One noise clip of type `kind`, [n] float32 at `fs` (babble needs `talkers`: (samples, rate))."""
+    from scipy import signal  # here, not at import: `use-repro corpus --help` stays quick
+
     t = np.arange(n) / fs
     if kind == "white":
         y = rng.standard_normal(n)
@@ -140,6 +141,8 @@ def _chords(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _pluck(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
+    from scipy import signal  # here, not at import: `use-repro corpus --help` stays quick
+
     y = np.zeros(n)
     scale = [0, 2, 4, 7, 9, 12, 14]
     base = 196.0 * 2 ** (rng.integers(-3, 6) / 12)
@@ -161,6 +164,8 @@ def _pluck(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def _fan(n: int, fs: int, rng: np.random.Generator) -> np.ndarray:
+    from scipy import signal  # here, not at import: `use-repro corpus --help` stays quick
+
     t = np.arange(n) / fs
     sos = signal.butter(2, min(800.0, 0.4 * fs) / (fs / 2), output="sos")
     body = signal.sosfilt(sos, rng.standard_normal(n))

@@ -21,7 +21,6 @@ resampled (soxr) to the requested rate; its spectrum in Hz is then the same at e
 from __future__ import annotations
 
 import numpy as np
-from scipy import signal
 
 from use_repro.audio.resample import resample
 
@@ -66,6 +65,8 @@ def lsf_to_lpc(lsf: np.ndarray) -> np.ndarray:
 
 def speed_profile(n: int, rng: np.random.Generator, gustiness: float, fs: int = MODEL_FS) -> np.ndarray:
     """Wind speed (m/s) per sample [n]."""
+    from scipy import signal  # here, not at import: `use-repro corpus --help` stays quick
+
     points = max(1, int(gustiness))
     coarse = 2.0 * rng.weibull(2.0, points)
     prof = signal.resample(coarse, n) if points > 1 else np.full(n, coarse[0])
@@ -101,6 +102,8 @@ def _garch(speeds: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def wind_noise(seconds: float, fs: int, rng: np.random.Generator, gustiness: float) -> tuple[np.ndarray, float]:
     """Wind noise [round(seconds * fs)] float32 at `fs` (peak 0.95) and its mean wind speed (m/s)."""
+    from scipy import signal  # here, not at import: `use-repro corpus --help` stays quick
+
     n = int(round(seconds * MODEL_FS))
     prof = speed_profile(n, rng, gustiness)
     # excitation: white noise x long-term gain x overlap-added short-term (GARCH) gain

@@ -1,0 +1,63 @@
+"""The command-line options of the `train` stages, apart from the code that trains.
+
+`use-repro train <stage> --help` builds its parser from here alone, so printing help loads
+neither torch nor the training modules (`regression`, `gan` and `setup` re-export these under
+their old names).
+"""
+from __future__ import annotations
+
+import argparse
+
+
+def add_data_arguments(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("training data (a rendered meta.tsv, or on-the-fly simulation)")
+    g.add_argument("--train-meta", help="rendered training meta.tsv (see `use-repro simulate render`)")
+    g.add_argument("--simulate", action="store_true",
+                   help="simulate on the fly with the profile's `simulation` settings instead of --train-meta")
+    g.add_argument("--corpus-dir", help="with --simulate: folder of the train split's manifests")
+    for kind in ("speech", "noise", "rir", "wind"):
+        g.add_argument(f"--{kind}-scp", nargs="+", help=f"with --simulate: {kind} manifest(s)")
+    g.add_argument("--speech-list", help="speech scp (e.g. a VQScore-filtered list): rows whose "
+                   "speech_uid it lacks are not trained on")
+    p.add_argument("--valid-meta", help="rendered validation meta.tsv (curves.csv); none: no validation")
+    p.add_argument("--restart-if-changed", action="store_true",
+                   help="when --out holds checkpoints made under other settings (target, data, model, "
+                        "lr, seed...; not steps), discard them and start afresh instead of refusing")
+
+
+def common_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="mini", help="profile name or YAML path")
+    add_data_arguments(p)
+    p.add_argument("--target", default="shifted",
+                   help="training target: early, shifted, anechoic or early<W>ms (default: shifted)")
+    p.add_argument("--size", default="", help="model size, a key of model.sizes (default: the model section's)")
+    p.add_argument("--steps", type=int, default=1000, help="training steps (optimizer updates)")
+    p.add_argument("--out", required=True, help="run folder: final.pt, curves.csv, train_log.csv, checkpoints/")
+    p.add_argument("--seed", type=int, default=None, help="master seed (default: the profile's)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
+                   help="default: the profile's `device`")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the profile's `threads`, else torch's)")
+
+
+def regression_arguments(p: argparse.ArgumentParser) -> None:
+    common_arguments(p)
+    p.add_argument("--init", help="start from this trained USEMamba (final.pt) instead of a fresh model")
+
+
+def gan_arguments(p: argparse.ArgumentParser) -> None:
+    common_arguments(p)
+    p.add_argument("--init", required=True,
+                   help="the trained regression model (final.pt of `train regression`); for `gan` also "
+                        "a two-stage final.pt, whose generator then keeps training")
+
+
+def residual_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", required=True, help="final.pt of a `train gan` run")
+    p.add_argument("--test-meta", required=True, help="rendered test meta.tsv")
+    p.add_argument("--target", default=None, help="reference target (default: the run's training target)")
+    p.add_argument("--domain", choices=("compressed", "linear"), default="compressed",
+                   help="magnitude domain of the residuals (default: log1p-compressed, the model's)")
+    p.add_argument("--limit", type=int, default=0, help="use the first N test rows by id (0: all)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
+    p.add_argument("--out", required=True, help="JSON file")
