@@ -11,7 +11,7 @@ measurement:
 
 - before: the package as it was at `--before` (default 91edbda, the last commit whose enhance
   read, enhanced and wrote whole files), extracted with `git archive` into a temporary folder;
-- after: this checkout's `src/`.
+- after: this checkout's `src/` (copied at the start).
 
 The model is the `tiny` profile's regression model (2,399 parameters; seeded), so a 30-minute
 file takes minutes, and the memory that does not depend on the file's length (torch, one chunk's
@@ -144,7 +144,10 @@ def main(argv=None) -> int:
     try:
         ckpt = os.path.join(tmp, "final.pt")
         make_checkpoint(ckpt)
-        srcs = {"before": extract(args.before, os.path.join(tmp, "before")), "after": SRC}
+        # both as copies, so that editing the checkout while the bench runs changes nothing
+        after = os.path.join(tmp, "after", "src")
+        shutil.copytree(SRC, after, ignore=shutil.ignore_patterns("__pycache__"))
+        srcs = {"before": extract(args.before, os.path.join(tmp, "before")), "after": after}
         for minutes in args.minutes:
             wav = os.path.join(tmp, f"in_{minutes:g}min.flac")
             write_signal(wav, minutes * 60, args.rate)
