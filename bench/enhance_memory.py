@@ -137,7 +137,7 @@ def main(argv=None) -> int:
 
     tmp = tempfile.mkdtemp(prefix="enhance_memory.")
     print(f"bench/enhance_memory.py: {args.rate} Hz mono FLAC, tiny model, chunks {args.chunk_seconds:g} s, "
-          f"{args.threads} thread(s); before = {args.before}, after = {SRC}")
+          f"{args.threads} thread(s); before = {args.before}, after = a copy of {SRC}")
     print(f"load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs",
           flush=True)
     results = []
