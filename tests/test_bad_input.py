@@ -93,7 +93,8 @@ def test_enhance(kind, tmp_path, ckpt, caplog):
     d = tmp_path / "in"
     good = write_audio(d / "good.flac", tone(FS, 0.5), FS)
     if kind == "malformed_line":
-        lines, bad_id, reason = ["bad 16000"], "list.scp line 2", "expected 'uid fs path'"
+        # ("bad 16000" would be a two-column 'uid path' line naming a file "16000")
+        lines, bad_id, reason = ["bad 16000 a b"], "list.scp line 2", "expected 'uid path' (ESPnet/Kaldi wav.scp) or 'uid fs path'"
     else:
         path, fs, reason = make_bad(kind, d)
         lines, bad_id = [f"bad {fs} {path}"], "bad"
@@ -125,7 +126,7 @@ def test_enhance_bad_arguments(kind, tmp_path, ckpt, caplog):
     not_a_ckpt.write_text("not a checkpoint")
     with caplog.at_level(logging.ERROR):
         assert _enhance(not_a_ckpt, tmp_path / "in", tmp_path / "out") == 2
-    assert f"--checkpoint {not_a_ckpt} cannot be loaded" in caplog.text
+    assert f"--checkpoint {not_a_ckpt}: not a checkpoint" in caplog.text
     with pytest.raises(SystemExit) as e:
         _enhance(ckpt, tmp_path / "in", tmp_path / "out", "--chunk-seconds", "long")
     assert e.value.code == 2

@@ -100,7 +100,7 @@ def test_scp_list_input(tmp_path, tiny_ckpt):
     assert enhance(tiny_ckpt, d / "list.scp", out) == 1  # the missing file fails, the other is done
     info = sf.info(str(out / "utt_a.wav"))
     assert (info.samplerate, info.frames, info.subtype) == (22050, int(22050 * 0.3), "FLOAT")
-    assert (out / "enhanced.scp").read_text() == f"utt_a 22050 {out / 'utt_a.wav'}\n"
+    assert (out / "enhanced.scp").read_text() == "utt_a 22050 utt_a.wav\n"  # relative to the list
     assert "utt_gone" in (out / "enhance_failures.tsv").read_text()
 
 
@@ -144,7 +144,7 @@ def test_another_checkpoint_replaces_outputs_and_removes_those_it_did_not_remake
     recs = _records(out)
     assert list(recs) == ["a"] and recs["a"]["checkpoint"] == checkpoint_digest(other_ckpt)
     assert not (out / "b.flac").exists()
-    assert (out / "enhanced.scp").read_text() == f"a 16000 {out / 'a.flac'}\n"
+    assert (out / "enhanced.scp").read_text() == "a 16000 a.flac\n"
     # the same model again keeps its output untouched
     before = os.stat(out / "a.flac").st_mtime_ns
     assert enhance(other_ckpt, src / "a.flac", out) == 0
@@ -266,5 +266,174 @@ def test_a_failure_while_writing_the_lists_loses_nothing(tmp_path, tiny_ckpt, mo
     before = os.stat(out / "good.flac").st_mtime_ns
     assert enhance(tiny_ckpt, src, out) == 1
     assert os.stat(out / "good.flac").st_mtime_ns == before  # recovered from the journal, not redone
-    assert (out / "enhanced.scp").read_text() == f"good 16000 {out / 'good.flac'}\n"
+    assert (out / "enhanced.scp").read_text() == "good 16000 good.flac\n"
     assert not (out / E.JOURNAL).exists()
+
+
+# --- one writer at a time, paths that survive a move, two-column lists, checkpoint errors -------
+
+def _cli(*args) -> list[str]:
+    import sys
+
+    return [sys.executable, "-m", "use_repro", *map(str, args)]
+
+
+def _env():
+    import use_repro
+
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    src = os.path.dirname(os.path.dirname(use_repro.__file__))  # this checkout's src/, whatever is installed
+    env["PYTHONPATH"] = os.pathsep.join([src] + [p for p in [os.environ.get("PYTHONPATH")] if p])
+    return env
+
+
+def test_two_concurrent_runs_into_one_folder_lose_no_entry(tmp_path, tiny_ckpt):
+    import subprocess
+    import time
+
+    from use_repro.lock import folder_lock
+
+    ins = []
+    for name in ("one", "two"):
+        d = tmp_path / name
+        d.mkdir()
+        for i in range(6):
+            sf.write(d / f"{name}_{i}.flac", tone(8000, 0.3, freq=150 + 20 * i), 8000)
+        ins.append(d)
+    out = tmp_path / "out"
+    logs = [tmp_path / "one.log", tmp_path / "two.log"]
+    # hold the folder while both start, so that both certainly meet a locked folder
+    with folder_lock(out, "test"):
+        procs = [subprocess.Popen(_cli("enhance", "--checkpoint", tiny_ckpt, "--in", d, "--out", out,
+                                       "--device", "cpu", "--threads", 1),
+                                  stdout=subprocess.DEVNULL, stderr=open(log, "w"), env=_env())
+                 for d, log in zip(ins, logs)]
+        deadline = time.monotonic() + 240
+        while not all("waiting for it to finish" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline and all(p.poll() is None for p in procs), \
+                [log.read_text()[-2000:] for log in logs]
+            time.sleep(0.2)
+        assert "is being written by pid" in logs[0].read_text()
+    assert [p.wait(timeout=300) for p in procs] == [0, 0], [log.read_text()[-2000:] for log in logs]
+    listed = sorted(line.split()[0] for line in (out / "enhanced.scp").read_text().splitlines())
+    assert listed == sorted(f"{n}_{i}" for n in ("one", "two") for i in range(6))
+    assert sorted(p.stem for p in out.glob("*.flac")) == listed
+    assert len(_records(out)) == 12
+
+
+@pytest.mark.parametrize("keep_mtime", [True, False])
+def test_a_copied_tree_keeps_every_uid_and_output_from_any_directory(tmp_path, tiny_ckpt, monkeypatch, keep_mtime):
+    import shutil
+
+    from use_repro.metrics.evaluate import read_audio_list
+
+    root = tmp_path / "a"
+    data = root / "data" / "noisy"
+    (data / "0").mkdir(parents=True)
+    for i in (1, 2):
+        sf.write(data / "0" / f"fileid_{i}.flac", tone(16000, 0.4, freq=200 * i), 16000)
+    sf.write(data / "fileid_3.flac", tone(16000, 0.4, freq=650), 16000)
+    shutil.copy(tiny_ckpt, root / "final.pt")
+    out = root / "results" / "enhanced"
+    monkeypatch.chdir(root)
+    assert enhance("final.pt", "data/noisy", "results/enhanced") == 0  # paths relative to the cwd
+    uids = sorted(read_audio_list(out / "enhanced.scp"))
+    assert uids == ["fileid_1", "fileid_2", "fileid_3"]
+    for name in ("enhanced.tsv", "enhanced.scp"):  # nothing absolute, nothing relative to the cwd
+        text = (out / name).read_text()
+        assert str(tmp_path) not in text and "results/enhanced" not in text
+    assert (out / "enhanced.scp").read_text().splitlines()[0] == "fileid_1 16000 fileid_1.flac"
+
+    copy = tmp_path / "elsewhere" / "b"
+    shutil.copytree(root, copy, copy_function=shutil.copy2 if keep_mtime else shutil.copy)
+    shutil.rmtree(root)  # the original is gone: nothing may still point into it
+    made = {p.name: p.stat().st_mtime_ns for p in (copy / "results" / "enhanced").glob("*.flac")}
+    monkeypatch.chdir(tmp_path)  # another working directory, holding a file of an output's name
+    (tmp_path / "fileid_1.flac").write_bytes(b"not the output")
+    assert enhance(copy / "final.pt", copy / "data" / "noisy", copy / "results" / "enhanced") == 0
+    out2 = copy / "results" / "enhanced"
+    assert {p.name: p.stat().st_mtime_ns for p in out2.glob("*.flac")} == made  # nothing re-enhanced
+    assert sorted(read_audio_list(out2 / "enhanced.scp")) == uids            # the same uids
+    assert {u: os.path.dirname(p) for u, p in read_audio_list(out2 / "enhanced.scp").items()} == \
+        {u: str(out2) for u in uids}  # read against the list's folder, not the cwd
+    recs = _records(out2)
+    assert {u: r["source"] for u, r in recs.items()} == {
+        "fileid_1": str((copy / "data/noisy/0/fileid_1.flac").resolve()),
+        "fileid_2": str((copy / "data/noisy/0/fileid_2.flac").resolve()),
+        "fileid_3": str((copy / "data/noisy/fileid_3.flac").resolve())}
+    # a retrained model remakes the outputs under the same uids (issue 21: `0-fileid_1`)
+    from use_repro.models.checkpoint import load_model, save_checkpoint
+
+    model = load_model(copy / "final.pt")
+    with torch.no_grad():
+        next(model.parameters()).add_(0.1)
+    save_checkpoint(copy / "final.pt", model)
+    assert enhance(copy / "final.pt", copy / "data" / "noisy", out2) == 0
+    assert sorted(read_audio_list(out2 / "enhanced.scp")) == uids
+
+
+def test_a_source_moved_on_its_own_keeps_its_uid_and_output(tmp_path, tiny_ckpt):
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "a.flac", tone(16000, 0.4), 16000)
+    out = tmp_path / "out"
+    assert enhance(tiny_ckpt, src / "a.flac", out) == 0
+    before = os.stat(out / "a.flac").st_mtime_ns
+    (tmp_path / "moved" / "deeper").mkdir(parents=True)
+    os.rename(src / "a.flac", tmp_path / "moved" / "deeper" / "a.flac")
+    assert enhance(tiny_ckpt, tmp_path / "moved", out) == 0
+    assert os.stat(out / "a.flac").st_mtime_ns == before and list(_records(out)) == ["a"]
+    assert _records(out)["a"]["source"] == str((tmp_path / "moved/deeper/a.flac").resolve())
+
+
+def test_lists_of_the_previous_layout_are_read_and_their_outputs_kept(tmp_path, tiny_ckpt):
+    from use_repro.enhance import LEGACY_COLUMNS, read_records
+
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "a.flac", tone(16000, 0.4), 16000)
+    out = tmp_path / "out"
+    assert enhance(tiny_ckpt, src, out) == 0
+    rec = read_records(out)["a"]  # rewritten as the previous version wrote it: absolute, no sha256
+    (out / "enhanced.tsv").write_text("\t".join(LEGACY_COLUMNS) + "\n" + "\t".join(rec[c] for c in LEGACY_COLUMNS) + "\n")
+    before = os.stat(out / "a.flac").st_mtime_ns
+    assert enhance(tiny_ckpt, src, out) == 0
+    assert os.stat(out / "a.flac").st_mtime_ns == before
+    assert read_records(out)["a"]["source_sha256"] and str(tmp_path) not in (out / "enhanced.tsv").read_text()
+
+
+def test_two_column_kaldi_lists_and_three_column_lines_mix(tmp_path, tiny_ckpt, caplog):
+    d = tmp_path / "corpus"
+    (d / "sub").mkdir(parents=True)
+    sf.write(d / "a.wav", tone(16000, 0.3), 16000)
+    sf.write(d / "sub" / "b.flac", tone(8000, 0.3), 8000)
+    sf.write(d / "c.flac", tone(16000, 0.3), 16000)
+    (d / "wav.scp").write_text(f"utt1 a.wav\nutt2 sub/b.flac\nutt3 16000 {d / 'c.flac'}\n"
+                               "utt4 sox a.wav -t wav - |\nutt5 x y z\n")
+    out = tmp_path / "out"
+    with caplog.at_level(logging.INFO):
+        assert enhance(tiny_ckpt, d / "wav.scp", out) == 1  # the piped command and the 4-field line
+    assert (out / "enhanced.scp").read_text() == "utt1 16000 utt1.wav\nutt2 8000 utt2.flac\nutt3 16000 utt3.flac\n"
+    failures = (out / "enhance_failures.tsv").read_text()
+    assert "wav.scp line 4\ta command" in failures and "wav.scp line 5\texpected 'uid path'" in failures
+
+
+@pytest.mark.parametrize("kind", ["text", "numpy pickle", "other dict", "random bytes"])
+def test_a_file_that_is_not_a_checkpoint_gets_one_line(tmp_path, caplog, kind):
+    bad = tmp_path / "model.pt"
+    if kind == "text":
+        bad.write_text("this is not a model\nsecond line\n")
+    elif kind == "numpy pickle":
+        torch.save({"weights": np.zeros(3)}, bad)  # torch's weights-only refusal, a paragraph
+    elif kind == "other dict":
+        torch.save({"weights": torch.zeros(3)}, bad)
+    else:
+        bad.write_bytes(bytes(range(7, 200)))
+    sf.write(tmp_path / "x.flac", tone(8000, 0.3), 8000)
+    with caplog.at_level(logging.ERROR):
+        assert enhance(bad, tmp_path / "x.flac", tmp_path / "out") == 2
+    [err] = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "\n" not in err and str(bad) in err, err
+    assert "expected a use-repro checkpoint (the final.pt of `use-repro train`) or the authors' RE-USE " \
+           "release (g_<step>.pth or model.safetensors)" in err
+    assert "file an issue" not in err and "Weights only load failed" not in err and len(err) < 400, err

@@ -79,3 +79,28 @@ def test_meta_round_trip_with_extra_columns(tmp_path):
     header = (tmp_path / "meta.tsv").read_text().splitlines()[0].split("\t")
     assert tuple(header[:len(META_COLUMNS)]) == META_COLUMNS and header[-1] == "clean_shifted_path"
     assert read_meta(tmp_path / "meta.tsv") == [row]
+
+
+def test_audio_lists_of_two_or_three_columns_and_where_their_paths_are_read(tmp_path, monkeypatch):
+    from use_repro.data.manifest import read_audio_scp, resolve_listed
+
+    lst = tmp_path / "lists" / "wav.scp"
+    lst.parent.mkdir()
+    lst.write_text("# a comment\nu1 a.wav\nu2 16000 sub/b.flac\nu3 16000.0 /abs/c.wav\n")
+    assert read_audio_scp(lst) == [("u1", "a.wav"), ("u2", "sub/b.flac"), ("u3", "/abs/c.wav")]
+    lst.write_text("u1 a.wav\nu1 b.wav\nu2 x y z\nu3 rate b.wav\nu4 sox a.wav -t wav - |\nu5 ok.wav\n")
+    rejected = []
+    assert read_audio_scp(lst, rejected=rejected) == [("u1", "a.wav"), ("u5", "ok.wav")]
+    assert [r[0] for r in rejected] == ["wav.scp line 2", "wav.scp line 3", "wav.scp line 4", "wav.scp line 5"]
+    assert "duplicate uid 'u1'" in rejected[0][1] and "a command" in rejected[3][1]
+    with pytest.raises(ManifestError, match="wav.scp line 2: duplicate"):
+        read_audio_scp(lst)
+    # relative paths: beside the list first; the working directory only where the file is there
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "lists" / "a.wav").write_bytes(b"x")
+    (tmp_path / "a.wav").write_bytes(b"x")     # the same name in the cwd: not taken
+    (tmp_path / "only_here.wav").write_bytes(b"x")
+    assert resolve_listed("a.wav", lst) == str(tmp_path / "lists" / "a.wav")
+    assert resolve_listed("only_here.wav", lst) == "only_here.wav"
+    assert resolve_listed("missing.wav", lst) == str(tmp_path / "lists" / "missing.wav")
+    assert resolve_listed("/abs/x.wav", lst) == "/abs/x.wav"

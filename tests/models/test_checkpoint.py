@@ -90,7 +90,7 @@ def test_tensors_saved_on_another_device_load_on_cpu(tmp_path):
 
 def test_not_a_checkpoint(tmp_path):
     torch.save({"weights": 1}, tmp_path / "x.pt")
-    with pytest.raises(CheckpointError, match="not a use-repro-checkpoint"):
+    with pytest.raises(CheckpointError, match="not a checkpoint .*expected a use-repro checkpoint"):
         load_model(tmp_path / "x.pt")
     payload = checkpoint_dict(USEMamba(SMALL))
     payload["class"] = "use_repro.models.usemamba.NoSuchModel"

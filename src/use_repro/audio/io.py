@@ -5,6 +5,7 @@ checked so a bad file fails with its path and what is wrong with it.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -82,6 +83,51 @@ def write_audio(path: str | os.PathLike, x: np.ndarray, fs: int, subtype: str | 
     with atomic_path(path) as tmp:
         sf.write(str(tmp), x, int(fs), subtype=subtype, format=_format_of(path))
     return path
+
+
+class AudioWriter:
+    """`write_audio` block by block, for signals too long to hold: the same format, subtype,
+    clipping and refusal of non-finite samples, and the same atomic rename at the end.
+
+        with AudioWriter(path, fs, channels) as w:
+            for block in blocks:      # [T] or [T, C] arrays, float32 or float64
+                w.write(block)
+
+    The file appears at `path` only when the block exits without an error (a failure leaves
+    the old file or none); the samples written equal those of `write_audio` on the whole signal.
+    """
+
+    def __init__(self, path: str | os.PathLike, fs: int, channels: int, subtype: str | None = None):
+        self.path, self.fs, self.channels = Path(path), int(fs), int(channels)
+        self.subtype = subtype
+        if self.subtype is None and self.path.suffix.lower() == ".flac":
+            self.subtype = "PCM_16"
+        self.frames = 0
+        self._file: sf.SoundFile | None = None
+        self._stack: contextlib.ExitStack | None = None
+
+    def __enter__(self) -> "AudioWriter":
+        with contextlib.ExitStack() as stack:
+            tmp = stack.enter_context(atomic_path(self.path))
+            self._file = stack.enter_context(sf.SoundFile(
+                str(tmp), "w", samplerate=self.fs, channels=self.channels, subtype=self.subtype,
+                format=_format_of(self.path)))
+            self._stack = stack.pop_all()
+        return self
+
+    def write(self, x: np.ndarray) -> None:
+        x = np.asarray(x)
+        x = x if x.dtype == np.float64 else x.astype(np.float32)
+        if not np.isfinite(x).all():
+            raise AudioError(f"{self.path}: refusing to write NaN or infinite samples")
+        if self.subtype and self.subtype.startswith("PCM"):
+            x = np.clip(x, -1.0, 1.0 - 2.0**-15)
+        self._file.write(x)
+        self.frames += x.shape[0]
+
+    def __exit__(self, exc_type, exc, tb) -> bool:
+        # the file is closed, then renamed onto `path` (or, after an error, removed)
+        return self._stack.__exit__(exc_type, exc, tb)
 
 
 def _format_of(path: Path) -> str:

@@ -118,6 +118,59 @@ def write_scp(path: str | os.PathLike, entries: Iterable[ScpEntry | tuple]) -> N
         tmp.write_text("".join(lines), encoding="utf-8")
 
 
+def read_audio_scp(path: str | os.PathLike,
+                   rejected: list[tuple[str, str]] | None = None) -> list[tuple[str, str]]:
+    """(uid, path) pairs of an audio list in either of two layouts, line by line:
+    URGENT ``uid fs path`` or ESPnet/Kaldi ``uid path`` (a ``wav.scp``).
+
+    Paths are returned as written (`resolve_listed` finds them). Refused, naming the line: other
+    field counts, a 3-field line whose rate is not a number, a duplicate uid, and Kaldi's piped
+    commands (``uid sox a.wav -t wav - |``: run the command and list the file it writes). A
+    refused line raises ManifestError, or, with `rejected`, is appended to it as
+    ("<file> line N", reason) and the rest is read.
+    """
+    path = Path(path)
+    out: list[tuple[str, str]] = []
+    seen: dict[str, int] = {}
+    for lineno, line in _lines(path):
+        parts = line.split()
+        try:
+            if parts[-1].endswith("|"):
+                raise ManifestError(f"{path.name} line {lineno}: a command (Kaldi's 'uid cmd ... |'), not "
+                                    f"a file; run it to write a file and list that instead")
+            if len(parts) == 3:
+                try:
+                    float(parts[1])
+                except ValueError:
+                    raise ManifestError(f"{path.name} line {lineno}: sampling rate {parts[1]!r} is not a number "
+                                        f"(expected 'uid path' or 'uid fs path')") from None
+            elif len(parts) != 2:
+                raise ManifestError(f"{path.name} line {lineno}: expected 'uid path' (ESPnet/Kaldi wav.scp) or "
+                                    f"'uid fs path' (URGENT), got {len(parts)} fields: {line!r}")
+            uid = parts[0]
+            if uid in seen:
+                raise ManifestError(f"{path.name} line {lineno}: duplicate uid {uid!r} (first on line {seen[uid]})")
+            seen[uid] = lineno
+            out.append((uid, parts[-1]))
+        except ManifestError as e:
+            if rejected is None:
+                raise
+            rejected.append((f"{path.name} line {lineno}", str(e).split(": ", 1)[1]))
+    return out
+
+
+def resolve_listed(p: str, list_path: str | os.PathLike) -> str:
+    """A path read from a list: absolute as written; a relative one against the list's own
+    folder, else (lists written relative to the directory a command ran in) as written when
+    that exists, else against the list's folder (so a missing file is named there)."""
+    if os.path.isabs(p):
+        return p
+    beside = Path(list_path).parent / p
+    if beside.exists() or not os.path.exists(p):
+        return str(beside)
+    return p
+
+
 def read_kv(path: str | os.PathLike) -> dict[str, str]:
     """Read a ``uid value...`` side file (utt2spk, utt2lang, text)."""
     path = Path(path)

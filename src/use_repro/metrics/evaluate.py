@@ -82,6 +82,8 @@ def read_audio_list(path: str | os.PathLike) -> dict[str, str]:
         return out
     if not path.exists():
         raise FileNotFoundError(f"{path}: no such folder or scp file")
+    from use_repro.data.manifest import resolve_listed
+
     out = {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
@@ -90,10 +92,7 @@ def read_audio_list(path: str | os.PathLike) -> dict[str, str]:
                 continue
             if len(parts) not in (2, 3):
                 raise ValueError(f"{path.name} line {lineno}: expected 'uid fs path' or 'uid path', got {line.strip()!r}")
-            p = parts[-1]
-            if not os.path.isabs(p) and not Path(p).exists():
-                p = str(path.parent / p)
-            out[parts[0]] = p
+            out[parts[0]] = resolve_listed(parts[-1], path)  # against the list's folder first
     return out
 
 

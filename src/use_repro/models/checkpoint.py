@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -78,23 +79,72 @@ def save_checkpoint(path: str | os.PathLike, model: nn.Module, extra: dict | Non
     return path
 
 
+# What a checkpoint argument may name: every "not a checkpoint" message ends with it.
+EXPECTED = ("expected a use-repro checkpoint (the final.pt of `use-repro train`) or the authors' "
+            "RE-USE release (g_<step>.pth or model.safetensors)")
+
+_ZIP, _PICKLE = b"PK\x03\x04", b"\x80"  # torch.save's archive; a legacy (pre-1.6) torch.save pickle
+
+
+def _looks_like(head: bytes, size: int) -> str:
+    """A few words on what a file that is not a checkpoint seems to be."""
+    if size == 0:
+        return "an empty file"
+    text = "\0"
+    for cut in range(4):  # the 64 bytes read may end inside a multi-byte character
+        try:
+            text = head[:len(head) - cut].decode("utf-8")
+            break
+        except UnicodeDecodeError:
+            continue
+    if not all(ch.isprintable() or ch in "\t\r\n" for ch in text):
+        return f"{size} bytes of an unknown format"
+    first = text.strip().splitlines()[0][:40] if text.strip() else ""
+    return f"a text file ({first!r}...)" if first else "a text file"
+
+
+def _one_line(e: BaseException) -> str:
+    """The useful part of a loader error in one line (torch's weights-only refusal is a
+    paragraph that ends by asking the user to file an issue; what it refused is one name)."""
+    text = str(e).replace("\x1b[1m", "").replace("\x1b[0m", "")
+    refused = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if refused:
+        return f"it holds a {refused.group(1)} object, which no checkpoint holds"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0][:160] if lines else type(e).__name__
+
+
 def _load_file(path: Path, map_location: Any, weights_only: bool) -> Any:
-    """What ``torch.load`` returns for ``path`` (a ``.safetensors`` file: its flat state dict)."""
+    """What ``torch.load`` returns for ``path`` (a ``.safetensors`` file: its flat state dict).
+
+    A file that is neither a torch file nor safetensors, or a torch file that does not load,
+    raises CheckpointError in one line naming the file and what was expected.
+    """
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path}: no such file")
+    size = path.stat().st_size
+    with open(path, "rb") as f:
+        head = f.read(64)
     if path.suffix == ".safetensors":
-        from use_repro.models.released import read_release_state_dict
+        from use_repro.models.released import ReleasedCheckpointError, read_release_state_dict
 
-        return read_release_state_dict(path)
+        try:
+            return read_release_state_dict(path)
+        except ReleasedCheckpointError as e:
+            raise CheckpointError(f"{_one_line(e)}; {EXPECTED}") from e
+    if not (head.startswith(_ZIP) or head.startswith(_PICKLE)):
+        raise CheckpointError(f"{path}: not a checkpoint: {_looks_like(head, size)}; {EXPECTED}")
     try:
         return torch.load(path, map_location=map_location, weights_only=weights_only)
     except Exception as e:
-        raise CheckpointError(f"{path}: cannot read checkpoint: {e}") from e
+        raise CheckpointError(f"{path}: a torch file that does not load as a checkpoint "
+                              f"({_one_line(e)}); {EXPECTED}") from e
 
 
 def _validate(ckpt: Any, path: Path) -> dict:
     if not isinstance(ckpt, dict) or ckpt.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not a {FORMAT} file (nor a released USEMamba checkpoint)")
+        raise CheckpointError(f"{path}: a torch file but not a checkpoint (no {FORMAT!r} format field, "
+                              f"no release generator); {EXPECTED}")
     if ckpt.get("version", 0) > VERSION:
         raise CheckpointError(f"{path}: checkpoint version {ckpt.get('version')} is newer than "
                               f"this code understands ({VERSION})")
