@@ -358,6 +358,12 @@ def test_dag_render_failure_keeps_rejects_and_tolerates_up_to_the_fraction(tmp_p
     base = f"profile: p\nresults_root: {results}\nfigures_root: {tmp_path / 'figures'}\n"
 
     prof.write_text(base)  # default fraction (1 %): 1 of 3 rows is too many
+    # every job's settings file is one of its inputs (written when the DAG is parsed): a dry run
+    # writes them, and they are dated with the corpus, so the hand-made corpus still counts as done
+    dry = subprocess.run(cmd[:3] + ["-n"] + cmd[3:], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    for f in (results / "p" / "settings").iterdir():
+        os.utime(f, (now - 300, now - 300))
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert res.returncode != 0
     assert "simulate_render" in res.stderr and not (sim / "meta.tsv").exists()
@@ -367,6 +373,12 @@ def test_dag_render_failure_keeps_rejects_and_tolerates_up_to_the_fraction(tmp_p
     assert "2 of 3 done, 1 failed" in log and "bad.flac" in log
 
     prof.write_text(base + "simulation:\n  max_reject_fraction: 0.5\n")
+    # the new fraction is read by `simulate params` too, which would then remake the hand-made
+    # params.tsv from the empty corpus lists: its new settings file is dated with the corpus
+    dry = subprocess.run(cmd[:3] + ["-n"] + cmd[3:], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    for f in (results / "p" / "settings").iterdir():
+        os.utime(f, (now - 300, now - 300))
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-3000:]
     assert [r["id"] for r in read_meta(sim / "meta.tsv")] == ["fileid_1", "fileid_2"]
