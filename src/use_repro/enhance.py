@@ -565,9 +565,8 @@ def run(args: argparse.Namespace) -> int:
             return 2
         import torch
 
-        from use_repro.enhancer import Enhancer, return_freed_memory
+        from use_repro.enhancer import Enhancer
 
-        return_freed_memory()  # memory stays at one chunk's, file after file
         if args.threads > 0:
             torch.set_num_threads(args.threads)
         try:
