@@ -95,9 +95,11 @@ def render_targets(split):
 from use_repro.config import settings_digest as _settings_digest, write_settings_file as _write_settings
 from dataclasses import asdict as _asdict
 
-# An empty `checkpoint` (every trained run's) is left out, so the key's arrival changed no digest.
+# An empty `checkpoint` (every trained run's) and a `validate_every` of 0 (the train section's)
+# are left out, so the keys' arrival changed no digest.
 _RESOLVED = {**CFG, "experiments": {n: {k: v for k, v in _asdict(e).items()
-                                        if k not in ("name", "depends") and (k != "checkpoint" or v)}
+                                        if k not in ("name", "depends")
+                                        and (k not in ("checkpoint", "validate_every") or v)}
                                     for n, e in _DECLARED.items()}}
 _VQ_FILTER_ONLY = ["vqscore.thresholds", "vqscore.threshold_mode", "vqscore.keep_unit"]
 _VQ_HISTOGRAM_ONLY = ["vqscore.histogram_bins", "vqscore.source_order"]
@@ -170,7 +172,8 @@ def train_inputs(wc):
 
 
 def train_options(wc, input):
-    """The experiment's options of `use-repro train` (steps, speech list, init, size, seed)."""
+    """The experiment's options of `use-repro train` (steps, speech list, init, size, seed,
+    validation cadence)."""
     e = EXPS[wc.exp]
     opts = [f"--steps {e.steps}"]
     if e.filter != "none":
@@ -181,6 +184,8 @@ def train_options(wc, input):
         opts.append(f"--size {e.size}")
     if e.seed is not None:
         opts.append(f"--seed {e.seed}")
+    if e.validate_every:
+        opts.append(f"--validate-every {e.validate_every}")
     return " ".join(opts)
 
 

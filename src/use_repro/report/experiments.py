@@ -25,7 +25,7 @@ from use_repro.config import ConfigError
 # generic default-filler does not descend into).
 ENTRY_DEFAULTS = {"stage": "regression", "target": "shifted", "filter": "none", "init": "",
                   "size": "", "steps": 1000, "test": False, "unseen": False, "gpus": 0, "label": "",
-                  "checkpoint": "", "seed": None}
+                  "checkpoint": "", "seed": None, "validate_every": 0}
 PRETRAINED = "pretrained"  # the stage of a model file trained elsewhere: scored, never trained
 
 # Pseudo-systems the report prints beside the experiments.
@@ -48,6 +48,7 @@ class Experiment:
     label: str
     checkpoint: str = ""
     seed: int | None = None   # this run's seed; None: the profile's top-level `seed`
+    validate_every: int = 0   # this run's validation cadence; 0: train.validate_every
     depends: tuple[str, ...] = field(default=())
 
     @property

@@ -34,6 +34,8 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--steps", type=int, default=1000, help="training steps (optimizer updates)")
     p.add_argument("--out", required=True, help="run folder: final.pt, curves.csv, train_log.csv, checkpoints/")
     p.add_argument("--seed", type=int, default=None, help="master seed (default: the profile's)")
+    p.add_argument("--validate-every", type=int, default=None,
+                   help="validate every N steps (default: the profile's train.validate_every)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="default: the profile's `device`")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the profile's `threads`, else torch's)")

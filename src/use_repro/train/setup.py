@@ -97,6 +97,10 @@ def _jsonable(v: Any) -> bool:
 def context(args: argparse.Namespace, stage: str, target: str) -> RunContext:
     """Load the profile, join the process group, set threads and seeds."""
     cfg = load_config(args.config)
+    if getattr(args, "validate_every", None) is not None:
+        # the run's own cadence (an experiment's validate_every): part of its identity, since
+        # curves.csv holds the steps validated
+        cfg = {**cfg, "train": {**cfg["train"], "validate_every": int(args.validate_every)}}
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
     elif cfg.get("threads"):
