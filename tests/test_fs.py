@@ -1,11 +1,13 @@
-"""Atomic writes: a file appears whole or not at all, with the mode the user's umask gives."""
+"""Atomic writes: a file appears whole or not at all, with the mode the user's umask gives.
+File digests: the hex sha256 every recorded digest is."""
 from __future__ import annotations
 
+import hashlib
 import os
 
 import pytest
 
-from use_repro.fs import atomic_path, current_umask, write_text_atomic
+from use_repro.fs import DIGEST_BLOCK, atomic_path, current_umask, sha256_file, sha256_file_cached, write_text_atomic
 
 
 @pytest.fixture
@@ -40,3 +42,21 @@ def test_a_failed_write_leaves_the_old_file_and_no_temp(tmp_path):
             tmp.write_text("half")
             raise RuntimeError("killed")
     assert target.read_text() == "old" and sorted(p.name for p in tmp_path.iterdir()) == ["c.txt"]
+
+
+def test_sha256_file_is_hashlibs_hex_digest_across_blocks(tmp_path):
+    data = bytes(range(256)) * (DIGEST_BLOCK // 256 * 2 + 3)  # two full blocks and a partial one
+    f = tmp_path / "x.bin"
+    f.write_bytes(data)
+    want = hashlib.sha256(data).hexdigest()
+    assert sha256_file(f) == sha256_file(str(f)) == sha256_file_cached(f) == want
+    (tmp_path / "empty").write_bytes(b"")
+    assert sha256_file(tmp_path / "empty") == hashlib.sha256(b"").hexdigest()
+
+
+def test_sha256_file_cached_sees_a_rewrite_of_another_size(tmp_path):
+    f = tmp_path / "x.bin"
+    f.write_bytes(b"one")
+    assert sha256_file_cached(f) == hashlib.sha256(b"one").hexdigest()
+    f.write_bytes(b"three")
+    assert sha256_file_cached(f) == hashlib.sha256(b"three").hexdigest()

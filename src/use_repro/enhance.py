@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import hashlib
 import logging
 import os
@@ -57,7 +56,7 @@ from typing import TYPE_CHECKING
 
 from use_repro.batch import Failures
 from use_repro.data.manifest import write_scp
-from use_repro.fs import atomic_path, refuse_overwrite
+from use_repro.fs import atomic_path, refuse_overwrite, sha256_file, sha256_file_cached
 from use_repro.lock import folder_lock
 
 if TYPE_CHECKING:
@@ -123,23 +122,9 @@ class Candidate:
     fixed: bool = False  # a list's uid: used as given (made unique only if two lists repeat it)
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def _sha256_of(path: str, size: int, mtime_ns: int) -> str:
-    return file_sha256(path)
-
-
 def source_digest(path: str | os.PathLike) -> str:
     """sha256 of a source file (remembered per path, size and mtime within a process)."""
-    st = os.stat(path)
-    return _sha256_of(os.path.realpath(path), st.st_size, st.st_mtime_ns)
+    return sha256_file_cached(path)
 
 
 def safe_uid(name: str) -> str:
@@ -154,7 +139,7 @@ def checkpoint_digest(path: str | os.PathLike) -> str:
     in sorted order): what `enhanced.tsv` records as the maker of each output."""
     path = Path(path)
     if not path.is_dir():
-        return file_sha256(path)
+        return sha256_file(path)
     h = hashlib.sha256()
     for f in sorted(q for q in path.rglob("*") if q.is_file()):
         h.update(f.relative_to(path).as_posix().encode() + b"\0")

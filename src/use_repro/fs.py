@@ -1,11 +1,17 @@
-"""Atomic file writes: write to a temp file in the target's folder, then rename.
+"""Atomic file writes (write to a temp file in the target's folder, then rename) and file digests.
 
 A job killed mid-write leaves either the old file or none, never a truncated one, so an
 interrupted run resumes cleanly and Snakemake never sees a half-written output.
+
+The file digest lives here, at the bottom of the import graph, because modules of every layer
+need it (weights pins, VQScore and NISQA checkpoints, training identities, enhanced sources):
+one helper, so every digest the project records is the same hex sha256 of the same bytes.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
 import tempfile
 from pathlib import Path
@@ -62,3 +68,29 @@ def refuse_overwrite(output: str | os.PathLike, inputs: set[Path]) -> None:
     out = Path(output).resolve()
     if out in inputs:
         raise FileExistsError(f"{output}: refusing to overwrite an input file")
+
+
+DIGEST_BLOCK = 1 << 20  # bytes read at a time: a checkpoint of any size hashes in bounded memory
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(DIGEST_BLOCK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
+    return sha256_file(path)
+
+
+def sha256_file_cached(path: str | os.PathLike) -> str:
+    """:func:`sha256_file`, computed once per process for a given (real path, size, mtime):
+    a folder of sources checked again, or a backend's weights named by several metrics, is
+    not read twice. A file rewritten in place within the same mtime tick would be missed, which
+    is why only callers that re-check unchanged files use it."""
+    st = os.stat(path)
+    return _sha256_cached(os.path.realpath(path), st.st_size, st.st_mtime_ns)

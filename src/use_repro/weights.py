@@ -33,8 +33,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
-import functools
-import hashlib
 import http.client
 import json
 import logging
@@ -46,6 +44,7 @@ import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
+from use_repro.fs import sha256_file, sha256_file_cached
 from use_repro.metrics.nisqa import OFFICIAL_SHA256 as NISQA_SHA256  # one pin, shared with the backend
 
 log = logging.getLogger(__name__)
@@ -145,25 +144,6 @@ def _check_content(w: WeightFile, path: Path, shown: str | os.PathLike) -> None:
         released.model_from_state_dict(released._read_safetensors(Path(path)), shown)
     except Exception as e:  # any reason it does not load is a reason not to install it
         raise WeightsError(f"{shown}: not the released USEMamba ({e}); nothing installed") from e
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(CHUNK), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=64)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(path)
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """sha256 of a file, computed once per process for a given (path, size, mtime)."""
-    st = os.stat(path)
-    return _sha256_cached(str(Path(path).resolve()), st.st_size, st.st_mtime_ns)
 
 
 def entry(name: str) -> WeightFile:
@@ -361,7 +341,7 @@ def ensure(name: str, weights_dir, url: str | None = None, fetch_missing: bool =
     dst = target(w, weights_dir)
     fix = fix or f"use-repro weights --weights-dir {weights_dir} fetch {w.name}"
     if dst.is_file():
-        digest = file_sha256(dst)
+        digest = sha256_file_cached(dst)
         if w.sha256 is None or digest == w.sha256:
             return True, f"{w.metric}: the official weights are in place ({dst})"
         return False, (f"{w.metric}: {dst} is not the official file (sha256 {digest[:16]}...), so {w.metric} "
@@ -370,7 +350,7 @@ def ensure(name: str, weights_dir, url: str | None = None, fetch_missing: bool =
     if fetch_missing:
         try:
             fetch(name, weights_dir, url, timeout=timeout)
-            return True, f"{w.metric}: installed the official weights ({dst}, sha256 {file_sha256(dst)})"
+            return True, f"{w.metric}: installed the official weights ({dst}, sha256 {sha256_file_cached(dst)})"
         except WeightsError as e:
             why = e.reason
         except Exception as e:  # a build step goes on whatever went wrong; the line says what

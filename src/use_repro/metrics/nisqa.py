@@ -24,7 +24,6 @@ the rate). So do we; forcing 48 kHz changes the prediction by up to 0.33 at 22.0
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import inspect
@@ -36,20 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
+from use_repro.fs import sha256_file
+
 DIST = "nisqa"
 # sha256 of the official NISQA v2.0 `weights/nisqa.tar` (github.com/gabrielmittag/NISQA,
 # raw/master/weights/nisqa.tar). Only this file is the paper's (the challenge's) backend.
 OFFICIAL_SHA256 = "7ec4cf937514dd3f8860b21e66fabd8ca87a168572675ef8d979c4c4ad2e805c"
 _MODULE_NAME = "use_repro._official_nisqa_lib"
-
-
-def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def official_lib_path() -> Path:

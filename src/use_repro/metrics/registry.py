@@ -155,9 +155,9 @@ def _nisqa(wd) -> Backend:
         code = nisqa.describe_code()  # the installed distribution's own file, never sys.path's `nisqa`
     except LookupError as e:
         return Backend("NISQA", ("NISQA",), na_reason=f"{own} found, but its model code is missing: {e}")
-    from use_repro.weights import file_sha256
+    from use_repro.fs import sha256_file_cached
 
-    digest = file_sha256(own)  # hashed once per process
+    digest = sha256_file_cached(own)  # hashed once per process
     official = digest == nisqa.OFFICIAL_SHA256
     # Only the official v2.0 file is the challenge's backend; any other checkpoint is named as such.
     name = (f"NISQA v2.0 official nisqa.tar, model code {code}" if official else

@@ -503,7 +503,7 @@ def load_estimator(path: str | Path, device: str | torch.device = "cpu") -> tupl
         # {"optimizer": {"VQVAE": ...}, "scheduler": {"VQVAE": ...}, "steps", "epochs",
         #  "model": {"VQVAE": VQVAE_QE.state_dict()}}; inference.py reads only model.VQVAE.
         model = model_from_released_state(ckpt["model"]["VQVAE"], f"{path} model.VQVAE")
-        from use_repro.weights import sha256_file
+        from use_repro.fs import sha256_file
 
         return model.to(device).eval(), {"origin": "released", "format": "original release", "source": str(path),
                                          "sha256": sha256_file(path),

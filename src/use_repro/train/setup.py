@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from use_repro.config import load_config
+from use_repro.fs import sha256_file
 from use_repro.seeding import derive_seed, seed_everything
 from use_repro.train import distributed as D
 from use_repro.train.arguments import add_data_arguments  # noqa: F401 (re-exported)
@@ -79,15 +80,7 @@ class RunContext:
 
 def _file_digest(path: str | Path | None) -> str | None:
     """sha256 of a file's bytes (None for no file)."""
-    if not path:
-        return None
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return sha256_file(path) if path else None
 
 
 def _jsonable(v: Any) -> bool:
