@@ -104,3 +104,14 @@ def test_audio_lists_of_two_or_three_columns_and_where_their_paths_are_read(tmp_
     assert resolve_listed("only_here.wav", lst) == "only_here.wav"
     assert resolve_listed("missing.wav", lst) == str(tmp_path / "lists" / "missing.wav")
     assert resolve_listed("/abs/x.wav", lst) == "/abs/x.wav"
+
+
+def test_write_tsv_writes_columns_in_order_and_none_or_missing_as_empty(tmp_path):
+    from use_repro.data.manifest import write_tsv
+
+    p = tmp_path / "info.tsv"
+    write_tsv(p, ("uid", "fs", "note"), [{"uid": "a", "fs": 16000, "note": None, "extra": 1},
+                                         {"uid": "b", "note": "two\twords"}])
+    assert p.read_bytes() == b'uid\tfs\tnote\na\t16000\t\nb\t\t"two\twords"\n'
+    write_tsv(p, ["uid"], [])
+    assert p.read_text() == "uid\n"

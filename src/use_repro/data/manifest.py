@@ -9,6 +9,8 @@ Formats (one item per line, UTF-8):
   ``id noisy_path speech_uid speech_sid clean_path noise_uid snr_dB rir_uid augmentation fs length text``
   followed by any extra columns (our extra target paths). Empty values are written as ``none``,
   as in the official files.
+- info tables (the corpus's ``speech_info.tsv``, ``sources.tsv``, ...): tab separated with a
+  header, one row per dict, an absent or None value as an empty field (:func:`write_tsv`).
 
 Errors name the file and the 1-based line: ``speech_train.scp line 14: ...``.
 """
@@ -191,6 +193,19 @@ def write_kv(path: str | os.PathLike, mapping: dict[str, str] | Iterable[tuple[s
     text = "".join(f"{k} {str(v).strip()}\n" for k, v in items)
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+def write_tsv(path: str | os.PathLike, columns: Iterable[str], rows: Iterable[dict]) -> None:
+    """Write an info table atomically: a header of `columns`, then each row's values in that
+    order (csv-quoted where a value holds a tab, a quote or a newline; a missing key or None is
+    empty). Here, with the other manifest writers, because both ways of building a corpus (the
+    embedded build and the official-data mode) write the same tables with it."""
+    columns = tuple(columns)
+    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, delimiter="\t", lineterminator="\n")
+        w.writerow(columns)
+        for r in rows:
+            w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
 
 
 def read_meta(path: str | os.PathLike, rejected: list[tuple[str, str]] | None = None,

@@ -22,7 +22,6 @@ Output layout: see `use_repro.data.corpus.layout`.
 from __future__ import annotations
 
 import argparse
-import csv
 import logging
 import math
 import os
@@ -36,8 +35,7 @@ import numpy as np
 from use_repro.audio.io import SUPPORTED_RATES, read_audio, write_audio
 from use_repro.audio.resample import resample
 from use_repro.data.corpus import crowd, debian, flite, layout, noise, rir, sentences, summary, tts, wind
-from use_repro.data.manifest import write_kv, write_scp
-from use_repro.fs import atomic_path
+from use_repro.data.manifest import write_kv, write_scp, write_tsv
 from use_repro.seeding import derive_seed, rng_for
 
 log = logging.getLogger("use_repro.corpus")
@@ -630,14 +628,6 @@ def _progress(it, desc, total):
     return progress(it, desc=desc, total=total)
 
 
-def _write_tsv(path: Path, columns, rows) -> None:
-    with atomic_path(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, delimiter="\t", lineterminator="\n")
-        w.writerow(columns)
-        for r in rows:
-            w.writerow(["" if r.get(c) is None else r.get(c) for c in columns])
-
-
 def _write_manifests(out: Path, plan: Plan, speech_rows, noise_rows, rir_rows, wind_rows) -> None:
     jobs = sorted(plan.speech, key=lambda j: j.uid)
     for split in layout.SPLITS:
@@ -657,11 +647,11 @@ def _write_manifests(out: Path, plan: Plan, speech_rows, noise_rows, rir_rows, w
         r = speech_rows[j.uid]
         info.append(dict(uid=j.uid, split=j.split, source=j.source, origin=j.origin, spk=j.spk, lang=j.lang,
                          fs=j.fs, native_fs=j.native_fs, duration_s=r["duration_s"], dirty=r["dirty"]))
-    _write_tsv(out / "speech_info.tsv", layout.SPEECH_INFO_COLUMNS, info)
-    _write_tsv(out / "crowd_dirty.tsv", crowd.CROWD_COLUMNS, [speech_rows[j.uid] for j in jobs])
-    _write_tsv(out / "noise_info.tsv", layout.NOISE_INFO_COLUMNS, sorted(noise_rows, key=lambda r: r["uid"]))
-    _write_tsv(out / "rir_info.tsv", layout.RIR_INFO_COLUMNS, sorted(rir_rows, key=lambda r: r["uid"]))
-    _write_tsv(out / "wind_info.tsv", layout.WIND_INFO_COLUMNS, sorted(wind_rows, key=lambda r: r["uid"]))
-    _write_tsv(out / "sources.tsv", ("source", "status", "detail"),
-               [dict(source=s, status=st, detail=d) for s, st, d in plan.sources]
-               + [dict(source="warning", status="warning", detail=w) for w in plan.warnings])
+    write_tsv(out / "speech_info.tsv", layout.SPEECH_INFO_COLUMNS, info)
+    write_tsv(out / "crowd_dirty.tsv", crowd.CROWD_COLUMNS, [speech_rows[j.uid] for j in jobs])
+    write_tsv(out / "noise_info.tsv", layout.NOISE_INFO_COLUMNS, sorted(noise_rows, key=lambda r: r["uid"]))
+    write_tsv(out / "rir_info.tsv", layout.RIR_INFO_COLUMNS, sorted(rir_rows, key=lambda r: r["uid"]))
+    write_tsv(out / "wind_info.tsv", layout.WIND_INFO_COLUMNS, sorted(wind_rows, key=lambda r: r["uid"]))
+    write_tsv(out / "sources.tsv", ("source", "status", "detail"),
+              [dict(source=s, status=st, detail=d) for s, st, d in plan.sources]
+              + [dict(source="warning", status="warning", detail=w) for w in plan.warnings])

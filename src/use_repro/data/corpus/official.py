@@ -228,14 +228,14 @@ def build(cfg: dict, out: Path, threads: int = 1) -> list[dict]:
         sources.append((f"official:{Path(lst).name}", "rejects", f"{n} line(s) rejected, see {REJECTS}"))
     for k, mapping in side.items():
         write_kv(out / k, sorted(mapping.items()))
-    from use_repro.data.corpus.build import _write_tsv
+    from use_repro.data.manifest import write_tsv
 
-    _write_tsv(out / "speech_info.tsv", layout.SPEECH_INFO_COLUMNS, info)
-    _write_tsv(out / "sources.tsv", ("source", "status", "detail"),
+    write_tsv(out / "speech_info.tsv", layout.SPEECH_INFO_COLUMNS, info)
+    write_tsv(out / "sources.tsv", ("source", "status", "detail"),
                [dict(source=s, status=st, detail=d) for s, st, d in sources])
     for name, cols in (("noise_info.tsv", layout.NOISE_INFO_COLUMNS), ("rir_info.tsv", layout.RIR_INFO_COLUMNS),
                        ("wind_info.tsv", layout.WIND_INFO_COLUMNS), ("crowd_dirty.tsv", ("uid", "dirty", "kind"))):
-        _write_tsv(out / name, cols, [])
+        write_tsv(out / name, cols, [])
     with atomic_path(out / REJECTS) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f, delimiter="\t", lineterminator="\n")
         w.writerow(("list", "line", "uid", "path", "reason"))
