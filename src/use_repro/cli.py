@@ -100,19 +100,6 @@ def show_defaults(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def module_doc(module_name: str) -> str:
-    """A module's docstring, read from its source without importing it (a stage's help text
-    must not load what the stage runs on)."""
-    import ast
-    import importlib.util
-
-    spec = importlib.util.find_spec(module_name)
-    if spec is None or not spec.origin:
-        return ""
-    with open(spec.origin, encoding="utf-8") as f:
-        return ast.get_docstring(ast.parse(f.read()), clean=False) or ""
-
-
 def stage_parser(name: str) -> tuple[argparse.ArgumentParser, object]:
     """Build the parser of one stage by importing its module. Stage modules import their heavy
     dependencies (torch, pandas, scipy, the renderer) where they are used, so this stays quick:

@@ -26,7 +26,6 @@ import argparse
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     # The options and the stages' descriptions, without importing the training code (torch):
     # `use-repro train ... --help` prints at once.
-    from use_repro.cli import module_doc
     from use_repro.train import arguments as A
 
     sub = parser.add_subparsers(dest="train_stage", required=True,
@@ -40,6 +39,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                        formatter_class=argparse.RawDescriptionHelpFormatter))
     A.residual_arguments(sub.add_parser(
         "residual-correlation", help="Section 3.6: correlation of the GAN correction with the regression error"))
+
+
+def module_doc(module_name: str) -> str:
+    """A module's docstring, read from its source without importing it (a stage's help text
+    must not load what the stage runs on). Here, not in use_repro.cli, which only names the
+    stage modules: the train stage is the one whose subcommands describe themselves this way."""
+    import ast
+    import importlib.util
+
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.origin:
+        return ""
+    with open(spec.origin, encoding="utf-8") as f:
+        return ast.get_docstring(ast.parse(f.read()), clean=False) or ""
 
 
 def run(args: argparse.Namespace) -> int:
