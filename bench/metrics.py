@@ -124,6 +124,7 @@ def intrusive_timing(items, rate: int = 16000) -> dict:
 
     from use_repro.audio.io import read_audio
     from use_repro.metrics import intrusive as m
+    from use_repro.metrics import mcd
 
     torch.set_num_threads(1)
     from use_repro.audio.resample import resample
@@ -158,15 +159,15 @@ def intrusive_timing(items, rate: int = 16000) -> dict:
         mceps = {}
         for backend in ("numpy", "sptk"):
             got = []
-            t[backend], _ = timed(lambda r, e: got.append((m.mel_cepstrum(r, fs, backend),
-                                                             m.mel_cepstrum(m.scale_to(r, e), fs, backend))))
+            t[backend], _ = timed(lambda r, e: got.append((mcd.mel_cepstrum(r, fs, backend),
+                                                             mcd.mel_cepstrum(m.scale_to(r, e), fs, backend))))
             mceps[backend] = got
         same_mcep = max(float(np.max(np.abs(x - y))) for p, q in zip(mceps["numpy"], mceps["sptk"]) for x, y in zip(p, q))
         paths = {}
         for backend in ("numpy", "fastdtw"):
-            m.dtw_path(*mceps["sptk"][0], backend)  # warm-up
+            mcd.dtw_path(*mceps["sptk"][0], backend)  # warm-up
             t0 = time.process_time()
-            paths[backend] = [m.dtw_path(a, b, backend) for a, b in mceps["sptk"]]
+            paths[backend] = [mcd.dtw_path(a, b, backend) for a, b in mceps["sptk"]]
             t["dtw_" + backend] = (time.process_time() - t0) / n
     same = all(np.array_equal(p[0], q[0]) and np.array_equal(p[1], q[1])
                for p, q in zip(paths["numpy"], paths["fastdtw"]))
