@@ -474,3 +474,13 @@ def test_provenance_dirty_flag_ignores_the_runs_own_outputs(tmp_path):
     assert git_commit(tmp_path)["dirty"] == "no"
     (tmp_path / "code.py").write_text("x = 2\n")                       # the code itself changed
     assert git_commit(tmp_path)["dirty"] == "yes"
+
+
+def test_the_report_reads_the_metric_stage_s_one_list_of_names():
+    from use_repro.metrics import registry
+    from use_repro.report import scores
+
+    assert scores.METRICS is registry.RANKED_METRICS
+    assert set(scores.EXTRA_METRICS) <= set(registry.EXTRA_METRICS)
+    for m in scores.METRICS + scores.EXTRA_METRICS:  # every column the tables print has its aliases
+        assert scores.canonical(m) == m

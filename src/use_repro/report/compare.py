@@ -356,7 +356,7 @@ def table7_claims(inp: Inputs) -> list[Claim]:
 def _overall(means: np.ndarray, metrics: list[str]) -> np.ndarray:
     """[B, S] exact Overall of the challenge's ranking of [B, S, M] means (report metric names)."""
     from use_repro.metrics.ranking import overall_scores
-    from use_repro.report.scores import CATEGORIES
+    from use_repro.metrics.registry import CATEGORIES
 
     cat_of = {m: c for c, ms in CATEGORIES.items() for m in ms}
     return overall_scores(means, [m not in LOWER_IS_BETTER for m in metrics], [cat_of[m] for m in metrics])

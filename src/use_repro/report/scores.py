@@ -15,19 +15,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from use_repro.metrics import registry
+from use_repro.metrics.registry import LOWER_IS_BETTER
+
+# The metric names are the metric stage's (metrics/registry.py), one list for the stage that
+# writes the columns and the report that reads them.
 # The paper's twelve leaderboard metrics, in its column order (Table 1).
-METRICS = ("DNSMOS", "NISQA", "UTMOS", "PESQ", "ESTOI", "SDR", "MCD", "LSD", "SBERT", "LPS",
-           "SpkSim", "CAcc")
+METRICS = registry.RANKED_METRICS
 # Not in the paper: the embedded MOS predictor the metric stage reports in its own column (it
-# never fills UTMOS). Tables print it after the twelve when a run has it, marked as such.
-EXTRA_METRICS = ("DistillMOS",)
-LOWER_IS_BETTER = frozenset({"MCD", "LSD"})
-CATEGORIES = {
-    "non-intrusive": ("DNSMOS", "NISQA", "UTMOS"),
-    "intrusive": ("PESQ", "ESTOI", "SDR", "MCD", "LSD"),
-    "task-independent": ("SBERT", "LPS"),
-    "task-dependent": ("SpkSim", "CAcc"),
-}
+# never fills UTMOS). Tables print it after the twelve when a run has it, marked as such. The
+# stage's other extras, DNSMOS's SIG and BAK heads, are in its CSV but in no table.
+EXTRA_METRICS = tuple(m for m in registry.EXTRA_METRICS if not m.startswith("DNSMOS_"))
 
 _ALIASES = {
     "DNSMOS": ("dnsmos", "dnsmos_ovrl", "ovrl", "dnsmos_ovr"),
