@@ -77,11 +77,6 @@ def num_frames(length: int, fs: int) -> int:
     return 1 + int(length) // stft_config(fs)[1]
 
 
-def bin_frequencies(fs: int) -> torch.Tensor:
-    """Centre frequency (Hz) of each bin, ``[F]``: 0, 25, 50, ... up to fs / 2."""
-    return torch.arange(num_bins(fs), dtype=torch.float64) * BIN_HZ
-
-
 @lru_cache(maxsize=64)
 def _window_cpu(win_length: int, dtype: torch.dtype) -> torch.Tensor:
     # Made as a normal tensor even when the first caller runs under torch.inference_mode
@@ -169,13 +164,6 @@ def mag_pha_istft(mag_c: torch.Tensor, pha: torch.Tensor, fs: int,
     mag = decompress(mag_c)
     spec = torch.polar(mag, pha) if mag.dtype == pha.dtype else torch.polar(mag, pha.to(mag.dtype))
     return istft(spec, fs, length)
-
-
-def com_istft(com: torch.Tensor, fs: int, length: int | None = None) -> torch.Tensor:
-    """Compressed complex spectrum ``com [B, F, N, 2]`` -> waveform ``[B, length]``."""
-    mag_c = torch.sqrt(com[..., 0] ** 2 + com[..., 1] ** 2)
-    pha = torch.atan2(com[..., 1], com[..., 0])
-    return mag_pha_istft(mag_c, pha, fs, length)
 
 
 def band_bins(fs: int, band_hz: float = 4000.0) -> list[tuple[int, int]]:

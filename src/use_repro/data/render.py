@@ -248,10 +248,6 @@ def _peak(x: np.ndarray) -> float:
     return float(np.max(np.abs(x))) if x.size else 0.0
 
 
-def sources_from_entries(speech: list[ScpEntry], noise: list[ScpEntry], rir: list[ScpEntry]) -> Sources:
-    return Sources(speech, noise, rir)
-
-
 def resolve_path(p: str, scp_path: str | Path) -> str:
     """A manifest path as written if it exists (or is absolute), else relative to the manifest."""
     if os.path.isabs(p) or os.path.exists(p):

@@ -71,8 +71,3 @@ def tables_dir(results: str | Path) -> Path:
 def table_files(results: str | Path, table: str) -> dict[str, Path]:
     base = tables_dir(results) / table
     return {ext: base.with_suffix(f".{ext}") for ext in ("md", "csv", "tex")}
-
-
-def figure_files(figures: str | Path, figure: str) -> dict[str, Path]:
-    base = Path(figures) / figure
-    return {ext: base.with_suffix(f".{ext}") for ext in ("png", "pdf")}

@@ -118,12 +118,6 @@ def wrap(module: nn.Module, info: DistInfo, find_unused_parameters: bool = False
     return DDP(module, device_ids=ids, find_unused_parameters=find_unused_parameters)
 
 
-def unwrap(module: nn.Module) -> nn.Module:
-    """The module inside a DDP wrapper (or the module itself)."""
-    return module.module if hasattr(module, "module") and isinstance(
-        module, nn.parallel.DistributedDataParallel) else module
-
-
 @contextlib.contextmanager
 def frozen(module: nn.Module) -> Iterator[None]:
     """`requires_grad=False` on `module`'s parameters inside, restored on exit.
