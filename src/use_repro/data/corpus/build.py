@@ -233,12 +233,38 @@ def assign_test_rates(jobs: list[SpeechJob], rates: list[int], share: float,
 
 
 def plan_corpus(cfg: dict, out: Path) -> Plan:
+    """Everything the corpus stage will make, decided before any audio is made: which sources
+    are there, which utterances go to which split (real speech first, TTS and flite filling what
+    it leaves), the crowd share, and the noise, RIR and wind clips. Every random choice comes
+    from a generator keyed by (seed, purpose), so the plan is a function of the config and of
+    the sources found. The steps are separate functions so each reads on its own; their order is
+    the order the minutes are filled in."""
     c = cfg["corpus"]
     seed = int(cfg["seed"])
     plan = Plan()
-    heldout = set(c["heldout_languages"])
+    roots, use_tts, flite_voices = _plan_sources(cfg, plan)
+    groups = _speech_groups(c, seed, roots)
+    chosen, test_groups, test_s, flite_s = _plan_real_speech(c, plan, groups, use_tts)
+    tts_s, flite_s = _synthetic_budget(c, plan, chosen, test_groups, use_tts, test_s, flite_s)
+    texts = _plan_tts(c, seed, plan, groups, tts_s, use_tts)
+    _plan_flite(c, seed, plan, flite_s, flite_voices, texts)
+    if not plan.speech:
+        raise CorpusError("no usable speech source: " + "; ".join(f"{s}: {d}" for s, st, d in plan.sources
+                                                                  if st != "ok"))
+    _plan_test_rates(c, seed, plan)
+    _plan_crowd(c, seed, plan)
+    _plan_noise(c, plan, groups, roots, out)
+    _plan_rirs(c, seed, plan)
+    _plan_wind(c, seed, plan)
+    return plan
 
-    # --- availability -----------------------------------------------------------------------
+
+def _plan_sources(cfg: dict, plan: Plan) -> tuple[dict[str, Path], bool, list[str]]:
+    """Fetch (or find in the cache) the Debian packages the enabled sources need and check TTS
+    and flite, recording each source's status in `plan.sources` (sources.tsv says what was
+    used and why anything was not). Returns (unpacked package roots, TTS usable, flite voices);
+    sets `plan.flite_bin` when flite is usable."""
+    c = cfg["corpus"]
     roots: dict[str, Path] = {}
     packages = []
     if "debian" in c["sources"]:
@@ -266,7 +292,14 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
         plan.flite_bin, flite_voices, why = flite.available(roots, list(fc["voices"]))
         plan.sources.append(("flite", "ok" if plan.flite_bin else "missing",
                              f"voices {', '.join(flite_voices)} (synthetic, test only)" if plan.flite_bin else why))
+    return roots, use_tts, flite_voices
 
+
+def _speech_groups(c: dict, seed: int, roots: dict[str, Path]) -> list[debian.Group]:
+    """The real-speech groups (one speaker or voice set each) of the unpacked packages, each
+    with its pool: the utterances within the configured duration range, in a seeded order.
+    Groups of a held-out language are moved from train/validation to the test split."""
+    heldout = set(c["heldout_languages"])
     speech_roots = {k: v for k, v in roots.items() if k not in debian.FLITE_PACKAGES}
     kt_train = tuple(c.get("ktuberling_train_languages") or ())
     groups = debian.speech_groups(speech_roots, kt_train) if speech_roots else []
@@ -276,8 +309,17 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
         ok = [(it, d) for it, d in _durations(g.items) if c["min_utterance_s"] <= d <= c["max_utterance_s"]]
         rng_for(seed, "corpus", "order", g.name).shuffle(ok)
         g.pool = ok
+    return groups
 
-    # --- real speech: validation, train, test ------------------------------------------------
+
+def _plan_real_speech(c: dict, plan: Plan, groups: list[debian.Group], use_tts: bool):
+    """Real speech for validation, train and test, added to `plan.speech`.
+
+    Validation and train take their minutes less the TTS share (all of them when TTS is the
+    only training speech), from the groups in turn; test takes the held-out languages in turn
+    (equal minutes while each lasts) and within a language its speakers in turn, less flite's
+    share. Returns (chosen rows per split, the test groups, test seconds, flite seconds)."""
+    fc = c["flite"]
     trainval = [g for g in groups if g.role == "trainval" and g.pool]
     test_groups = [g for g in groups if g.role == "test" and g.pool]
     tts_share = c["tts_share"] if use_tts else 0.0
@@ -308,8 +350,15 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
         for g, it, _ in rows:
             plan.speech.append(SpeechJob(it.uid, split, g.source, g.source, g.spk, g.lang, it.text,
                                          it.fs, it.fs, item=it))
+    return chosen, test_groups, test_s, flite_s
 
-    # --- TTS ------------------------------------------------------------------------------------
+
+def _synthetic_budget(c: dict, plan: Plan, chosen: dict, test_groups: list[debian.Group], use_tts: bool,
+                      test_s: float, flite_s: float) -> tuple[dict[str, float], float]:
+    """Seconds of synthetic speech: TTS per split for the minutes real speech left unfilled, and
+    flite's test seconds, topped up when real held-out speech ran short. Without held-out real
+    speakers the test split falls back to flite, else to TTS (a warning in `plan.warnings`:
+    TTS's voice is also a training voice). Returns (TTS seconds per split, flite seconds)."""
     got = {s: sum(d for _, _, d in chosen[s]) for s in layout.SPLITS}
     if plan.flite_bin:  # real held-out speech ran short: flite fills the test minutes up
         flite_s = max(flite_s, test_s - got["test"])
@@ -324,6 +373,14 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
             msg += "; test speech falls back to the TTS voice, which training also uses (speaker overlap)"
         plan.warnings.append(msg)
         log.warning("corpus: %s", msg)
+    return tts_s, flite_s
+
+
+def _plan_tts(c: dict, seed: int, plan: Plan, groups: list[debian.Group], tts_s: dict[str, float],
+              use_tts: bool) -> list[str]:
+    """TTS utterances for `tts_s` seconds per split (at least one per configured rate in
+    train), at the configured rate mix with seeded voice scales, and the TTS babble talkers when
+    no real babble speech exists. Returns the sentences used (flite's texts avoid them)."""
     texts: list[str] = []
     if use_tts:
         t = c["tts"]
@@ -349,8 +406,13 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
         for i in range(n_babble):
             plan.babble_tts.append(tts.TtsJob(f"babble_tts_{i:03d}", texts[k], 1.0, 0.667, 0.8, tts.NATIVE_FS))
             k += 1
+    return texts
 
-    # --- held-out synthetic English (flite), test only ----------------------------------------
+
+def _plan_flite(c: dict, seed: int, plan: Plan, flite_s: float, flite_voices: list[str], texts: list[str]) -> None:
+    """Held-out synthetic English (flite) for `flite_s` test seconds: the voices in turn, a
+    seeded duration stretch each, sentences TTS did not speak."""
+    fc = c["flite"]
     if plan.flite_bin and flite_s > 0:
         n = int(math.ceil(flite_s / (FLITE_MEAN_S * float(np.mean(fc["duration_stretch"])))))
         ftexts = sentences.sentences(n, rng_for(seed, "corpus", "flite-sentences"), exclude=set(texts))
@@ -361,18 +423,20 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
                                          "en", ftexts[i], flite.NATIVE_FS.get(voice, 16000),
                                          flite.NATIVE_FS.get(voice, 16000), flite_job=(voice, stretch)))
 
-    if not plan.speech:
-        raise CorpusError("no usable speech source: " + "; ".join(f"{s}: {d}" for s, st, d in plan.sources
-                                                                  if st != "ok"))
 
-    # --- test speech at every rate --------------------------------------------------------------
+def _plan_test_rates(c: dict, seed: int, plan: Plan) -> None:
+    """Test speech at every rate: some non-TTS test utterances stored at another rate
+    (:func:`assign_test_rates`)."""
     convertible = [j for j in plan.speech if j.split == "test" and j.tts is None]
     new_fs = assign_test_rates(convertible, list(SUPPORTED_RATES), float(c["test_resample_share"]),
                                rng_for(seed, "corpus", "test-rates"))
     for j in convertible:
         j.fs = new_fs.get(j.uid, j.fs)
 
-    # --- crowd share of the training pool ---------------------------------------------------------
+
+def _plan_crowd(c: dict, seed: int, plan: Plan) -> None:
+    """The crowd share of the training pool: a seeded pick of training utterances relabelled
+    `crowd` (uid prefixed), a share of them degraded, the kinds in turn."""
     cc = c["crowd"]
     train = [j for j in plan.speech if j.split == "train"]
     rng = rng_for(seed, "corpus", "crowd")
@@ -392,7 +456,11 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
         if pos in dirty_at:
             j.dirty_kind = next(kind_iter)
 
-    # --- noise ------------------------------------------------------------------------------------
+
+def _plan_noise(c: dict, plan: Plan, groups: list[debian.Group], roots: dict[str, Path], out: Path) -> None:
+    """Noise clips per split and type: babble from real talkers (else the TTS babble talkers,
+    for train), real sound effects where a package has them, generated noise otherwise; a type
+    that cannot be made is recorded as missing in `plan.sources`."""
     nc = c["noise"]
     babble_talkers = {"train": [], "test": []}
     for g in groups:
@@ -427,7 +495,10 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
                 plan.noise.append(dict(uid=uid, split=split, type=typ, fs=fs, seconds=nc["seconds"],
                                        talkers=talkers if typ.startswith("babble") else None))
 
-    # --- RIRs ---------------------------------------------------------------------------------------
+
+def _plan_rirs(c: dict, seed: int, plan: Plan) -> None:
+    """Simulated rooms per split (test rooms from their own size and RT60 ranges), several
+    source/microphone placements per room."""
     rc = c["rir"]
     for split in layout.SPLITS:
         rng_key = "test" if split == "test" else "train"
@@ -441,8 +512,12 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
                 spec = rir.RoomSpec(room, dims, rt60, src, mic)
                 plan.rir.append(dict(uid=f"rir_{room}_{p}", split=split, spec=spec, rt60_range=rt_range))
 
-    # --- wind -----------------------------------------------------------------------------------------
+
+def _plan_wind(c: dict, seed: int, plan: Plan) -> None:
+    """Generated wind-noise clips per split, the rates in turn from the highest, a seeded
+    gustiness each."""
     wc = c["wind"]
+    rates = list(SUPPORTED_RATES)
     for split in layout.SPLITS:
         for i in range(int(wc["count"][split])):
             r = rng_for(seed, "corpus", "wind-params", split, i)
@@ -450,7 +525,6 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
             plan.wind.append(dict(uid=f"{WIND_UID_PREFIX}{split[:2]}{i:03d}", split=split,
                                   fs=sorted(rates, reverse=True)[i % len(rates)],
                                   seconds=wc["seconds"], gustiness=float(r.uniform(*wc["gustiness"]))))
-    return plan
 
 
 # ---------------------------------------------------------------------------------------------
