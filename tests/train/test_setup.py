@@ -66,3 +66,14 @@ def test_training_into_a_folder_of_another_target_refuses_or_restarts(tmp_path, 
     # the same settings with more steps resume
     res = regression.train(args_for(cfg, tiny_meta, out, "anechoic", 6, "--restart-if-changed"))
     assert res.resumed_from == 4 and [s for s, _ in list_checkpoints(out / "checkpoints")] == [4, 6]
+
+
+def test_arguments_a_stage_cannot_run_with_raise_and_the_cli_prints_them(tmp_path, tiny_meta):
+    from use_repro.train.arguments import TrainArgumentError
+
+    args = args_for(write_profile(tmp_path / "tiny.yaml"), tiny_meta, tmp_path / "run", "shifted", 4, "--simulate")
+    with pytest.raises(TrainArgumentError, match="give exactly one of --train-meta and --simulate"):
+        regression.train(args)
+    with pytest.raises(SystemExit) as e:  # the CLI: the message alone, exit status 1
+        cli.run(args)
+    assert str(e.value.code) == "train: give exactly one of --train-meta and --simulate"

@@ -9,6 +9,13 @@ from __future__ import annotations
 import argparse
 
 
+class TrainArgumentError(ValueError):
+    """Arguments a training stage cannot run with: both or neither data source, no speech to
+    simulate from, an --init model of the wrong kind. The user's to fix, not a crash: the
+    training code raises it (a caller from Python can catch it) and `use-repro train` prints
+    the message alone and exits 1 (train/cli.py)."""
+
+
 def add_data_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("training data (a rendered meta.tsv, or on-the-fly simulation)")
     g.add_argument("--train-meta", help="rendered training meta.tsv (see `use-repro simulate render`)")

@@ -37,7 +37,7 @@ import torch
 
 from use_repro.train import distributed as D
 from use_repro.train import setup
-from use_repro.train.arguments import gan_arguments, residual_arguments
+from use_repro.train.arguments import TrainArgumentError, gan_arguments, residual_arguments
 from use_repro.train.losses import (GAN_FORMS, loss_adversarial, loss_discriminator, loss_feature_matching,
                                     weighted_sum)
 from use_repro.train.loop import FitResult, Trainer
@@ -128,7 +128,7 @@ def train(args: argparse.Namespace, stage: str, on_gradients=None) -> FitResult:
     init = load_init(args.init, ctx.info.device)
     if stage == "finetune":
         if not isinstance(init, USEMamba):
-            raise SystemExit(f"--init {args.init}: finetune needs a USEMamba regression model, got {type(init).__name__}")
+            raise TrainArgumentError(f"--init {args.init}: finetune needs a USEMamba regression model, got {type(init).__name__}")
         model = init
     elif isinstance(init, TwoStage):
         model = init
@@ -137,7 +137,7 @@ def train(args: argparse.Namespace, stage: str, on_gradients=None) -> FitResult:
         generator = setup.build(lambda: build_generator(ctx.cfg, args.size), ctx.init_seed)
         model = TwoStage.from_models(init, generator.to(ctx.info.device))
     else:
-        raise SystemExit(f"--init {args.init}: expected a USEMamba or TwoStage checkpoint, got {type(init).__name__}")
+        raise TrainArgumentError(f"--init {args.init}: expected a USEMamba or TwoStage checkpoint, got {type(init).__name__}")
     model.train(True)
     setup.record_scan_backend(model, ctx)
     disc = setup.build(lambda: build_discriminator(ctx.cfg), ctx.init_seed + 1)

@@ -21,6 +21,7 @@ import torch
 from use_repro.audio.stft import mag_pha_istft, mag_pha_stft
 from use_repro.train import distributed as D
 from use_repro.train import setup
+from use_repro.train.arguments import TrainArgumentError
 from use_repro.train.arguments import common_arguments, regression_arguments  # noqa: F401 (re-exported)
 from use_repro.train.losses import RECONSTRUCTION, reconstruction_losses_spec, weighted_sum
 from use_repro.train.loop import FitResult, Trainer
@@ -122,7 +123,7 @@ def train(args: argparse.Namespace, on_gradients=None) -> FitResult:
     if args.init:
         model = load_init(args.init, ctx.info.device)
         if not isinstance(model, USEMamba):
-            raise SystemExit(f"--init {args.init}: a {type(model).__name__}, not a USEMamba regression model")
+            raise TrainArgumentError(f"--init {args.init}: a {type(model).__name__}, not a USEMamba regression model")
         log.info("regression: starting from %s", args.init)
     else:
         model = setup.build(lambda: build_regression(ctx.cfg, args.size), ctx.init_seed)

@@ -19,6 +19,7 @@ from use_repro.config import load_config
 from use_repro.fs import sha256_file
 from use_repro.seeding import derive_seed, seed_everything
 from use_repro.train import distributed as D
+from use_repro.train.arguments import TrainArgumentError
 from use_repro.train.arguments import add_data_arguments  # noqa: F401 (re-exported)
 from use_repro.train.loop import LoopSettings
 
@@ -145,7 +146,7 @@ def training_dataset(args: argparse.Namespace, ctx: RunContext):
     seg = float(ctx.cfg["train"].get("segment_seconds", 0) or 0)
     max_rate = int(ctx.cfg["train"].get("segment_max_rate", 0) or 0) or None
     if args.simulate == bool(args.train_meta):
-        raise SystemExit("train: give exactly one of --train-meta and --simulate")
+        raise TrainArgumentError("train: give exactly one of --train-meta and --simulate")
     if args.train_meta:
         from use_repro.data.dataset import SKIP_RECORD, checked_rows
 
@@ -189,7 +190,7 @@ def simulation_sources(args: argparse.Namespace) -> tuple[list, list, list, list
             continue
         speech.append(SpeechItem(e.uid, fs, e.path, frames))
     if not speech:
-        raise SystemExit("train --simulate: no speech manifest; give --corpus-dir or --speech-scp")
+        raise TrainArgumentError("train --simulate: no speech manifest; give --corpus-dir or --speech-scp")
     return speech, entries("noise"), entries("rir"), entries("wind")
 
 
