@@ -37,7 +37,6 @@ def corpus(tmp_path_factory, tts_speech):
     sf.write(ref / "has_nan.flac", x[:fs], fs)
     sf.write(est / "short.flac", x[: fs * 2], fs)
     sf.write(ref / "short.flac", x[: fs * 2 + 160], fs)
-    sf.write(est / "noref.flac", x[:fs], fs)
     (root / "text").write_text("".join(f"{u} {text}\n" for u in ("good_a", "good_b")))
     (root / "utt2lang").write_text("good_a en\ngood_b de\n")
     return root
@@ -50,7 +49,7 @@ def test_failure_isolation_and_outputs(corpus):
     # every row is written; the empty and NaN estimates are bad input, so the status is 1
     assert status == 1
     df = pd.read_csv(out, keep_default_na=True).set_index("id")
-    assert sorted(df.index) == ["empty", "good_a", "good_b", "has_nan", "noref", "short", "silent"]
+    assert sorted(df.index) == ["empty", "good_a", "good_b", "has_nan", "short", "silent"]
     metric_cols = ["DNSMOS", "PESQ", "ESTOI", "SDR", "LSD"]
     # good rows: every available metric has a number, nothing in `error`
     for uid in ("good_a", "good_b"):
@@ -67,11 +66,10 @@ def test_failure_isolation_and_outputs(corpus):
     assert "length mismatch" in df.loc["short", "error"]
     assert df.loc["short", ["PESQ", "ESTOI", "SDR", "LSD"]].isna().all()
     assert np.isfinite(df.loc["short", "DNSMOS"])
-    assert "no reference" in df.loc["noref", "error"]
     # NISQA/UTMOS: columns present, n/a, and the JSON says which file to provide
     assert df["NISQA"].isna().all() and df["UTMOS"].isna().all()
     info = json.loads(out.with_suffix(".json").read_text())
-    assert info["n_utterances"] == 7 and info["n_failed"] == 5
+    assert info["n_utterances"] == 6 and info["n_failed"] == 4
     assert info["backends"]["NISQA"]["backend"] == "n/a"
     assert "nisqa/nisqa.tar" in info["backends"]["NISQA"]["reason"]
     assert "utmos22_strong" in info["backends"]["UTMOS"]["reason"]
@@ -88,11 +86,37 @@ def test_language_and_transcript_give_na_not_numbers(corpus):
     df = pd.read_csv(out).set_index("id")
     assert df.loc["good_a", "CAcc"] > 80
     assert np.isnan(df.loc["good_b", "CAcc"]) and "English only" in df.loc["good_b", "na"]
-    assert np.isnan(df.loc["noref", "CAcc"]) and "transcript" in df.loc["noref", "na"]
+    assert np.isnan(df.loc["short", "CAcc"]) and "transcript" in df.loc["short", "na"]
     info = json.loads(out.with_suffix(".json").read_text())
     assert info["averages"]["CAcc"] == pytest.approx(
         100 * (1 - df["CAcc_errors"].sum() / df["CAcc_chars"].sum()))
     assert "tiny.en" in info["backends"]["CAcc"]["backend"] and info["backends"]["CAcc"]["paper_backend"] is False
+
+
+def test_estimates_without_references_fail_the_run_naming_them(tmp_path, capsys):
+    """A run with references that lacks some (a lost or partial reference folder) stops before
+    scoring and names the ids, instead of writing rows whose reference-based metrics are n/a."""
+    fs = 16000
+    rng = np.random.default_rng(0)
+    est, ref = tmp_path / "est", tmp_path / "ref"
+    est.mkdir(), ref.mkdir()
+    x = (0.1 * rng.standard_normal(fs // 2)).astype(np.float32)
+    uids = [f"utt{i:02d}" for i in range(13)]
+    for uid in uids:
+        sf.write(est / f"{uid}.flac", x, fs)
+    sf.write(ref / "utt00.flac", x, fs)  # one reference of thirteen
+    out = tmp_path / "m.csv"
+    args = ["evaluate", "--est", str(est), "--ref", str(ref), "--out", str(out), "--weights-dir", str(tmp_path)]
+    assert main(args + ["--metrics", "SDR", "DNSMOS"]) == 1
+    err = capsys.readouterr().err
+    assert "12 of 13 estimate(s) have no reference" in err and "SDR would be scored" in err
+    assert ", ".join(uids[1:11]) + " (+2 more)" in err and "utt11" not in err and "utt00" not in err
+    assert not out.exists() and not out.with_suffix(".json").exists()  # nothing written
+    # no reference-based metric asked for, or no --ref at all: the references are not needed
+    from use_repro.metrics.evaluate import build_items, check_references
+
+    check_references(build_items(est, ref), ["DNSMOS"])
+    check_references(build_items(est), ["SDR"])
 
 
 def test_scp_inputs(corpus, tmp_path):

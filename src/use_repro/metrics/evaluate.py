@@ -7,7 +7,10 @@
 Inputs are folders of audio files (the id is the file name without extension) or scp lists
 (`uid fs path` as the URGENT manifests, or the challenge's two-column `uid path`). Transcripts
 come from `--text` or the `text` column of `--meta`; languages from `--utt2lang` (none given:
-English). Without `--ref`, the reference-based metrics are n/a.
+English). Without `--ref`, the reference-based metrics are n/a. With `--ref`, every id of
+`--est` must have a reference when a reference-based metric is asked for: an id the references
+lack fails the run before anything is scored, naming the ids (a system scored on fewer
+utterances than its list would sit in the tables beside systems scored on all of them).
 
 Output: FILE.csv with `id, fs, seconds`, every metric column of the requested groups, the CAcc
 counts (`CAcc_errors`, `CAcc_chars`), `error` (why a value is missing because something failed)
@@ -110,6 +113,29 @@ def read_meta_text(path: str | os.PathLike | None) -> dict[str, str]:
     from use_repro.data.manifest import read_meta
 
     return {r["id"]: r["text"] for r in read_meta(path) if r.get("text") not in (None, "", "none")}
+
+
+class MissingReferencesError(ValueError):
+    """Estimates without a reference in a run that has references and asks for reference-based
+    metrics. Not a per-row error: the system would be scored on fewer utterances than its list
+    and its averages would not be comparable, so the run stops (the CLI: one line, exit 1)."""
+
+
+MAX_IDS_SHOWN = 10  # a message names this many ids, then counts the rest
+
+
+def check_references(items: list[Item], groups) -> None:
+    """Raise MissingReferencesError naming the ids of `items` whose reference is missing
+    (`Item.ref == ""`: --ref was given but lacks the id) when any of `groups` needs one."""
+    needing = [g for g in groups if g in registry.NEEDS_REF]
+    missing = [it.uid for it in items if it.ref == ""]
+    if not needing or not missing:
+        return
+    shown = ", ".join(missing[:MAX_IDS_SHOWN])
+    more = f" (+{len(missing) - MAX_IDS_SHOWN} more)" if len(missing) > MAX_IDS_SHOWN else ""
+    raise MissingReferencesError(f"{len(missing)} of {len(items)} estimate(s) have no reference, so "
+                                 f"{', '.join(needing)} would be scored on fewer utterances than listed: "
+                                 f"{shown}{more}")
 
 
 def build_items(est, ref=None, meta=None, utt2lang=None, text=None) -> list[Item]:
@@ -351,6 +377,11 @@ def run(args: argparse.Namespace) -> int:
     items = build_items(args.est, args.ref, args.meta, args.utt2lang, args.text)
     if not items:
         raise SystemExit(f"use-repro evaluate: no audio found in {args.est}")
+    try:
+        check_references(items, args.metrics)
+    except MissingReferencesError as e:  # before any scoring: nothing is written
+        print(f"use-repro evaluate: --ref {args.ref}: {e}", file=sys.stderr)
+        return 1
     threads = args.threads or os.cpu_count() or 1
     t0 = time.time()
     rows, backends = evaluate(items, args.metrics, weights_dir, threads)
