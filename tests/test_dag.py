@@ -89,7 +89,7 @@ def fake_official(root: Path) -> None:
         (root / name).write_text("".join(lines))
         if kind == "speech":
             d = (root / name).parent
-            uids = [l.split()[0] for l in lines]
+            uids = [line.split()[0] for line in lines]
             (d / "utt2fs").write_text("".join(f"{u} 16000\n" for u in uids))
             (d / "utt2spk").write_text("".join(f"{u} spk{i}\n" for i, u in enumerate(uids)))
             (d / "utt2lang").write_text("".join(f"{u} en\n" for u in uids))

@@ -377,7 +377,7 @@ def test_ensure_installs_or_says_in_one_line_why_not_and_never_fails(tmp_path, s
     assert server.seen == [None]  # in place: nothing fetched the second time
     (tmp_path / "nisqa" / "nisqa.tar").write_bytes(b"other")
     ok, line = W.ensure("nisqa", tmp_path)
-    assert not ok and "is not the official file" in line and line.endswith(f"fetch nisqa")
+    assert not ok and "is not the official file" in line and line.endswith("fetch nisqa")
     wd = tmp_path / "empty"
     rc = main(["weights", "--weights-dir", str(wd), "ensure", "nisqa", "--no-fetch", "--fix", "make weights"])
     out = capsys.readouterr().out.splitlines()

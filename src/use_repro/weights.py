@@ -471,7 +471,7 @@ def _print_status(rows: list[dict], weights_dir) -> None:
             print(f"  partial   : {r['partial_download']}")
         b = r.get("backend")
         if b:
-            print(f"  backend   : " + (f"{b['backend']} (paper's: {b['paper_backend']})" if b["backend"] != "n/a"
+            print("  backend   : " + (f"{b['backend']} (paper's: {b['paper_backend']})" if b["backend"] != "n/a"
                                        else f"n/a: {b['reason']}"))
 
 

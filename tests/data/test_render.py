@@ -14,7 +14,7 @@ import soxr
 from use_repro.cli import main
 from use_repro.data.distortions.noise import scale_to_snr
 from use_repro.data.manifest import read_meta, write_scp
-from use_repro.data.render import RenderSettings, Sources, render_row
+from use_repro.data.render import Sources, render_row
 
 from .sim_fixtures import speech_like, write_corpus
 

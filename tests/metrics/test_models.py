@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from use_repro.metrics import nonintrusive, semantic, task
 from use_repro.metrics.task import NotApplicable

@@ -8,7 +8,7 @@ import torch
 
 from use_repro.audio.stft import RATES, mag_pha_stft, num_bins
 from use_repro.models.generator import ResidualGenerator, TwoStage
-from use_repro.models.usemamba import (PAPER_GENERATOR, PAPER_REGRESSION, USEMamba, USEMambaConfig,
+from use_repro.models.usemamba import (PAPER_REGRESSION, USEMamba, USEMambaConfig,
                                        count_parameters)
 
 SMALL = dict(num_blocks=1, channels=8, d_state=4, d_conv=4, expand=2, dense_depth=2)

@@ -31,7 +31,7 @@ def paper_block(caption_start: str, stop: str) -> list[list[str]]:
     """Rows (tab-split cells, tags stripped) of the table whose caption starts with
     `caption_start`, up to the first line starting with `stop`."""
     lines = PAPER.read_text(encoding="utf-8").splitlines()
-    start = next(i for i, l in enumerate(lines) if l.startswith(caption_start))
+    start = next(i for i, line in enumerate(lines) if line.startswith(caption_start))
     rows = []
     for line in lines[start + 1:]:
         if line.startswith(stop):

@@ -17,7 +17,6 @@ decoder (CMU phone set, silences and fillers dropped, one symbol per phone), Eng
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np

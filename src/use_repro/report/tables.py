@@ -238,12 +238,12 @@ def table4(original: System, systems: list[System], lang_by_id: dict[str, str],
         group="language_name", default_decimals=decimals)
     our_langs = sorted({v for v in lang_by_id.values()})
     paper_langs = list(dict.fromkeys(reported["language"]))
-    order = list(dict.fromkeys([languages.get(l, l) for l in our_langs] + paper_langs))
+    order = list(dict.fromkeys([languages.get(code, code) for code in our_langs] + paper_langs))
     back = {v: k for k, v in languages.items()}
     n_notes = []
     for lang in order:
         ours_code = back.get(lang, lang)
-        ids = [u for u, l in lang_by_id.items() if l == ours_code]
+        ids = [u for u, code in lang_by_id.items() if code == ours_code]
         grp = {"language": lang, "language_name": _language_name(lang)}
         paper = reported[reported["language"] == lang]
         if ids:

@@ -58,7 +58,7 @@ def _done(cache: Path, pkg: str) -> Path:
 def make_fake_cache(cache: Path, n_prompts: int = 14) -> Path:
     """Populate `cache` with every package the corpus uses; returns `cache`."""
     seed = 0
-    for wav_pkg, base_pkg, folder, spk, lang, _ in debian._ASTERISK:
+    for wav_pkg, base_pkg, folder, _spk, lang, _ in debian._ASTERISK:
         root = _done(cache, wav_pkg)
         base = _done(cache, base_pkg)
         lines = [f"; Core Asterisk Sounds in {lang}", ""]
