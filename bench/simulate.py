@@ -21,6 +21,17 @@ timers run in both trees.
 With `--before REV`, REV is checked out in a temporary `git worktree` and renders the same rows
 there; the bench prints CPU per row before / after and the ratio, both profiles, and compares the
 sha256 of every file the two trees wrote (the renderer must stay bit-identical).
+Measured at 8348cba against b159e91 (the renderer before its cuts), 2-core AMD EPYC shared with a
+training job (load average 7), 100 evenly spaced rows of results/small/simulation/train and of
+test (all 7 rates), `--before b159e91 --config small --meta .../train/meta.tsv .../test/meta.tsv
+--corpus-dir results/small/corpus --rows 100`: 22.9 -> 19.0 CPU ms per row (1.21x), 1000 files,
+all bit-identical. By phase (ms/row, before -> after): codec 6.51 -> 6.53, FLAC encoding and
+writing 6.81 -> 4.77, reading 2.36 -> 2.03, RIR convolution 1.99 -> 1.69, bandwidth 1.65 -> 1.61,
+links 1.02 -> 0.07, wind 0.85 -> 0.63, other 0.88 -> 0.81. Half is out of reach without changing a
+sample: the lossy codecs (libsndfile's LAME, Vorbis and Opus encoders) and FLAC encoding
+(libFLAC at libsndfile's settings) are ~55% of what is left, and the FFTs, resampling filters and
+the wind compressor's sequential loop must keep their exact arithmetic.
+
 Then, unless --before is given, the CLI renders the rows with --threads workers (process
 start-up and imports included).
 """
