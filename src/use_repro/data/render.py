@@ -111,12 +111,14 @@ def row_rng(row_id: str) -> np.random.Generator:
 
 def read_source(path: str, fs: int) -> np.ndarray:
     """First channel of `path` as float64 [T] at `fs`, resampled as the challenge's ``read_audio``
-    (audio.resample.resample_fixed_length) when the file's rate differs."""
+    (audio.resample.resample_fixed_length) when the file's rate differs. The file is opened once:
+    its header (format, frame count) and its samples come from the same handle."""
     try:
         if os.path.getsize(path) == 0:
             raise AudioError(f"{path}: empty file (0 bytes)")
-        info = sf.info(path)
-        x, fs_file = sf.read(path, dtype="float64", always_2d=True)
+        with sf.SoundFile(path) as f:
+            fmt, frames, fs_file = f.format, f.frames, f.samplerate
+            x = f.read(dtype="float64", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as e:
         raise AudioError(f"{path}: not a readable sound file (truncated or not audio: {e})") from None
     except OSError as e:
@@ -124,8 +126,8 @@ def read_source(path: str, fs: int) -> np.ndarray:
     if x.shape[0] == 0:
         raise AudioError(f"{path}: holds no samples")
     # Only formats whose header frame count is exact (compressed ones may estimate it).
-    if info.format in _EXACT_LENGTH_FORMATS and x.shape[0] != info.frames:
-        raise AudioError(f"{path}: truncated, holds {x.shape[0]} samples, its header says {info.frames}")
+    if fmt in _EXACT_LENGTH_FORMATS and x.shape[0] != frames:
+        raise AudioError(f"{path}: truncated, holds {x.shape[0]} samples, its header says {frames}")
     x = np.ascontiguousarray(x[:, 0])
     if not np.isfinite(x).all():
         raise AudioError(f"{path}: contains NaN or infinite samples")
@@ -139,20 +141,24 @@ def read_noise(path: str, fs: int, length: int, rng: np.random.Generator) -> np.
     try:
         if os.path.getsize(path) == 0:
             raise AudioError(f"{path}: empty file (0 bytes)")
-        info = sf.info(path)
+        f = sf.SoundFile(path)
     except (sf.LibsndfileError, RuntimeError) as e:
         raise AudioError(f"{path}: not a readable sound file (truncated or not audio: {e})") from None
     except OSError as e:
         raise AudioError(f"{path}: cannot be read ({e})") from None
-    if info.samplerate != fs or info.frames <= length:
-        return fit_noise(read_source(path, fs), length, rng)
-    offset = int(rng.integers(0, info.frames - length))
-    try:
-        x, _ = sf.read(path, dtype="float64", always_2d=True, start=offset, stop=offset + length)
-    except (sf.LibsndfileError, RuntimeError) as e:
-        raise AudioError(f"{path}: not a readable sound file (truncated: {e})") from None
+    with f:  # one handle for the header and the segment
+        frames = f.frames
+        if f.samplerate != fs or frames <= length:
+            f.close()
+            return fit_noise(read_source(path, fs), length, rng)
+        offset = int(rng.integers(0, frames - length))
+        try:
+            f.seek(offset)
+            x = f.read(length, dtype="float64", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError) as e:
+            raise AudioError(f"{path}: not a readable sound file (truncated: {e})") from None
     if x.shape[0] != length:
-        raise AudioError(f"{path}: truncated, holds {offset + x.shape[0]} samples, its header says {info.frames}")
+        raise AudioError(f"{path}: truncated, holds {offset + x.shape[0]} samples, its header says {frames}")
     x = np.ascontiguousarray(x[:, 0])
     if not np.isfinite(x).all():
         raise AudioError(f"{path}: contains NaN or infinite samples")
@@ -245,7 +251,8 @@ def render_row(row: dict, sources: Sources, settings: RenderSettings | None = No
 
 
 def _peak(x: np.ndarray) -> float:
-    return float(np.max(np.abs(x))) if x.size else 0.0
+    """max |x| (the same value, without an array of absolute values)."""
+    return float(np.maximum(x.max(), -x.min())) if x.size else 0.0
 
 
 def resolve_path(p: str, scp_path: str | Path) -> str:

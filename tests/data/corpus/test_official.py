@@ -137,3 +137,71 @@ def test_a_rerun_decodes_only_new_or_changed_files(tmp_path, make_wav, monkeypat
         build(cfg, out)
     assert decoded == [str(root / "bad" / "zero.flac")]
     assert "bad_zero" in [e.uid for e in read_scp(out / "noise_train.scp")]
+
+
+def _one_bad_file_tree(root, make_wav, good: int):
+    """The official tree whose noise list holds `good` decodable files and one truncated FLAC."""
+    root = _official_tree(root, make_wav)
+    lines = [f"fsd50k_{k} 24000 {make_wav(f'n{k}.flac', 24000, seconds=0.1)}" for k in range(good)]
+    import numpy as np
+    import soundfile as sf
+
+    bad = root / "cut.flac"
+    sf.write(bad, 0.1 * np.sin(np.arange(96000) / 3), 24000)
+    bad.write_bytes(bad.read_bytes()[:2000])
+    lines.insert(good // 2, f"fsd50k_cut 24000 {bad}")
+    (root / "noise_train.scp").write_text("\n".join(lines) + "\n")
+    return root
+
+
+def test_a_bad_file_within_max_reject_fraction_is_left_out_and_the_build_goes_on(tmp_path, make_wav, caplog):
+    # 1 bad line in 20 (5 %) against a limit of 10 %: written without it, named in rejects.tsv
+    root = _one_bad_file_tree(tmp_path / "data", make_wav, good=19)
+    cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root), "max_reject_fraction": 0.1}})
+    out = tmp_path / "corpus"
+    build(cfg, out)
+    assert [e.uid for e in read_scp(out / "noise_train.scp")] == [f"fsd50k_{k}" for k in range(19)]
+    rows = [line.split("\t") for line in (out / "rejects.tsv").read_text().splitlines()]
+    assert [(r[1], r[2]) for r in rows[1:]] == [("10", "fsd50k_cut")] and "truncated" in rows[1][4]
+    assert "noise_train.scp: 19 of 20 lines kept, 1 rejected (5.0%, within the limit " \
+           "corpus.max_reject_fraction = 0.1)" in caplog.text
+    assert (out / "summary.csv").exists()
+    sources = (out / "sources.tsv").read_text()
+    assert "official:noise_train.scp\trejects\t1 line(s) rejected" in sources
+
+
+def test_a_bad_file_above_max_reject_fraction_fails_and_its_rejects_file_stays(tmp_path, make_wav, caplog):
+    # 1 bad line in 20 (5 %) against the default 1 %: the build fails, the rejects are on disk
+    root = _one_bad_file_tree(tmp_path / "data", make_wav, good=19)
+    cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root)}})
+    assert cfg["corpus"]["max_reject_fraction"] == 0.01
+    out = tmp_path / "corpus"
+    with pytest.raises(ManifestError, match=r"1 line\(s\) rejected .*above corpus.max_reject_fraction = 0.01 "
+                                            r"in noise_train.scp; .*noise_train.scp line 10: .*truncated"):
+        build(cfg, out)
+    assert "1 rejected (5.0%, above the limit corpus.max_reject_fraction = 0.01)" in caplog.text
+    assert [r.split("\t")[2] for r in (out / "rejects.tsv").read_text().splitlines()[1:]] == ["fsd50k_cut"]
+    # the limit is per list: the same line among 200 is within 1 %
+    root2 = _one_bad_file_tree(tmp_path / "data2", make_wav, good=199)
+    build(load_config("urgent2025", overrides={"corpus": {"official_dir": str(root2)}}), tmp_path / "corpus2")
+    assert len(read_scp(tmp_path / "corpus2" / "noise_train.scp")) == 199
+    # a list that loses every line fails at any limit
+    (root2 / "noise_train.scp").write_text(f"only 24000 {root2 / 'cut.flac'}\n")
+    cfg3 = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root2), "max_reject_fraction": 1}})
+    with pytest.raises(ManifestError, match="above corpus.max_reject_fraction = 1 in noise_train.scp"):
+        build(cfg3, tmp_path / "corpus3")
+
+
+def test_max_reject_fraction_arrived_without_changing_a_corpus_digest():
+    """The key is new: at its default it must leave every profile's corpus settings file name
+    (and so every corpus built before it) as it was."""
+    from use_repro.config import PROFILES, settings_digest
+
+    for name in PROFILES:
+        cfg = load_config(name)
+        before = {**cfg, "corpus": {k: v for k, v in cfg["corpus"].items() if k != "max_reject_fraction"}}
+        assert settings_digest(cfg, ["seed", "corpus"]) == settings_digest(before, ["seed", "corpus"]), name
+    cfg = load_config("small")
+    assert settings_digest(cfg, ["seed", "corpus"])[:16] == "14fbe8d679a1c462"  # results/small/settings/
+    changed = {**cfg, "corpus": {**cfg["corpus"], "max_reject_fraction": 0}}
+    assert settings_digest(changed, ["seed", "corpus"]) != settings_digest(cfg, ["seed", "corpus"])

@@ -18,9 +18,14 @@ file is decoded in full (`use_repro.data.audiocheck`): missing, zero-length, non
 truncated, NaN- or Inf-holding files and rate mismatches are rejected. Verdicts are cached in
 `audio_check.json` (keyed by path, size and mtime) so a rerun only reads new or changed files.
 A rejected line is left out of the written manifest and named, with its list, line and reason,
-in `rejects.tsv`; every other line is written, and the build then fails with a summary
-(ManifestError) so the rejects are seen before any training. The speech training list is
-required; any other missing list is reported and written empty.
+in `rejects.tsv` (not a declared output, so it survives a failed job); every other line is
+written. As `simulate render` tolerates `simulation.max_reject_fraction` of its rows, the build
+tolerates `corpus.max_reject_fraction` of each list's lines: within it the run goes on with a
+summary in the log (a few unreadable files among millions must not stop a paper-scale run); above
+it in any list, or when a list loses every line, it fails with the summary (ManifestError, exit 1)
+so the rejects are seen before any training. The fraction is per list, so a short RIR list losing
+half its lines fails even beside a long speech list. The speech training list is required; any
+other missing list is reported and written empty.
 """
 from __future__ import annotations
 
@@ -63,8 +68,10 @@ def _find(root: Path, names: list[str]) -> Path | None:
 
 @dataclass
 class Rejects:
-    """Rejected lines: (list, line, uid, path, reason), in the order found."""
+    """Rejected lines: (list, line, uid, path, reason), in the order found; and the lines each
+    list holds (the denominator of corpus.max_reject_fraction)."""
     items: list[tuple[str, int, str, str, str]] = field(default_factory=list)
+    lines: dict[str, int] = field(default_factory=dict)
 
     def add(self, path: Path, lineno: int, uid: str, audio: str, reason: str) -> None:
         self.items.append((str(path), lineno, uid, audio, reason.replace("\t", " ").replace("\n", " ")))
@@ -73,17 +80,40 @@ class Rejects:
         lst, lineno, _, _, reason = self.items[i]
         return f"{lst} line {lineno}: {reason}"
 
+    def over(self, limit: float) -> list[str]:
+        """The lists whose rejected lines exceed `limit` of their lines, or are all of them."""
+        counts = {lst: sum(1 for r in self.items if r[0] == lst) for lst in self.lines}
+        return [lst for lst, n in counts.items() if n and (n >= self.lines[lst] or n > limit * self.lines[lst])]
+
+    def summary(self, limit: float, rejects_path: Path, show: int = 20) -> str:
+        """Per list: lines, rejects, the verdict against `limit`; then the rejects by name."""
+        over = set(self.over(limit))
+        lines = []
+        for lst, total in self.lines.items():
+            n = sum(1 for r in self.items if r[0] == lst)
+            if n:
+                verdict = "above" if lst in over else "within"
+                lines.append(f"corpus: {lst}: {total - n} of {total} lines kept, {n} rejected ({n / total:.1%}, "
+                             f"{verdict} the limit corpus.max_reject_fraction = {limit:g})")
+        lines += [f"  {self.message(i)}" for i in range(min(show, len(self.items)))]
+        if len(self.items) > show:
+            lines.append(f"  (+{len(self.items) - show} more)")
+        lines.append(f"the rejects are listed in {rejects_path}")
+        return "\n".join(lines)
+
 
 def read_list(path: Path, root: Path, rejects: Rejects) -> list[tuple[str, int, str, int]]:
     """Read an official list (3-column, or 2-column with utt2fs beside it): (uid, fs, path, line)
     of every well-formed line whose file exists; the other lines go to `rejects`."""
     fs_map = read_kv(path.parent / "utt2fs") if (path.parent / "utt2fs").exists() else {}
     out, seen = [], {}
+    rejects.lines.setdefault(str(path), 0)
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             parts = line.split()
             if not parts or parts[0].startswith("#"):
                 continue
+            rejects.lines[str(path)] += 1
             uid = parts[0]
             if len(parts) == 3:
                 uid, fs_s, p = parts
@@ -245,9 +275,14 @@ def build(cfg: dict, out: Path, threads: int = 1) -> list[dict]:
     for line in summary.report(rows):
         log.info("%s", line)
     if rejects.items:
-        n = len(rejects.items)
-        head = "; ".join(rejects.message(i) for i in range(min(5, n)))
-        raise ManifestError(f"corpus: {n} line(s) rejected and left out of the manifests (listed in "
-                            f"{out / REJECTS}); fix or remove them and rerun (checked files are cached): "
-                            f"{head}{f' (+{n - 5} more)' if n > 5 else ''}")
+        limit = float(cfg["corpus"]["max_reject_fraction"])
+        over = rejects.over(limit)
+        (log.error if over else log.warning)("%s", rejects.summary(limit, out / REJECTS))
+        if over:
+            n = len(rejects.items)
+            head = "; ".join(rejects.message(i) for i in range(min(5, n)))
+            raise ManifestError(f"corpus: {n} line(s) rejected and left out of the manifests (listed in "
+                                f"{out / REJECTS}), above corpus.max_reject_fraction = {limit:g} in "
+                                f"{', '.join(Path(p).name for p in over)}; fix or remove them and rerun "
+                                f"(checked files are cached): {head}{f' (+{n - 5} more)' if n > 5 else ''}")
     return rows

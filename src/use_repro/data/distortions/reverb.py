@@ -44,15 +44,23 @@ def convolve_many(s: np.ndarray, rirs: list[np.ndarray]) -> list[np.ndarray]:
     n = s.shape[-1]
     if not rirs:
         return []
-    longest = max(int(np.max(np.nonzero(h)[0], initial=0)) + 1 for h in rirs)
-    nfft = scipy.fft.next_fast_len(n + longest - 1, real=True)
+    ends = [_support_end(h) for h in rirs]  # each RIR's last nonzero tap + 1, found once
+    nfft = scipy.fft.next_fast_len(n + max(max(ends), 1) - 1, real=True)
     S = scipy.fft.rfft(s, nfft)
     out = []
-    for h in rirs:
-        nz = np.nonzero(h)[0]
-        if nz.size == 0:
+    for h, end in zip(rirs, ends):
+        if end == 0:
             out.append(np.zeros(n))
             continue
-        h = h[:nz[-1] + 1]
-        out.append(scipy.fft.irfft(S * scipy.fft.rfft(h, nfft), nfft)[:n])
+        out.append(scipy.fft.irfft(S * scipy.fft.rfft(h[:end], nfft), nfft)[:n])
     return out
+
+
+def _support_end(h: np.ndarray) -> int:
+    """1 + the index of the last nonzero tap of `h` (0 when all are zero), without listing every
+    nonzero index (an RIR is nonzero almost everywhere)."""
+    if h.shape[-1] == 0:
+        return 0
+    nonzero = h[::-1] != 0
+    k = int(np.argmax(nonzero))  # the first True from the end
+    return h.shape[-1] - k if nonzero[k] else 0

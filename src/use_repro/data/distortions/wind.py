@@ -64,15 +64,34 @@ def sidechain_gain(sidechain: np.ndarray, fs: int, threshold: float, ratio: floa
     out = [1.0] * len(detect)
     slope = 0.0
     log, exp = math.log, math.exp
+    # The loop is sequential (the follower's coefficient depends on its state), so it stays in
+    # Python; what does not depend on the sample is taken out of it without changing one
+    # operation on a sample: the knee's Hermite coefficients (_hermite computes them from
+    # constants alone), the knee test, and the gain above the threshold, which the knee
+    # overwrites. `slope > 0.0 and slope > adj_knee_start` is `slope > adj_knee_start`, as
+    # adj_knee_start = (threshold / sqrt(knee))**2 > 0.
+    soft = knee > 1.0
+    width = knee_stop - knee_start
+    c0, c1, c2, c3 = _hermite_coefficients(knee_start, compressed_knee_stop, 1.0, delta, width)
     for i, a in enumerate(detect):
         slope += (a - slope) * (attack_coeff if a > slope else release_coeff)
-        if slope > 0.0 and slope > adj_knee_start:
+        if slope > adj_knee_start:
             s = 0.5 * log(slope)
-            g = (s - thres) / ratio + thres
-            if knee > 1.0 and s < knee_stop:
-                g = _hermite(s, knee_start, knee_stop, knee_start, compressed_knee_stop, 1.0, delta)
+            if soft and s < knee_stop:
+                t = (s - knee_start) / width
+                t2 = t * t
+                g = c3 * (t2 * t) + c2 * t2 + c1 * t + c0
+            else:
+                g = (s - thres) / ratio + thres
             out[i] = exp(g - s)
     return np.asarray(out)
+
+
+def _hermite_coefficients(p0, p1, m0, m1, width):
+    """(ct0, ct1, ct2, ct3) of _hermite for a fixed interval, computed as _hermite computes them."""
+    m0 *= width
+    m1 *= width
+    return p0, m0, -3 * p0 - 2 * m0 + 3 * p1 - m1, 2 * p0 + m0 - 2 * p1 + m1
 
 
 def _hermite(x, x0, x1, p0, p1, m0, m1):
