@@ -82,6 +82,43 @@ def render_targets(split):
     return sorted(names)
 
 
+# --- shards (issue #22) ------------------------------------------------------------------------
+# A stage whose `sharding` count K is above 1 runs as K `<rule>_shard` jobs (wildcard `shard`:
+# `k-of-K`) and one gather job under the stage's own rule name and outputs, so nothing that
+# reads the stage changes. The gathers only merge lists, so they run where Snakemake runs
+# (localrules in each stage's .smk), never as cluster jobs. K = 1 keeps the stage's one rule
+# exactly as before: same jobs, same commands, nothing to rerun. `sharding` is in no digest
+# (config.EXECUTION_KEYS): the gathered files are the unsharded job's, byte for byte.
+from use_repro.shards import shard_name as _shard_name
+
+SHARDS = {stage: int(config["sharding"][stage]) for stage in ("simulate", "vqscore", "enhance", "evaluate")}
+
+
+def shard_files(stage, pattern, **wildcards):
+    """The K shard files of `stage`: `pattern` with {shard} (and the other wildcards) filled in
+    (`pattern` is a rule's output pattern, its braces doubled in an f-string)."""
+    return [pattern.format(shard=_shard_name(k, SHARDS[stage]), **wildcards) for k in range(SHARDS[stage])]
+
+
+def render_shard_lists(wc):
+    return shard_files("simulate", f"{SIMULATION}/{{split}}/shards/{{shard}}/meta.tsv", split=wc.split)
+
+
+def enhance_shard_lists(wc):
+    return shard_files("enhance", f"{RESULTS}/{{exp}}/enhanced/shards/{{split}}/{{shard}}/enhanced.scp",
+                       exp=wc.exp, split=wc.split)
+
+
+def evaluate_shard_files(wc):
+    """evaluate_test's shards (wildcard ref) or evaluate_unseen's."""
+    name = f"test_{wc.ref}" if "ref" in wc.keys() else "unseen"
+    return shard_files("evaluate", f"{RESULTS}/{{system}}/eval/shards/{{name}}/{{shard}}.pkl", system=wc.system, name=name)
+
+
+def parents(paths):
+    return " ".join(parent(p) for p in paths)
+
+
 # --- settings: a job's identity -----------------------------------------------------------------
 # Each job that reads the profile passes `--config {params.cfg}`: a file of the resolved
 # settings (profile + --config overrides + schema defaults) named by the digest of the keys its
@@ -338,3 +375,4 @@ wildcard_constraints:
     ref="|".join(L.REFERENCES),
     table="|".join(L.TABLES),
     figure="|".join(L.FIGURES),
+    shard=r"\d+-of-\d+",

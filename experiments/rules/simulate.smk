@@ -31,28 +31,87 @@ rule simulate_params:
         " --out {params.out} > {log} 2>&1"
 
 
-rule simulate_render:
-    input:
-        params=f"{SIMULATION}/{{split}}/params.tsv",
-        corpus=f"{CORPUS}/summary.csv",
-        settings=simulate_settings,
-    output:
-        meta=f"{SIMULATION}/{{split}}/meta.tsv",
-    log:
-        f"{RESULTS}/logs/simulate/render_{{split}}.log",
-    wildcard_constraints:
-        split="|".join(SIM_SPLITS),
-    threads: ALL_CORES
-    conda:
-        ENV
-    params:
-        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
-        corpus=lambda wc, input: os.path.dirname(input.corpus),
-        out=lambda wc, output: os.path.dirname(output.meta),
-        targets=lambda wc: " ".join(render_targets(wc.split)),
-    shell:
-        "use-repro simulate render --config {params.cfg} --meta {input.params} --corpus-dir {params.corpus}"
-        " --targets {params.targets} --out {params.out} --threads {threads} > {log} 2>&1"
+# sharding.simulate: 1 -> one render job per split; K > 1 -> K render shards per split
+# (simulate_render_shard: rows [k*n/K, (k+1)*n/K) of params.tsv, each row's audio at the path the
+# unsharded job writes, the shard's meta.tsv/rejects.tsv/counts.json under <split>/shards/k-of-K/)
+# and a gather under this rule's name that writes the split's meta.tsv and rejects.tsv, byte for
+# byte the unsharded job's, and applies simulation.max_reject_fraction to the whole split. A
+# resubmitted shard keeps the rows whose files were written after its params.tsv.
+if SHARDS["simulate"] == 1:
+
+    rule simulate_render:
+        input:
+            params=f"{SIMULATION}/{{split}}/params.tsv",
+            corpus=f"{CORPUS}/summary.csv",
+            settings=simulate_settings,
+        output:
+            meta=f"{SIMULATION}/{{split}}/meta.tsv",
+        log:
+            f"{RESULTS}/logs/simulate/render_{{split}}.log",
+        wildcard_constraints:
+            split="|".join(SIM_SPLITS),
+        threads: ALL_CORES
+        conda:
+            ENV
+        params:
+            cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
+            corpus=lambda wc, input: os.path.dirname(input.corpus),
+            out=lambda wc, output: os.path.dirname(output.meta),
+            targets=lambda wc: " ".join(render_targets(wc.split)),
+        shell:
+            "use-repro simulate render --config {params.cfg} --meta {input.params} --corpus-dir {params.corpus}"
+            " --targets {params.targets} --out {params.out} --threads {threads} > {log} 2>&1"
+
+else:
+
+    rule simulate_render_shard:
+        input:
+            params=f"{SIMULATION}/{{split}}/params.tsv",
+            corpus=f"{CORPUS}/summary.csv",
+            settings=simulate_settings,
+        output:
+            meta=f"{SIMULATION}/{{split}}/shards/{{shard}}/meta.tsv",
+            rejects=f"{SIMULATION}/{{split}}/shards/{{shard}}/rejects.tsv",
+            counts=f"{SIMULATION}/{{split}}/shards/{{shard}}/counts.json",
+        log:
+            f"{RESULTS}/logs/simulate/render_{{split}}.{{shard}}.log",
+        wildcard_constraints:
+            split="|".join(SIM_SPLITS),
+        threads: ALL_CORES
+        conda:
+            ENV
+        params:
+            cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
+            corpus=lambda wc, input: os.path.dirname(input.corpus),
+            out=lambda wc, input: os.path.dirname(input.params),
+            lists=lambda wc, output: os.path.dirname(output.meta),
+            targets=lambda wc: " ".join(render_targets(wc.split)),
+        shell:
+            "use-repro simulate render --config {params.cfg} --meta {input.params} --corpus-dir {params.corpus}"
+            " --targets {params.targets} --out {params.out} --lists {params.lists} --shard {wildcards.shard}"
+            " --keep-newer-than {input.params} --threads {threads} > {log} 2>&1"
+
+    rule simulate_render:
+        input:
+            shards=render_shard_lists,
+            settings=simulate_settings,
+        output:
+            meta=f"{SIMULATION}/{{split}}/meta.tsv",
+        log:
+            f"{RESULTS}/logs/simulate/render_{{split}}.log",
+        wildcard_constraints:
+            split="|".join(SIM_SPLITS),
+        conda:
+            ENV
+        params:
+            cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
+            shards=lambda wc, input: parents(input.shards),
+            out=lambda wc, output: os.path.dirname(output.meta),
+        shell:
+            "use-repro gather simulate --config {params.cfg} --shards {params.shards} --out {params.out} > {log} 2>&1"
+
+    localrules:
+        simulate_render,
 
 
 rule simulate:

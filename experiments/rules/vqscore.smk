@@ -32,25 +32,64 @@ rule vqscore_train:
         " --out {output.estimator} --threads {threads} > {log} 2>&1"
 
 
-rule vqscore_score:
-    input:
-        estimator=f"{VQSCORE}/estimator.pt",
-        scp=f"{CORPUS}/speech_train.scp",
-        info=f"{CORPUS}/speech_info.tsv",
-        settings=stage_settings("vqscore_score"),
-    output:
-        scores=f"{VQSCORE}/vqscore.tsv",
-    log:
-        f"{RESULTS}/logs/vqscore/score.log",
-    threads: ALL_CORES
-    conda:
-        ENV
-    params:
-        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
-    shell:
-        "use-repro vqscore score --config {params.cfg} --estimator {input.estimator} --scp {input.scp}"
-        " --info {input.info} --out {output.scores} --threads {threads} > {log} 2>&1"
+# sharding.vqscore: K > 1 -> K scoring jobs (entries [k*n/K, (k+1)*n/K) of the speech list) and
+# a gather under this rule's name that joins their lists into vqscore.tsv, byte for byte.
+if SHARDS["vqscore"] == 1:
 
+    rule vqscore_score:
+        input:
+            estimator=f"{VQSCORE}/estimator.pt",
+            scp=f"{CORPUS}/speech_train.scp",
+            info=f"{CORPUS}/speech_info.tsv",
+            settings=stage_settings("vqscore_score"),
+        output:
+            scores=f"{VQSCORE}/vqscore.tsv",
+        log:
+            f"{RESULTS}/logs/vqscore/score.log",
+        threads: ALL_CORES
+        conda:
+            ENV
+        params:
+            cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
+        shell:
+            "use-repro vqscore score --config {params.cfg} --estimator {input.estimator} --scp {input.scp}"
+            " --info {input.info} --out {output.scores} --threads {threads} > {log} 2>&1"
+
+else:
+
+    rule vqscore_score_shard:
+        input:
+            estimator=f"{VQSCORE}/estimator.pt",
+            scp=f"{CORPUS}/speech_train.scp",
+            info=f"{CORPUS}/speech_info.tsv",
+            settings=stage_settings("vqscore_score"),
+        output:
+            scores=f"{VQSCORE}/shards/{{shard}}.tsv",
+        log:
+            f"{RESULTS}/logs/vqscore/score.{{shard}}.log",
+        threads: ALL_CORES
+        conda:
+            ENV
+        params:
+            cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
+        shell:
+            "use-repro vqscore score --config {params.cfg} --estimator {input.estimator} --scp {input.scp}"
+            " --info {input.info} --out {output.scores} --shard {wildcards.shard} --threads {threads} > {log} 2>&1"
+
+    rule vqscore_score:
+        input:
+            shards=shard_files("vqscore", f"{VQSCORE}/shards/{{shard}}.tsv"),
+        output:
+            scores=f"{VQSCORE}/vqscore.tsv",
+        log:
+            f"{RESULTS}/logs/vqscore/score.log",
+        conda:
+            ENV
+        shell:
+            "use-repro gather vqscore --shards {input.shards} --out {output.scores} > {log} 2>&1"
+
+    localrules:
+        vqscore_score,
 
 rule vqscore_filter:
     input:

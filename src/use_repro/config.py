@@ -177,6 +177,9 @@ EXECUTION_KEYS = (
     "train.num_workers", "train.checkpoint_every", "train.keep_last", "train.log_every",
     "train.max_consecutive_nonfinite",
     "model.*.scan_backend", "model.*.mamba_checkpoint",
+    # how a data stage is split into jobs: the gathered outputs are the unsharded job's, byte
+    # for byte (shards.py)
+    "sharding",
 )
 
 # Keys added after results existed, with the value at which they change nothing (their schema

@@ -523,6 +523,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="enhance longer files in chunks of this length (0: whole files)")
     parser.add_argument("--overlap-seconds", type=float, default=1.0, help="overlap between chunks")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--shard", type=_shard_type, default=None, metavar="k/K",
+                        help="enhance only the files whose uid falls in shard k of K of the sorted uids "
+                             "(uids assigned over all inputs first, so each keeps its unsharded name); "
+                             "`use-repro gather enhance` joins the shards' folders into the unsharded one")
+
+
+def _shard_type(text: str):
+    from use_repro.shards import parse_shard
+
+    return parse_shard(text)
 
 
 def _one_line(e: BaseException) -> str:
@@ -545,6 +555,11 @@ def run(args: argparse.Namespace) -> int:
         try:  # everything that can be refused is refused before the model loads
             previous, moved = sources_of(read_records(out_dir))
             jobs = collect_jobs(args.inputs, out_dir, previous, skipped, bad_lines, moved)
+            if args.shard is not None:
+                from use_repro.shards import select
+
+                jobs = select(sorted(jobs, key=lambda j: j.uid), args.shard)
+                bad_lines = bad_lines if args.shard[0] == 0 else []  # reported once, by shard 0
         except (ManifestError, OSError) as e:
             log.error("enhance: %s", e)
             return 2

@@ -81,10 +81,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--max-reject-fraction", type=float, default=None,
                    help="rejected rows tolerated, as a fraction of all rows, before the exit status is 1 "
                         "(default: the profile's simulation.max_reject_fraction)")
+    q.add_argument("--shard", type=_shard_type, default=None, metavar="k/K",
+                   help="render only shard k of K (rows [k*n/K, (k+1)*n/K) of --meta, each still at its own "
+                        "index's path) and write its meta.tsv, rejects.tsv and counts.json to --lists; the "
+                        "reject limit is then the gather's (use-repro gather simulate), over the whole split")
+    q.add_argument("--lists", default=None,
+                   help="folder for meta.tsv and rejects.tsv (default: --out; the audio always goes to --out)")
+    q.add_argument("--keep-newer-than", default=None, metavar="FILE",
+                   help="as --resume, but keep a row only when its files were written after FILE (the "
+                        "params.tsv they render): a job resubmitted on the same parameters resumes, and "
+                        "files of earlier parameters are never kept")
 
     q = sub.add_parser("summary", help="rows per distortion, sampling rate and SNR bin")
     q.add_argument("--meta", nargs="+", required=True, help="rendered meta.tsv files (split = parent folder name)")
     q.add_argument("--out", required=True, help="summary CSV")
+
+
+def _shard_type(text: str):
+    from use_repro.shards import parse_shard
+
+    return parse_shard(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -324,10 +340,16 @@ PCM16_MIN = -32768.5 / 32768
 FLOAT_SUFFIX = ".wav"
 
 
-def _init_worker(sources, settings, out, resume):
+def _init_worker(sources, settings, out, resume, since=None):
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
-    _WORKER.update(sources=sources, settings=settings, out=Path(out), resume=resume)
+    _WORKER.update(sources=sources, settings=settings, out=Path(out), resume=resume, since=since)
+
+
+def _fresh(path: str | None) -> bool:
+    """Whether a kept file exists and, under --keep-newer-than, was written after that file."""
+    since = _WORKER.get("since")
+    return path is not None and (since is None or os.stat(path).st_mtime_ns >= since)
 
 
 def _render_one(job):
@@ -347,7 +369,7 @@ def _render_one(job):
         if _WORKER["resume"]:
             kept = {name: _existing(p) for name, p in files.items()}
             kept.update({name: _existing(paths[target_column(name)]) for name in links})
-            if all(kept.values()):
+            if all(_fresh(p) for p in kept.values()):
                 result.update({_column(n): p for n, p in kept.items()})
                 return index, result, None, 0.0
         audio = render_row(row, _WORKER["sources"], settings)
@@ -594,6 +616,9 @@ def run_render(args) -> int:
         log.error("render: %s: %s", args.meta, e)
         return 2
     manifest_issues: list[tuple[str, str]] = []
+    first = args.shard is None or args.shard[0] == 0
+    if not first:
+        malformed = []  # a split's malformed lines are shard 0's to report, once
     try:
         sources = load_sources(args, manifest_issues)
     except OSError as e:
@@ -604,7 +629,12 @@ def run_render(args) -> int:
     log.info("render: %d rows from %s; %d speech, %d noise, %d RIR sources; targets %s; %s", len(rows), args.meta,
              len(sources.speech), len(sources.noise), len(sources.rir), ", ".join(settings.target_list()), out)
     threads = args.threads or os.cpu_count() or 1
-    jobs = list(enumerate(rows))
+    from use_repro.shards import shard_range
+
+    # a row keeps its index in the whole split (it names the row's audio folder) in any shard
+    jobs = [(i, rows[i]) for i in shard_range(len(rows), args.shard)]
+    resume = args.resume or args.keep_newer_than is not None
+    since = os.stat(args.keep_newer_than).st_mtime_ns if args.keep_newer_than else None
     failures = Failures("simulate render")
     for item, reason in malformed:
         failures.add(item, reason)
@@ -612,7 +642,7 @@ def run_render(args) -> int:
     seconds = busy = 0.0
     t0 = time.perf_counter()
     if threads <= 1 or not jobs:
-        _init_worker(sources, settings, out, args.resume)
+        _init_worker(sources, settings, out, resume, since)
         it = map(_render_one, jobs)
         pool = None
     else:
@@ -623,7 +653,7 @@ def run_render(args) -> int:
 
         method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
         pool = mp.get_context(method).Pool(threads, initializer=_init_worker,
-                                           initargs=(sources, settings, str(out), args.resume))
+                                           initargs=(sources, settings, str(out), resume, since))
         it = pool.imap_unordered(_render_one, jobs, chunksize=max(1, min(16, len(jobs) // (threads * 8) or 1)))
     try:
         for index, result, reason, dt in progress(it, desc="render", total=len(jobs)):
@@ -641,20 +671,31 @@ def run_render(args) -> int:
     done = [results[i] for i in sorted(results)]
     extra = _extra_columns(sim)
     rejected = len(failures)  # rows only: the manifest lines below are not rows
-    for item, reason in manifest_issues:
+    for item, reason in manifest_issues if first else ():
         failures.items.append((item, reason))
+    lists = Path(args.lists) if args.lists else out
     # rejects.tsv first: whatever happens next, the list of what failed is on disk.
-    failures.write(out / "rejects.tsv")
-    write_meta(out / "meta.tsv", done, extra_columns=extra)
+    failures.write(lists / "rejects.tsv")
+    write_meta(lists / "meta.tsv", done, extra_columns=extra)
     if done:
         log.info("render: %d rows, %.1f s of audio in %.1f s wall (%.1fx real time per worker-second)",
                  len(done), seconds, wall, seconds / busy if busy else float("nan"))
-    total = len(rows) + len(malformed)
+    total = len(jobs) + len(malformed)
+    if args.shard is not None:
+        # the limit applies to the whole split: the gather adds up every shard's counts
+        import json
+
+        from use_repro.fs import write_text_atomic
+        from use_repro.shards import SIM_COUNTS
+
+        write_text_atomic(lists / SIM_COUNTS, json.dumps({"total": total, "rejected": rejected}) + "\n")
+        log.info("render: shard %d/%d: %d of %d rows, %d rejected", *args.shard, len(jobs), len(rows), rejected)
+        return 0
     status = render_status(total, rejected, limit)
     if total == 0:
         log.error("render: %s holds no rows: nothing rendered", args.meta)
     if failures:
-        print(render_summary(failures.items, total, rejected, limit, out / "rejects.tsv", status), file=sys.stderr)
+        print(render_summary(failures.items, total, rejected, limit, lists / "rejects.tsv", status), file=sys.stderr)
     return status
 
 

@@ -358,6 +358,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-dir", default=None,
                    help="folder with paper-faithful weights (default: the profile's weights_dir, or ./weights)")
     p.add_argument("--config", help="profile name or YAML, for weights_dir and evaluate.* defaults")
+    p.add_argument("--shard", type=_shard_type, default=None, metavar="k/K",
+                   help="score only ids [k*n/K, (k+1)*n/K) of the sorted ids and write them, unrounded, to "
+                        "--out as a shard file (pickle) that `use-repro gather evaluate` joins into the CSV "
+                        "and JSON the unsharded run writes")
+
+
+def _shard_type(text: str):
+    from use_repro.shards import parse_shard
+
+    return parse_shard(text)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -382,10 +392,20 @@ def run(args: argparse.Namespace) -> int:
     except MissingReferencesError as e:  # before any scoring: nothing is written
         print(f"use-repro evaluate: --ref {args.ref}: {e}", file=sys.stderr)
         return 1
+    if args.shard is not None:
+        from use_repro.shards import select
+
+        items = select(items, args.shard)  # build_items sorts by id
     threads = args.threads or os.cpu_count() or 1
     t0 = time.time()
     rows, backends = evaluate(items, args.metrics, weights_dir, threads)
-    info = write_outputs(rows, backends, args.out)
+    if args.shard is not None:
+        from use_repro.shards import write_eval_shard
+
+        write_eval_shard(args.out, rows, backends)  # the gather writes the CSV and JSON
+        info = {"n_failed": sum(bool(r.get("error")) for r in rows), "averages": {}}
+    else:
+        info = write_outputs(rows, backends, args.out)
     audio_s = sum(r.get("seconds", 0) or 0 for r in rows)
     log.info("evaluate: %d utterances (%.1f s of audio) in %.1f s on %d worker(s); %d with errors -> %s",
              len(rows), audio_s, time.time() - t0, threads, info["n_failed"], args.out)

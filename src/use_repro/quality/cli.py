@@ -3,7 +3,8 @@
 actions (each takes explicit paths; --config gives the profile's `vqscore` section):
   train      train an estimator on the clean speech of an scp list (or import the released
              checkpoint named by vqscore.released_checkpoint when the file is there)
-  score      score every file of an scp list -> vqscore.tsv (uid, source, score, duration)
+  score      score every file of an scp list -> vqscore.tsv (uid, source, score, duration);
+             with --shard k/K only the list's shard k (`use-repro gather vqscore` joins them)
   filter     one filtered speech list per threshold + datasize.csv
   histogram  Figures 2 (all sources, one panel) and 7 (a panel per source), PNG + PDF
   auc        ROC AUC of the scores against the corpus's crowd_dirty.tsv ground truth
@@ -31,6 +32,12 @@ from pathlib import Path
 import numpy as np
 
 log = logging.getLogger("use_repro.vqscore")
+
+
+def _shard_type(text: str):
+    from use_repro.shards import parse_shard
+
+    return parse_shard(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +73,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="regex giving an utterance's source from its uid (or --source-field path); "
                         "overrides vqscore.source_pattern and source_field")
     p.add_argument("--source-field", choices=("info", "uid", "path"), default=None)
+    p.add_argument("--shard", type=_shard_type, default=None, metavar="k/K",
+                   help="score only entries [k*n/K, (k+1)*n/K) of the list (a cluster runs the K shards as "
+                        "separate jobs; `use-repro gather vqscore` joins their files into the whole list's)")
 
     p = sub.add_parser("filter", help="write the filtered speech lists and datasize.csv")
     p.add_argument("--config", required=True)
@@ -245,7 +255,9 @@ def _score(args) -> int:
     cfg = _cfg(args)
     device = _device(args, cfg)
     model, ckpt = load_estimator(args.estimator, device)
-    entries = read_scp(args.scp)
+    from use_repro.shards import select
+
+    entries = select(read_scp(args.scp), args.shard)
     source_of = _resolver(cfg, args.info, args.source_of, args.source_field)
     failures = Failures("vqscore score")
     t0 = time.time()
