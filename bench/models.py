@@ -1,6 +1,6 @@
 """Benchmark of the models: training and inference cost, the parallel scan, peak memory.
 
-    python bench/models.py [--threads 2] [--seconds 1.0] [--only SECTION ...] [--out FILE.json]
+    python bench/models.py [--threads 2] [--seconds 1.0] [--only SECTION ...] [--before REV] [--out FILE.json]
 
 Sections (all by default):
 
@@ -8,8 +8,14 @@ Sections (all by default):
    paper's regression model (30 blocks, 64 channels; 9,607,747 parameters, the released
    USEMamba) and the ``mini`` profile's, on ``--threads`` CPU threads, with the process's peak
    resident memory.
-2. ``infer``  inference real-time factor (STFT -> model -> iSTFT, no gradients) of the same two
-   models at 16 kHz, and of the paper model at 48 kHz.
+2. ``infer``  inference real-time factor (STFT -> model -> iSTFT, no gradients, the fused CPU
+   inference kernels as ``use-repro enhance`` runs them) of the same two models at 16 kHz, and
+   of the paper model at 48 kHz; then (2b) the paper model's enhance forward before / after the
+   fused inference kernels (``models/mamba_infer.py``), interleaved in one process at 16 kHz
+   (2 x --seconds) and 48 kHz (--seconds), with the largest output difference; and (2c, with
+   ``--before REV``) the same forward of git revision REV (a temporary worktree, its own
+   extension build) beside this checkout's, alternating subprocesses: the speed-up of a change
+   as a user sees it.
 3. ``scan``   the pure-PyTorch parallel scan and the compiled C++ scan (when built:
    ``use_repro.models.scan_cpu``) against the sequential reference (a Python loop
    over time steps, mamba_ssm's ``selective_scan_ref`` semantics) at L = 100, 400, 1600, for a
@@ -75,6 +81,7 @@ def worker_model(job: dict) -> dict:
     import torch
 
     from use_repro.audio.stft import mag_pha_istft, mag_pha_stft
+    from use_repro.models.mamba_infer import fused_inference
     from use_repro.models.usemamba import USEMamba, count_parameters
     from use_repro.train.losses import RECONSTRUCTION, reconstruction_losses_spec, weighted_sum
 
@@ -93,7 +100,7 @@ def worker_model(job: dict) -> dict:
     def once():
         if job["mode"] == "infer":
             model.eval()
-            with torch.no_grad():
+            with torch.no_grad(), fused_inference():      # as use-repro enhance runs it
                 y = model.enhance_waveform(x, fs)
             return y
         model.train()
@@ -126,6 +133,40 @@ def worker_model(job: dict) -> dict:
            "peak_rss_mb": _rss_mb(), "rss_before_mb": base_rss}
     if device.type == "cuda":
         res["peak_gpu_mb"] = torch.cuda.max_memory_allocated() / 2**20
+    return res
+
+
+def worker_infer_pair(job: dict) -> dict:
+    """The enhancer's two CPU forwards of one model, interleaved on the same clip: `before`, the
+    training forward under no_grad (what `use-repro enhance` ran until the fused inference
+    kernels), and `after`, inside ``fused_inference`` (what it runs now). Best of `repeats`."""
+    import torch
+
+    from use_repro.models.mamba_infer import available, fused_inference
+    from use_repro.models.usemamba import USEMamba
+
+    torch.set_num_threads(job["threads"])
+    torch.manual_seed(0)
+    model = USEMamba(job["sizes"]).eval()
+    fs, seconds = job["fs"], job["seconds"]
+    x = 0.1 * torch.randn(1, int(fs * seconds))
+    times = {"before": [], "after": []}
+    outs = {}
+    with torch.inference_mode():
+        for rep in range(job["repeats"] + 1):         # the first round is the warm-up
+            for mode in ("before", "after"):
+                with fused_inference(mode == "after"):
+                    w0, c0 = _clock()
+                    outs[mode] = model.enhance_waveform(x, fs)
+                    w1, c1 = _clock()
+                if rep:
+                    times[mode].append((w1 - w0, c1 - c0))
+    res = {"fused_available": available(), "peak_rss_mb": _rss_mb(),
+           "max_abs_diff": float((outs["after"] - outs["before"]).abs().max()),
+           "max_abs_output": float(outs["before"].abs().max())}
+    for mode, ts in times.items():
+        res[f"{mode}_wall_s"] = min(t[0] for t in ts)
+        res[f"{mode}_cpu_s"] = min(t[1] for t in ts)
     return res
 
 
@@ -274,9 +315,12 @@ def worker_gpu(job: dict) -> dict:
 # driver
 # --------------------------------------------------------------------------------------------
 
-def run_worker(kind: str, job: dict, timeout: float = 3600, env: dict | None = None) -> dict:
-    cmd = [sys.executable, os.path.abspath(__file__), "--worker", kind, json.dumps(job)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO,
+def run_worker(kind: str, job: dict, timeout: float = 3600, env: dict | None = None,
+               repo: str = REPO) -> dict:
+    """One measurement in a fresh subprocess: this file's worker `kind`, or that of the checkout
+    `repo` (--before: the same script and package at another revision)."""
+    cmd = [sys.executable, os.path.join(repo, "bench", "models.py"), "--worker", kind, json.dumps(job)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=repo,
                           env=None if env is None else {**os.environ, **env})
     if proc.returncode != 0:
         return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
@@ -318,6 +362,57 @@ def section_train_infer(args, results: dict) -> None:
                 continue
             print(f"   {name:<6} {fs:>6} {r['wall_s'] / seconds:>9.3f} {r['cpu_s'] / seconds:>8.3f} "
                   f"{r['peak_rss_mb']:>12.0f}   {_load()}")
+
+
+    if "infer" in args.only:
+        print(f"\n2b. enhance's CPU forward of the paper model before / after the fused inference kernels "
+              f"(models/mamba_infer.py), interleaved in one process, {args.threads} thread(s)")
+        print(f"   {'fs':>6} {'s':>4} {'before RTF':>11} {'after RTF':>10} {'speed-up':>9} {'(cpu)':>7} "
+              f"{'max |diff|':>11} {'max |y|':>8}   load avg")
+        for fs, seconds in ((16000, args.seconds * 2), (48000, args.seconds)):
+            r = run_worker("infer_pair", {"sizes": PAPER, "fs": fs, "seconds": seconds,
+                                          "threads": args.threads, "repeats": 2})
+            results[f"infer_pair_paper_{fs}"] = r
+            if "error" in r:
+                print(f"   {fs:>6} error: {r['error']}")
+                continue
+            if not r["fused_available"]:
+                print(f"   {fs:>6} the fused inference kernels are not built here (see the log): both "
+                      "columns are the training forward")
+            print(f"   {fs:>6} {seconds:>4g} {r['before_wall_s'] / seconds:>11.2f} {r['after_wall_s'] / seconds:>10.2f} "
+                  f"{r['before_wall_s'] / r['after_wall_s']:>8.2f}x {r['before_cpu_s'] / r['after_cpu_s']:>6.2f}x "
+                  f"{r['max_abs_diff']:>11.2e} {r['max_abs_output']:>8.3f}   {_load()}")
+
+
+    if "infer" in args.only and args.before:
+        import tempfile
+
+        print(f"\n2c. the paper model's inference as `use-repro enhance` runs it: revision {args.before} "
+              f"(a temporary git worktree) vs this checkout, alternating, {args.threads} thread(s)")
+        print(f"   {'fs':>6} {'s':>4} {'before RTF':>11} {'after RTF':>10} {'speed-up':>9} {'(cpu)':>7}   load avg")
+        with tempfile.TemporaryDirectory(prefix="bench-before-") as tmp:
+            before_repo = os.path.join(tmp, "checkout")
+            subprocess.run(["git", "-C", REPO, "worktree", "add", "--detach", "-q", before_repo, args.before],
+                           check=True)
+            try:
+                for fs, seconds in ((16000, args.seconds * 2), (48000, args.seconds)):
+                    job = {"sizes": PAPER, "fs": fs, "seconds": seconds, "mode": "infer",
+                           "threads": args.threads, "repeats": 1}
+                    runs = {"before": [], "after": []}
+                    for _ in range(2):           # alternate, so a load change hits both alike
+                        runs["before"].append(run_worker("model", job, repo=before_repo))
+                        runs["after"].append(run_worker("model", job))
+                    errors = [r["error"] for rs in runs.values() for r in rs if "error" in r]
+                    if errors:
+                        print(f"   {fs:>6} error: {errors[0]}")
+                        continue
+                    best = {k: min(rs, key=lambda r: r["wall_s"]) for k, rs in runs.items()}
+                    results[f"infer_before_after_paper_{fs}"] = {**best, "before_rev": args.before}
+                    b, a = best["before"], best["after"]
+                    print(f"   {fs:>6} {seconds:>4g} {b['wall_s'] / seconds:>11.2f} {a['wall_s'] / seconds:>10.2f} "
+                          f"{b['wall_s'] / a['wall_s']:>8.2f}x {b['cpu_s'] / a['cpu_s']:>6.2f}x   {_load()}")
+            finally:
+                subprocess.run(["git", "-C", REPO, "worktree", "remove", "--force", before_repo], check=False)
 
 
 def section_scan(args, results: dict) -> None:
@@ -399,7 +494,7 @@ def section_gpu(args, results: dict) -> None:
 def main(argv=None) -> int:
     if argv is None and len(sys.argv) > 1 and sys.argv[1] == "--worker":
         kind, job = sys.argv[2], json.loads(sys.argv[3])
-        fn = {"model": worker_model, "scan": worker_scan, "gpu": worker_gpu,
+        fn = {"model": worker_model, "infer_pair": worker_infer_pair, "scan": worker_scan, "gpu": worker_gpu,
               "triton_parity": worker_triton_parity}[kind]
         print(json.dumps(fn(job)))
         return 0
@@ -408,6 +503,9 @@ def main(argv=None) -> int:
     p.add_argument("--seconds", type=float, default=1.0, help="clip length of the training measurement")
     p.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     p.add_argument("--out", help="also write the results as JSON here")
+    p.add_argument("--before", metavar="REV",
+                   help="infer section: also time the paper model's enhance forward of git revision REV "
+                        "(e.g. the commit before a speed change) beside this checkout's, in one run")
     args = p.parse_args(argv)
     import torch
 

@@ -159,14 +159,19 @@ def crossfade_weights(spans: list[tuple[int, int]]) -> list[np.ndarray]:
 # --- enhancing a signal --------------------------------------------------------------------------
 
 def normalized_call(fn: WaveFn, x: np.ndarray, fs: int, device: "torch.device") -> np.ndarray:
-    """Scale `x` [T] to unit RMS (as in training), run the model, undo the scaling."""
+    """Scale `x` [T] to unit RMS (as in training), run the model, undo the scaling.
+
+    The model runs in inference mode with the fused CPU inference kernels of its Mamba layers
+    (:mod:`use_repro.models.mamba_infer`; on other devices, or where they are not built, the
+    training forward)."""
     import torch
 
     from use_repro.data.dataset import unit_rms_gain
+    from use_repro.models.mamba_infer import fused_inference
 
     g = unit_rms_gain(x)
     t = torch.from_numpy(np.ascontiguousarray(x * g, dtype=np.float32)).to(device)[None]
-    with torch.inference_mode():
+    with torch.inference_mode(), fused_inference():
         y = fn(t, fs)[0].float().cpu().numpy()
     if y.shape[0] != x.shape[0]:
         raise RuntimeError(f"model returned {y.shape[0]} samples for {x.shape[0]}")

@@ -16,7 +16,7 @@ plain arguments; these helpers only translate the config into them.
 from __future__ import annotations
 
 from use_repro.models.discriminator import MultiBandDiscriminator
-from use_repro.models.generator import ResidualGenerator, TwoStage
+from use_repro.models.generator import ResidualGenerator
 from use_repro.models.usemamba import USEMamba, USEMambaConfig
 
 NET_KEYS = ("num_blocks", "channels", "d_state", "d_conv", "expand", "dense_depth",
@@ -51,10 +51,6 @@ def build_regression(cfg: dict, size: str = "") -> USEMamba:
 
 def build_generator(cfg: dict, size: str = "") -> ResidualGenerator:
     return ResidualGenerator(net_config(cfg, "generator", size))
-
-
-def build_two_stage(cfg: dict) -> TwoStage:
-    return TwoStage(net_config(cfg, "regression"), net_config(cfg, "generator"))
 
 
 def build_discriminator(cfg: dict) -> MultiBandDiscriminator:

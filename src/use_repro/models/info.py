@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # torch loads when a model is built, not for `use-repro model-info --help`

@@ -55,7 +55,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
-from use_repro.models import scan_cpu, scan_triton
+from use_repro.models import mamba_infer, scan_cpu, scan_triton
+from use_repro.models.scan_steps import finish, prepare
 
 BACKENDS = ("auto", "cpp", "torch", "fused", "triton", "reference")
 
@@ -127,24 +128,6 @@ def model_scan_backends(model: nn.Module, device: torch.device | str) -> list[st
     return sorted({resolve_backend(m.backend, device) for m in model.modules() if isinstance(m, Mamba)})
 
 
-def _prepare(u, delta, delta_bias, delta_softplus):
-    delta = delta.float()
-    if delta_bias is not None:
-        delta = delta + delta_bias.float()[:, None]
-    if delta_softplus:
-        delta = F.softplus(delta)
-    return u.float(), delta
-
-
-def _finish(y, u, D, z, dtype):
-    """y [B, D, L] (float32) -> + D * u, * silu(z), back to the input dtype."""
-    if D is not None:
-        y = y + u * D.float()[:, None]
-    if z is not None:
-        y = y * F.silu(z.float())
-    return y.to(dtype)
-
-
 def selective_scan_ref(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B: torch.Tensor,
                        C: torch.Tensor, D: torch.Tensor | None = None, z: torch.Tensor | None = None,
                        delta_bias: torch.Tensor | None = None,
@@ -155,7 +138,7 @@ def selective_scan_ref(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B:
     D, delta_bias: ``[D]``. Returns ``[B, D, L]`` in u's dtype. Computes in float32.
     """
     dtype = u.dtype
-    u, delta = _prepare(u, delta, delta_bias, delta_softplus)
+    u, delta = prepare(u, delta, delta_bias, delta_softplus)
     A = A.float()
     B, C = B.float(), C.float()
     batch, dim, length = u.shape
@@ -167,7 +150,7 @@ def selective_scan_ref(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B:
         h = torch.exp(dt * A) * h + dt * b_t.unsqueeze(1) * u_t.unsqueeze(-1)
         ys.append(torch.einsum("bdn,bn->bd", h, c_t))
     y = torch.stack(ys, dim=-1) if ys else u.new_zeros(batch, dim, 0)
-    return _finish(y, u, D, z, dtype)
+    return finish(y, u, D, z, dtype)
 
 
 # Work per vector op that amortises PyTorch's per-op overhead (~5 us) on a CPU while staying in
@@ -217,12 +200,12 @@ def selective_scan_torch(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, 
     each and shared by steps 1 and 3.
     """
     dtype = u.dtype
-    u, delta = _prepare(u, delta, delta_bias, delta_softplus)
+    u, delta = prepare(u, delta, delta_bias, delta_softplus)
     A = A.float()
     batch, dim, length = u.shape
     state = A.shape[1]
     if length == 0:
-        return _finish(u.new_zeros(batch, dim, 0), u, D, z, dtype)
+        return finish(u.new_zeros(batch, dim, 0), u, D, z, dtype)
     n_chunks = scan_chunks(batch, dim, state, length) if chunks is None else max(1, min(int(chunks), length))
     k = -(-length // n_chunks)
     pad = n_chunks * k - length
@@ -270,7 +253,7 @@ def selective_scan_torch(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, 
     y = y.permute(1, 2, 0, 3).reshape(batch, n_chunks * k, dim)
     if pad:
         y = y[:, :length]
-    return _finish(y.transpose(1, 2), u, D, z, dtype)
+    return finish(y.transpose(1, 2), u, D, z, dtype)
 
 
 def selective_scan_fused(u, delta, A, B, C, D=None, z=None, delta_bias=None, delta_softplus=False):
@@ -376,7 +359,17 @@ class Mamba(nn.Module):
         self.D.fill_(1.0)
         self.D._no_weight_decay = True
 
+    def fused_inference_applies(self, hidden: torch.Tensor) -> bool:
+        """Whether this layer runs the fused inference kernels on `hidden` now: inside
+        :func:`use_repro.models.mamba_infer.fused_inference`, gradients off, float32 CPU
+        tensors, the scan backend resolving to ``cpp`` and the kernels built."""
+        return (mamba_infer.requested() and not torch.is_grad_enabled() and hidden.device.type == "cpu"
+                and hidden.dtype == torch.float32 and resolve_backend(self.backend, hidden.device) == "cpp"
+                and mamba_infer.available())
+
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.fused_inference_applies(hidden):
+            return mamba_infer.mamba_forward(self, hidden)
         if recompute_in_backward(self.checkpoint, self.backend, hidden.device):
             return _checkpoint(self._forward, hidden, use_reentrant=False)
         return self._forward(hidden)

@@ -40,11 +40,25 @@ import torch.nn.functional as F
 log = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).resolve().parent / "csrc" / "selective_scan_cpu.cpp"
+# The inference-only kernels of a Mamba layer (use_repro.models.mamba_infer): a second extension
+# built and loaded by the same machinery (its own module name, so either source's edit rebuilds
+# only that one).
+INFER_SOURCE = Path(__file__).resolve().parent / "csrc" / "mamba_infer_cpu.cpp"
+# module-name prefix of each source's extension
+PREFIXES = {SOURCE: "use_repro_scan_cpu", INFER_SOURCE: "use_repro_mamba_infer"}
 # -O3 -march=native -fopenmp-simd: the per-state loops (N = 16 floats) vectorise to this CPU's
 # widest registers, reductions included (`omp simd`). A build is for the CPU it was made on: the
 # module name hashes the CPU's identity (cpu_identity), so another CPU sharing the folder builds
 # its own instead of loading one with instructions it may lack.
-CFLAGS = ["-O3", "-march=native", "-fopenmp-simd"]
+#
+# -fopenmp: at::parallel_for is a header template that runs its tasks on torch's OpenMP threads
+# only when the extension itself is compiled with OpenMP; without it (the scan's flags until
+# this was found) every call ran on one thread whatever torch.set_num_threads said. The
+# extension then links libgomp.so.1, which resolves to the copy torch has already loaded, so
+# there is one OpenMP runtime and one thread count. The kernels' results do not depend on it:
+# a row is one task's, and the backward's shared sums use a fixed split of the rows.
+CFLAGS = ["-O3", "-march=native", "-fopenmp-simd", "-fopenmp"]
+LDFLAGS = ["-fopenmp"]
 
 
 def compiler() -> str | None:
@@ -62,12 +76,12 @@ def cpu_identity() -> str:
         return f"{platform.machine()} {platform.processor()}"
 
 
-def module_name() -> str:
-    """Extension module name: a hash of the source, flags, CPU, torch and Python versions."""
+def module_name(source: Path = SOURCE) -> str:
+    """Extension module name of `source`: a hash of the source, flags, CPU, torch and Python versions."""
     key = hashlib.sha256()
-    key.update(SOURCE.read_bytes())
-    key.update(repr((CFLAGS, cpu_identity(), torch.__version__, sys.version_info[:2])).encode())
-    return f"use_repro_scan_cpu_{key.hexdigest()[:12]}"
+    key.update(source.read_bytes())
+    key.update(repr((CFLAGS, LDFLAGS, cpu_identity(), torch.__version__, sys.version_info[:2])).encode())
+    return f"{PREFIXES[source]}_{key.hexdigest()[:12]}"
 
 
 def build_dir() -> Path:
@@ -88,12 +102,13 @@ def _built_library(name: str, where: Path) -> Path:
     return where / name / f"{name}{'.pyd' if sys.platform == 'win32' else '.so'}"
 
 
-def load_extension(build: bool = True, verbose: bool = False):
-    """Import the compiled extension, building it first when it is missing and ``build``.
+def load_extension(build: bool = True, verbose: bool = False, source: Path = SOURCE):
+    """Import the compiled extension of `source` (default: the scan's), building it first when
+    it is missing and ``build``.
 
     Raises (ImportError, RuntimeError, OSError, ...) when it cannot be built or imported.
     """
-    name = module_name()
+    name = module_name(source)
     lib = _built_library(name, build_dir())
     if not lib.exists():
         if not build:
@@ -108,9 +123,9 @@ def load_extension(build: bool = True, verbose: bool = False):
         if shutil.which("ninja") is None and shutil.which("ninja", path=env_bin):
             os.environ["PATH"] = env_bin + os.pathsep + os.environ.get("PATH", "")
         lib.parent.mkdir(parents=True, exist_ok=True)
-        log.info("building the compiled CPU selective scan in %s (once)", lib.parent)
+        log.info("building the compiled CPU extension %s in %s (once)", source.name, lib.parent)
         # the build folder holds a lock file, so concurrent first uses build it once
-        load(name=name, sources=[str(SOURCE)], extra_cflags=CFLAGS, build_directory=str(lib.parent),
+        load(name=name, sources=[str(source)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS, build_directory=str(lib.parent),
              verbose=verbose)
         if not lib.exists():
             raise ImportError(f"the build left no {lib}")
@@ -134,6 +149,17 @@ def _extension():
 def available() -> bool:
     """True when the compiled scan is built (or can be built now) and imports."""
     return _extension() is not None
+
+
+@lru_cache(maxsize=1)
+def infer_extension():
+    """The inference kernels' extension module (mamba_infer_cpu.cpp), or None (reason logged once)."""
+    try:
+        return load_extension(source=INFER_SOURCE)
+    except Exception as err:
+        log.warning("compiled CPU inference kernels unavailable (%s: %s); inference uses the training "
+                    "forward", type(err).__name__, err)
+        return None
 
 
 class _ScanCPU(torch.autograd.Function):
@@ -185,27 +211,33 @@ def selective_scan_cpu(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor, B:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description="Build (or check) the compiled CPU selective scan.")
-    p.add_argument("--build", action="store_true", help="build it now if it is not built")
+    p = argparse.ArgumentParser(description="Build (or check) the compiled CPU extensions: the selective "
+                                "scan (training and inference) and the inference-only Mamba kernels.")
+    p.add_argument("--build", action="store_true", help="build them now if they are not built")
     p.add_argument("--verbose", action="store_true", help="show the compiler's output")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    where = _built_library(module_name(), build_dir())
-    if not args.build:
-        print(f"compiled CPU scan: {'built' if where.exists() else 'not built'} ({where})")
-        return 0 if where.exists() else 1
-    if compiler() is None:
-        # not an install failure: the pure-PyTorch scan is the fallback
-        print(f"compiled CPU scan not built: no C++ compiler ({os.environ.get('CXX', 'c++')}) on PATH; "
-              "the pure-PyTorch scan will be used")
-        return 0
-    try:
-        load_extension(build=True, verbose=args.verbose)
-    except Exception as err:
-        print(f"compiled CPU scan: build FAILED ({type(err).__name__}: {err})", file=sys.stderr)
-        return 1
-    print(f"compiled CPU scan: built ({where})")
-    return 0
+    labels = {SOURCE: "compiled CPU scan", INFER_SOURCE: "compiled CPU inference kernels"}
+    status = 0
+    for source, label in labels.items():
+        where = _built_library(module_name(source), build_dir())
+        if not args.build:
+            print(f"{label}: {'built' if where.exists() else 'not built'} ({where})")
+            status |= 0 if where.exists() else 1
+            continue
+        if compiler() is None:
+            # not an install failure: the pure-PyTorch paths are the fallback
+            print(f"{label} not built: no C++ compiler ({os.environ.get('CXX', 'c++')}) on PATH; "
+                  "the pure-PyTorch path will be used")
+            continue
+        try:
+            load_extension(build=True, verbose=args.verbose, source=source)
+        except Exception as err:
+            print(f"{label}: build FAILED ({type(err).__name__}: {err})", file=sys.stderr)
+            status = 1
+            continue
+        print(f"{label}: built ({where})")
+    return status
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ kernels do the recurrence alone,
     h[t] = exp(dt[t] * A) * h[t-1] + dt[t] * B[t] * u[t],    y[t] = <C[t], h[t]>
 
 and the elementwise steps around it (dt = softplus(delta + delta_bias), + D u, * silu(z)) are
-torch ops (``mamba._prepare`` / ``mamba._finish``), differentiated by autograd.
+torch ops (``scan_steps.prepare`` / ``scan_steps.finish``), differentiated by autograd.
 
 Kernels. One program per (batch row, block of ``BLOCK_D`` channels); all of a program's states
 ``[BLOCK_D, N]`` stay in registers during one sequential pass over time. The forward pass stores
@@ -286,12 +286,12 @@ def selective_scan_triton(u: torch.Tensor, delta: torch.Tensor, A: torch.Tensor,
     the x_proj output; the kernels read them in place). ``chunk``: steps between the forward
     pass's checkpoints, K (default :func:`default_chunk`).
     """
-    from use_repro.models.mamba import _finish, _prepare  # mamba imports this module
+    from use_repro.models.scan_steps import finish, prepare
 
     if A.is_complex():
         raise ValueError("the Triton selective scan supports real A only")
     dtype = u.dtype
-    uf, dt = _prepare(u, delta, delta_bias, delta_softplus)
+    uf, dt = prepare(u, delta, delta_bias, delta_softplus)
     k = default_chunk(uf.shape[-1]) if chunk is None else max(1, int(chunk))
     y = _ScanTriton.apply(uf, dt, A.float(), B.float(), C.float(), k)
-    return _finish(y, uf, D, z, dtype)
+    return finish(y, uf, D, z, dtype)

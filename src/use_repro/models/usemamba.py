@@ -62,6 +62,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint as _checkpoint
 
 from use_repro.audio.stft import mag_pha_istft, mag_pha_stft, mag_pha_to_com
+from use_repro.models import mamba_infer
 from use_repro.models.mamba import BACKENDS, Mamba, recompute_in_backward
 
 MAG_MODES = ("mapping", "residual")
@@ -255,9 +256,182 @@ class BiMamba(nn.Module):
         self.norm = nn.LayerNorm(channels, eps=eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.forward_blocks.fused_inference_applies(x):
+            return self._forward_fused(x)
         if recompute_in_backward(self.checkpoint, self.forward_blocks.backend, x.device):
             return _checkpoint(self._forward, x, use_reentrant=False)
         return self._forward(x)
+
+    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`_forward` with the fused inference kernels (mamba_infer): the backward branch
+        runs on the reversed sequence without flipping it, the residuals are folded into the
+        layers' output matmuls and ``output_proj`` of the concatenation is two matmuls into one
+        buffer (no concatenated copy)."""
+        channels = x.shape[-1]
+        fwd = mamba_infer.mamba_forward(self.forward_blocks, x, residual=x)
+        bwd = mamba_infer.mamba_forward(self.backward_blocks, x, reverse=True, residual=x)
+        weight = self.output_proj.weight                                    # [C, 2C]
+        out = torch.addmm(self.output_proj.bias, fwd.reshape(-1, channels), weight[:, :channels].t())
+        out.addmm_(bwd.reshape(-1, channels), weight[:, channels:].t())
+        return self.norm(out.reshape(x.shape))
+
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        fwd = x + self.forward_blocks(x)
+        xr = torch.flip(x, dims=[1])
+        bwd = torch.flip(xr + self.backward_blocks(xr), dims=[1])
+        return self.norm(self.output_proj(torch.cat([fwd, bwd], dim=-1)))
+
+
+class TFMambaBlock(nn.Module):
+    """``x + BiMamba_time(x)`` along time, then the same along frequency. ``[B, C, T, F]`` -> same."""
+
+    def __init__(self, channels: int, d_state: int, d_conv: int, expand: int, eps: float,
+                 backend: str, checkpoint: bool):
+        super().__init__()
+        self.time_mamba = BiMamba(channels, d_state, d_conv, expand, eps, backend, checkpoint)
+        self.freq_mamba = BiMamba(channels, d_state, d_conv, expand, eps, backend, checkpoint)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, t, f = x.shape
+        y = x.permute(0, 3, 2, 1).reshape(b * f, t, c)          # sequences along time
+        y = y + self.time_mamba(y)
+        y = y.reshape(b, f, t, c).permute(0, 2, 1, 3).reshape(b * t, f, c)   # along frequency
+        y = y + self.freq_mamba(y)
+        return y.reshape(b, t, f, c).permute(0, 3, 1, 2)
+
+
+# --------------------------------------------------------------------------------------------
+# the model
+# --------------------------------------------------------------------------------------------
+
+class WaveformMixin:
+    """``enhance_waveform``: the spectral model as a waveform-to-waveform function."""
+
+    def enhance_waveform(self, wav: torch.Tensor, fs: int) -> torch.Tensor:
+        """Waveform ``[B, T]`` at ``fs`` -> enhanced waveform ``[B, T]`` (SFI STFT, model, iSTFT)."""
+        mag_c, pha, _ = mag_pha_stft(wav, fs)
+        out_mag_c, out_pha, _ = self(mag_c, pha)
+        return mag_pha_istft(out_mag_c, out_pha, fs, wav.shape[-1])
+
+
+class USEMamba(WaveformMixin, nn.Module):
+    """USEMamba regression model (see the module docstring).
+
+    ``USEMamba(config)`` or ``USEMamba(num_blocks=..., channels=..., ...)`` (keywords override
+    the config's fields). ``init_args`` holds the JSON-able constructor arguments that
+    :mod:`use_repro.models.checkpoint` records.
+
+    forward(noisy_mag_c ``[B, F, N]``, noisy_pha ``[B, F, N]``) ->
+    ``(mag_c [B, F, N], pha [B, F, N], com [B, F, N, 2])``: the enhanced compressed magnitude,
+    the phase and the compressed complex spectrum ``mag_c * exp(j pha)``.
+    """
+
+    def __init__(self, config: USEMambaConfig | dict | None = None, **overrides):
+        super().__init__()
+        if isinstance(config, USEMambaConfig):
+            base = config.to_dict()
+        else:
+            base = dict(config or {})
+        base.update(overrides)
+        cfg = USEMambaConfig.from_dict(base)
+        self.config = cfg
+        self.init_args = {"config": cfg.to_dict()}
+        c, eps = cfg.channels, cfg.norm_eps
+        self.dense_encoder = DenseEncoder(cfg.in_channels, c, cfg.dense_depth, cfg.time_stride,
+                                          cfg.freq_stride, eps)
+        self.TSMamba = nn.ModuleList(
+            TFMambaBlock(c, cfg.d_state, cfg.d_conv, cfg.expand, eps, cfg.scan_backend,
+                         cfg.mamba_checkpoint)
+            for _ in range(cfg.num_blocks))
+        self.mask_decoder = MagDecoder(c, cfg.dense_depth, cfg.time_stride, cfg.freq_stride, eps)
+        self.phase_decoder = PhaseDecoder(c, cfg.dense_depth, cfg.time_stride, cfg.freq_stride, eps)
+        if cfg.mag_mode == "residual":
+            self.reset_magnitude_residual()
+        if cfg.pha_mode == "residual":
+            self.reset_phase_rotation()
+
+    @torch.no_grad()
+    def reset_magnitude_residual(self) -> None:
+        """Magnitude head to zero, so a `residual` magnitude starts as the noisy magnitude exactly."""
+        self.mask_decoder.final_conv.weight.zero_()
+        self.mask_decoder.final_conv.bias.zero_()
+
+    @torch.no_grad()
+    def reset_phase_rotation(self) -> None:
+        """Phase heads to the identity rotation: weights 0, biases r = 1, i = 0 (atan2(0, 1) = 0)."""
+        for head, bias in ((self.phase_decoder.phase_conv_r, 1.0), (self.phase_decoder.phase_conv_i, 0.0)):
+            head.weight.zero_()
+            head.bias.fill_(bias)
+
+    def trunk(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.up_conv1(self.dense_block(x))
+        return self.up_conv2(x.transpose(2, 3)).transpose(2, 3)
+
+
+class MagDecoder(DecoderTrunk):
+    """Trunk -> ``final_conv`` (1x1, one map): ``[B, C, T', F']`` -> ``[B, 1, T' * ts, F' * fs]``."""
+
+    def __init__(self, channels: int, depth: int, time_stride: int, freq_stride: int, eps: float):
+        super().__init__(channels, depth, time_stride, freq_stride, eps)
+        self.final_conv = nn.Conv2d(channels, 1, (1, 1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.final_conv(self.trunk(x))
+
+
+class PhaseDecoder(DecoderTrunk):
+    """Trunk -> ``phase_conv_r``, ``phase_conv_i`` (1x1 each): -> ``(r, i)``, each ``[B, 1, T' ts, F' fs]``."""
+
+    def __init__(self, channels: int, depth: int, time_stride: int, freq_stride: int, eps: float):
+        super().__init__(channels, depth, time_stride, freq_stride, eps)
+        self.phase_conv_r = nn.Conv2d(channels, 1, (1, 1))
+        self.phase_conv_i = nn.Conv2d(channels, 1, (1, 1))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.trunk(x)
+        return self.phase_conv_r(x), self.phase_conv_i(x)
+
+
+class BiMamba(nn.Module):
+    """Bidirectional Mamba along dim 1 of ``[B, L, C]`` (the release's ``MambaBlock``); -> ``[B, L, C]``.
+
+    ``norm(output_proj(cat(x + Mamba_f(x), flip(x' + Mamba_b(x')))))`` with ``x' = flip(x)``:
+    no norm before either direction, a LayerNorm after the merge; the residual around the
+    whole module is the TF block's. With ``checkpoint`` (and a non-fused scan) only the input is
+    stored for the backward pass and the module is recomputed there: its activations are ~30
+    floats per token and channel, which for the 30-block model on a CPU would otherwise be tens
+    of GB per minute of audio.
+    """
+
+    def __init__(self, channels: int, d_state: int, d_conv: int, expand: int, eps: float,
+                 backend: str, checkpoint: bool):
+        super().__init__()
+        kw = dict(d_state=d_state, d_conv=d_conv, expand=expand, backend=backend, checkpoint=False)
+        self.checkpoint = checkpoint
+        self.forward_blocks = Mamba(channels, **kw)
+        self.backward_blocks = Mamba(channels, **kw)
+        self.output_proj = nn.Linear(2 * channels, channels)
+        self.norm = nn.LayerNorm(channels, eps=eps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.forward_blocks.fused_inference_applies(x):
+            return self._forward_fused(x)
+        if recompute_in_backward(self.checkpoint, self.forward_blocks.backend, x.device):
+            return _checkpoint(self._forward, x, use_reentrant=False)
+        return self._forward(x)
+
+    def _forward_fused(self, x: torch.Tensor) -> torch.Tensor:
+        """:meth:`_forward` with the fused inference kernels (mamba_infer): the backward branch
+        runs on the reversed sequence without flipping it, the residuals are folded into the
+        layers' output matmuls and ``output_proj`` of the concatenation is two matmuls into one
+        buffer (no concatenated copy)."""
+        channels = x.shape[-1]
+        fwd = mamba_infer.mamba_forward(self.forward_blocks, x, residual=x)
+        bwd = mamba_infer.mamba_forward(self.backward_blocks, x, reverse=True, residual=x)
+        weight = self.output_proj.weight                                    # [C, 2C]
+        out = torch.addmm(self.output_proj.bias, fwd.reshape(-1, channels), weight[:, :channels].t())
+        out.addmm_(bwd.reshape(-1, channels), weight[:, channels:].t())
+        return self.norm(out.reshape(x.shape))
 
     def _forward(self, x: torch.Tensor) -> torch.Tensor:
         fwd = x + self.forward_blocks(x)
