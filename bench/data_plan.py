@@ -27,9 +27,10 @@ once, and scored once by VQScore), `--noise-hours` of noise, RIR and wind files 
 `--test-utterances` x `--test-seconds` of test audio enhanced and evaluated per system (the
 profile's test and unseen runs, plus the noisy input evaluated as is). 48 kHz is the upper bound
 the training plan uses too (docs/compute-plan.md); the 16 kHz column is the lower bound.
-Wall time: a stage runs as `jobs` DAG jobs (one corpus job, one render job per split, one VQScore
-job, one enhancement and one evaluation job per system), each on one node's C cores with the
-files spread over them; so wall = max(CPU-h / (N x C), ceil(jobs / N) x one job's CPU-h / C).
+Wall time: a stage runs as `jobs` DAG jobs (one corpus job; per split, per VQScore list and per
+system the profile's `sharding` count of shard jobs: urgent2025's 64 render, 16 scoring, 4
+enhancement and 8 evaluation shards), each on one node's C cores with the files spread over them;
+so wall = max(CPU-h / (N x C), ceil(jobs / N) x one job's CPU-h / C).
 """
 from __future__ import annotations
 
@@ -120,6 +121,14 @@ def measure_simulation(args, tmp: Path) -> tuple[dict[int, float], float, int]:
     return {fs: c / s for fs, (c, s) in sorted(by.items())}, res["peak_mb"], len(res["rows"])
 
 
+def sharding(profile: str) -> dict[str, int]:
+    """Shards per stage of `profile` (its `sharding` section: one DAG job per shard)."""
+    from use_repro.config import load_config
+
+    section = load_config(profile).get("sharding") or {}
+    return {k: int(section.get(k, 1) or 1) for k in ("simulate", "vqscore", "enhance", "evaluate")}
+
+
 def plan(costs: dict, sizes: dict, configs: list[tuple[int, int]]) -> list[dict]:
     """Rows of the plan: per stage, audio hours, CPU-h at 16 and 48 kHz, wall per configuration (48 kHz)."""
     rows = []
@@ -151,6 +160,7 @@ def main() -> int:
     ap.add_argument("--test-seconds", type=float, default=8.0, help="mean test utterance length (assumed)")
     ap.add_argument("--systems", type=int, default=7, help="enhanced systems (urgent2025: 5 test + 2 unseen runs)")
     ap.add_argument("--nodes-cores", nargs="+", default=["1x16", "4x32", "16x32"])
+    ap.add_argument("--profile", default="urgent2025", help="profile whose `sharding` sets the jobs per stage")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     configs = [tuple(int(v) for v in s.split("x")) for s in args.nodes_cores]
@@ -163,15 +173,16 @@ def main() -> int:
     sim16 = sim.get(16000, float("nan"))
     sim48 = sim.get(48000, float("nan"))
     test_h = args.test_utterances * args.test_seconds / 3600
+    shards = sharding(args.profile)
     sizes = {
         "corpus (official: decode every file)": (args.speech_hours + args.noise_hours, check[16000], check[48000], 1),
-        "simulation (train)": (args.speech_hours, sim16, sim48, 1),
-        "simulation (valid + test)": (args.valid_hours + test_h, sim16, sim48, 2),
-        "VQScore scoring (training speech)": (args.speech_hours, vq[16000], vq[48000], 1),
+        "simulation (train)": (args.speech_hours, sim16, sim48, shards["simulate"]),
+        "simulation (valid + test)": (args.valid_hours + test_h, sim16, sim48, 2 * shards["simulate"]),
+        "VQScore scoring (training speech)": (args.speech_hours, vq[16000], vq[48000], shards["vqscore"]),
         "enhancement (test, CPU, per system)": (test_h * args.systems, ENHANCE_CPU[16000], ENHANCE_CPU[48000],
-                                                args.systems),
+                                                args.systems * shards["enhance"]),
         "evaluation (test, per system + noisy)": (test_h * (args.systems + 1), METRICS_CPU[16000],
-                                                  METRICS_CPU[48000], args.systems + 1),
+                                                  METRICS_CPU[48000], (args.systems + 1) * shards["evaluate"]),
     }
     rows = plan({}, sizes, configs)
     load = os.getloadavg()
