@@ -159,3 +159,22 @@ def test_kernels_reject_bad_shapes(ext):
     with pytest.raises(RuntimeError, match="x_dbl"):
         ext.scan_infer(x.contiguous(), torch.randn(2, 5, 7), torch.randn(16, 1), -torch.rand(16, 4),
                        torch.randn(16), x, torch.randn(16), False)
+
+
+def test_sequence_chunks_cover_every_sequence_once():
+    assert mamba_infer.sequence_chunks(10, 3, tokens=7) == [(0, 2), (2, 4), (4, 6), (6, 8), (8, 10)]
+    assert mamba_infer.sequence_chunks(4, 100, tokens=7) == [(0, 1), (1, 2), (2, 3), (3, 4)]
+    assert mamba_infer.sequence_chunks(0, 5) == []
+
+
+def test_grouping_sequences_changes_no_number(ext, monkeypatch):
+    """The fused forward in groups of sequences equals one call over all of them, bit for bit."""
+    torch.manual_seed(7)
+    model = _perturbed(USEMamba(USEMambaConfig(num_blocks=2, channels=8, dense_depth=2)), scale=0.05)
+    wav = torch.randn(1, 9000) * 0.1
+    outs = []
+    for tokens in (10**9, 300, 1):
+        monkeypatch.setattr(mamba_infer, "CHUNK_TOKENS", tokens)
+        with torch.inference_mode(), mamba_infer.fused_inference():
+            outs.append(model.enhance_waveform(wav, 16000))
+    assert torch.equal(outs[0], outs[1]) and torch.equal(outs[0], outs[2])

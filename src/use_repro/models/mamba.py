@@ -369,7 +369,10 @@ class Mamba(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         if self.fused_inference_applies(hidden):
-            return mamba_infer.mamba_forward(self, hidden)
+            out = hidden.new_empty(*hidden.shape[:2], self.d_model)
+            for i, j in mamba_infer.sequence_chunks(*hidden.shape[:2]):
+                out[i:j] = mamba_infer.mamba_forward(self, hidden[i:j])
+            return out
         if recompute_in_backward(self.checkpoint, self.backend, hidden.device):
             return _checkpoint(self._forward, hidden, use_reentrant=False)
         return self._forward(hidden)

@@ -266,20 +266,19 @@ class BiMamba(nn.Module):
         """:meth:`_forward` with the fused inference kernels (mamba_infer): the backward branch
         runs on the reversed sequence without flipping it, the residuals are folded into the
         layers' output matmuls and ``output_proj`` of the concatenation is two matmuls into one
-        buffer (no concatenated copy)."""
-        channels = x.shape[-1]
-        fwd = mamba_infer.mamba_forward(self.forward_blocks, x, residual=x)
-        bwd = mamba_infer.mamba_forward(self.backward_blocks, x, reverse=True, residual=x)
+        buffer (no concatenated copy). Sequences are independent, so they go through in groups
+        of about ``mamba_infer.CHUNK_TOKENS`` tokens (see there why)."""
+        batch, length, channels = x.shape
         weight = self.output_proj.weight                                    # [C, 2C]
-        out = torch.addmm(self.output_proj.bias, fwd.reshape(-1, channels), weight[:, :channels].t())
-        out.addmm_(bwd.reshape(-1, channels), weight[:, channels:].t())
-        return self.norm(out.reshape(x.shape))
-
-    def _forward(self, x: torch.Tensor) -> torch.Tensor:
-        fwd = x + self.forward_blocks(x)
-        xr = torch.flip(x, dims=[1])
-        bwd = torch.flip(xr + self.backward_blocks(xr), dims=[1])
-        return self.norm(self.output_proj(torch.cat([fwd, bwd], dim=-1)))
+        out = torch.empty_like(x)
+        for i, j in mamba_infer.sequence_chunks(batch, length):
+            xs = x[i:j]
+            fwd = mamba_infer.mamba_forward(self.forward_blocks, xs, residual=xs)
+            bwd = mamba_infer.mamba_forward(self.backward_blocks, xs, reverse=True, residual=xs)
+            merged = torch.addmm(self.output_proj.bias, fwd.reshape(-1, channels), weight[:, :channels].t())
+            merged.addmm_(bwd.reshape(-1, channels), weight[:, channels:].t())
+            out[i:j] = self.norm(merged.reshape(xs.shape))
+        return out
 
 
 class TFMambaBlock(nn.Module):

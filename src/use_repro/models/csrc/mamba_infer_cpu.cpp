@@ -25,6 +25,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -168,24 +169,34 @@ at::Tensor conv_silu(const at::Tensor& x, const at::Tensor& w, const at::Tensor&
   float* po = out.data_ptr<float>();
   const int64_t sb = x.stride(0), st = x.stride(1);
   const int64_t blocks = (D + W - 1) / W;
-  at::parallel_for(0, B * blocks, 4, [&](int64_t begin, int64_t end) {
-    for (int64_t task = begin; task < end; ++task) {
-      const int64_t b = task / blocks, d0 = (task % blocks) * W;
-      const int n = static_cast<int>(std::min<int64_t>(W, D - d0));
-      vf wk[8];
-      for (int64_t k = 0; k < K; ++k) {
-        float tmp[W] = {0};
-        for (int j = 0; j < n; ++j) tmp[j] = pw[(d0 + j) * K + k];
-        std::memcpy(&wk[k], tmp, sizeof(vf));
-      }
-      const vf bv = has_bias ? load(pb + d0, n) : splat(0.0f);
+  // every block's tap and bias vectors, made once ([blocks][K] and [blocks]; a few KB)
+  std::vector<vf> wk(blocks * K), bv(blocks);
+  for (int64_t blk = 0; blk < blocks; ++blk) {
+    const int64_t d0 = blk * W;
+    const int n = static_cast<int>(std::min<int64_t>(W, D - d0));
+    for (int64_t k = 0; k < K; ++k) {
+      float tmp[W] = {0};
+      for (int j = 0; j < n; ++j) tmp[j] = pw[(d0 + j) * K + k];
+      std::memcpy(&wk[blk * K + k], tmp, sizeof(vf));
+    }
+    bv[blk] = has_bias ? load(pb + d0, n) : splat(0.0f);
+  }
+  // a task is one sequence, walked token by token across all its channels: rows are read and
+  // written contiguously (walking one block of channels down the tokens strides by a row and
+  // spends a TLB entry every other token)
+  at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t b = begin; b < end; ++b) {
       for (int64_t t = 0; t < L; ++t) {
-        vf acc = bv;
-        for (int64_t k = 0; k < K; ++k) {
-          const int64_t s = reverse ? t + K - 1 - k : t - K + 1 + k;
-          if (s >= 0 && s < L) acc = acc + wk[k] * load(px + b * sb + s * st + d0, n);
+        for (int64_t blk = 0; blk < blocks; ++blk) {
+          const int64_t d0 = blk * W;
+          const int n = static_cast<int>(std::min<int64_t>(W, D - d0));
+          vf acc = bv[blk];
+          for (int64_t k = 0; k < K; ++k) {
+            const int64_t s = reverse ? t + K - 1 - k : t - K + 1 + k;
+            if (s >= 0 && s < L) acc = acc + wk[blk * K + k] * load(px + b * sb + s * st + d0, n);
+          }
+          store(po + (b * L + t) * D + d0, vsilu(acc), n);
         }
-        store(po + (b * L + t) * D + d0, vsilu(acc), n);
       }
     }
   });
