@@ -322,7 +322,7 @@ def _source_root(corpus: Path) -> Path:
     """The folder the corpus manifests' relative paths start from (they are written relative
     to the checkout that built them: results/<profile>/corpus/...)."""
     for scp in sorted(corpus.glob("*.scp")):
-        line = next((l for l in scp.read_text().splitlines() if l.strip()), None)
+        line = next((ln for ln in scp.read_text().splitlines() if ln.strip()), None)
         if line is None:
             continue
         p = line.split()[2]

@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import shutil
@@ -25,7 +26,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import yaml
 
 from use_repro.audio.io import write_audio
 from use_repro.cli import main
@@ -58,7 +58,7 @@ def test_shards_partition_the_rows_in_order():
             assert max(len(r) for r in ranges) - min(len(r) for r in ranges) <= 1
     assert parse_shard("2/5") == parse_shard("2-of-5") == (2, 5)
     for bad in ("3/3", "-1/2", "a/b", "1"):
-        with pytest.raises(Exception):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected k/K"):
             parse_shard(bad)
 
 

@@ -25,7 +25,7 @@ Layers, lowest first. A module may import from its own layer or any layer below;
 from a higher layer is "upward". The order follows the data flow of DESIGN.md (corpus ->
 simulate -> quality/train -> enhance -> evaluate -> report) and what each module is:
 
-  0 base      fs, progress, seeding, lock, committed - helpers that know nothing of the project
+  0 base      fs, progress, seeding, lock, committed, shards - helpers that know nothing of the project
   1 settings  config (profiles, settings digests), batch (lists of jobs): read configs and files
   2 audio     audio/ - reading, writing, resampling, STFT
   3 data      data/ - manifests, corpus, simulation, the torch Dataset
@@ -33,7 +33,7 @@ simulate -> quality/train -> enhance -> evaluate -> report) and what each module
               each stands on data and audio; none needs another's internals)
   5 weights   weights.py - `use-repro weights`: pins and fetches the files of metrics and models
   6 train     train/ - training stages, which validate with metrics
-  7 enhance   enhancer.py (Python API), enhance.py (`use-repro enhance`)
+  7 enhance   enhancer.py (Python API), enhance.py (`use-repro enhance`), gather.py (merges stages' shards)
   8 report    report/ - tables, figures, comparison: reads what every stage wrote
   9 entry     cli.py, __main__.py, the package's __init__.py (its lazy `Enhancer`)
 """
@@ -50,14 +50,14 @@ PACKAGE = "use_repro"
 # (layer name, module prefixes), lowest first; a module's layer is that of its longest prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("use_repro.fs", "use_repro.progress", "use_repro.seeding", "use_repro.lock",
-              "use_repro.committed")),
+              "use_repro.committed", "use_repro.shards")),
     ("settings", ("use_repro.config", "use_repro.batch")),
     ("audio", ("use_repro.audio",)),
     ("data", ("use_repro.data",)),
     ("models", ("use_repro.models", "use_repro.metrics", "use_repro.quality")),
     ("weights", ("use_repro.weights",)),
     ("train", ("use_repro.train",)),
-    ("enhance", ("use_repro.enhancer", "use_repro.enhance")),
+    ("enhance", ("use_repro.enhancer", "use_repro.enhance", "use_repro.gather")),
     ("report", ("use_repro.report",)),
     ("entry", ("use_repro.cli", "use_repro.__main__", "use_repro")),
 ]

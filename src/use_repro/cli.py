@@ -45,7 +45,7 @@ STAGES: dict[str, tuple[str, str]] = {
                 "enhance files, folders or scp lists at any rate 8-48 kHz with a trained checkpoint"),
     "evaluate": ("use_repro.metrics.evaluate",
                  "compute the URGENT 2025 metric suite per utterance (CSV + JSON of backends)"),
-    "gather": ("use_repro.shards",
+    "gather": ("use_repro.gather",
                "merge a sharded stage's shards into the files its unsharded job writes, byte for byte"),
     "rank": ("use_repro.metrics.ranking",
              "apply the URGENT 2025 ranking to per-system metric averages"),
