@@ -17,7 +17,8 @@ time far less than wall time):
 taken from measurements made on this machine before (said so in the output):
 
 - enhancement: the paper-size model's CPU real-time factor from `bench/models.py --only infer`
-  (9.15 CPU-s per audio-s at 16 kHz, 28.4 at 48 kHz); not rerun here (it takes many minutes);
+  with the fused inference kernels (5.16 CPU-s per audio-s at 16 kHz, 16.4 at 48 kHz: CPU time of
+  2 threads; wall real-time factors 2.6 and 8.3); not rerun here (it takes many minutes);
 - evaluation: the whole embedded metric suite, `bench/metrics.py` (docs/benchmarks.md: 3.39x
   real time on 2 cores on 10 s clips at 16 kHz = 0.59 CPU-s per audio-s; the intrusive metrics'
   real-time factor grows from 0.05 to 0.115 at 48 kHz, so 0.66 at 48 kHz).
@@ -51,7 +52,7 @@ for _v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
 
 import numpy as np  # noqa: E402
 
-ENHANCE_CPU = {16000: 9.15, 48000: 28.4}  # bench/models.py --only infer, paper model, CPU-s per audio-s
+ENHANCE_CPU = {16000: 5.16, 48000: 16.4}  # bench/models.py --only infer (2 threads), paper model, CPU-s per audio-s
 METRICS_CPU = {16000: 0.59, 48000: 0.66}  # bench/metrics.py, whole suite (docs/benchmarks.md)
 
 
