@@ -184,3 +184,26 @@ def test_build_command_reports_built(ext, capsys):
     assert scan_cpu.main([]) == 0
     assert "built" in capsys.readouterr().out
     assert mamba.BACKENDS.count("cpp") == 1
+
+
+def test_a_build_leaves_the_flags_and_so_the_module_names_alone(monkeypatch, tmp_path):
+    """torch's build appends to the flag lists it is given; ours must not change, or every
+    later lookup in the process would look for a differently named (unbuilt) extension."""
+    seen = {}
+
+    def fake_load(name, sources, extra_cflags, extra_ldflags, build_directory, verbose):
+        extra_cflags.append("-Dmutated")
+        extra_ldflags.append("-lmutated")
+        seen["called"] = True
+        raise RuntimeError("stop after the call")
+
+    import torch.utils.cpp_extension as cpp_extension
+
+    before = (scan_cpu.module_name(), scan_cpu.module_name(scan_cpu.INFER_SOURCE))
+    monkeypatch.setattr(cpp_extension, "load", fake_load)
+    monkeypatch.setenv("USE_REPRO_EXT_DIR", str(tmp_path))
+    monkeypatch.setattr(scan_cpu, "compiler", lambda: "c++")
+    with pytest.raises(RuntimeError, match="stop after the call"):
+        scan_cpu.load_extension(build=True)
+    assert seen["called"]
+    assert (scan_cpu.module_name(), scan_cpu.module_name(scan_cpu.INFER_SOURCE)) == before

@@ -125,8 +125,10 @@ def load_extension(build: bool = True, verbose: bool = False, source: Path = SOU
         lib.parent.mkdir(parents=True, exist_ok=True)
         log.info("building the compiled CPU extension %s in %s (once)", source.name, lib.parent)
         # the build folder holds a lock file, so concurrent first uses build it once
-        load(name=name, sources=[str(source)], extra_cflags=CFLAGS, extra_ldflags=LDFLAGS, build_directory=str(lib.parent),
-             verbose=verbose)
+        # copies: torch's build appends its own flags to the lists it is given, and CFLAGS and
+        # LDFLAGS are hashed into every later module_name of this process
+        load(name=name, sources=[str(source)], extra_cflags=list(CFLAGS), extra_ldflags=list(LDFLAGS),
+             build_directory=str(lib.parent), verbose=verbose)
         if not lib.exists():
             raise ImportError(f"the build left no {lib}")
     spec = importlib.util.spec_from_file_location(name, lib)
