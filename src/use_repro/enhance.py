@@ -54,6 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from use_repro.shards import parse_shard  # light (no torch): the --shard argument type
 from use_repro.batch import Failures
 from use_repro.data.manifest import write_scp
 from use_repro.fs import atomic_path, refuse_overwrite, sha256_file, sha256_file_cached
@@ -523,16 +524,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="enhance longer files in chunks of this length (0: whole files)")
     parser.add_argument("--overlap-seconds", type=float, default=1.0, help="overlap between chunks")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--shard", type=_shard_type, default=None, metavar="k/K",
+    parser.add_argument("--shard", type=parse_shard, default=None, metavar="k/K",
                         help="enhance only the files whose uid falls in shard k of K of the sorted uids "
                              "(uids assigned over all inputs first, so each keeps its unsharded name); "
                              "`use-repro gather enhance` joins the shards' folders into the unsharded one")
 
-
-def _shard_type(text: str):
-    from use_repro.shards import parse_shard
-
-    return parse_shard(text)
 
 
 def _one_line(e: BaseException) -> str:

@@ -34,6 +34,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from use_repro.shards import parse_shard  # light (no torch): the --shard argument type
+
 log = logging.getLogger("use_repro.simulate")
 
 SPLIT_ALIASES = {"train": ("train",), "valid": ("valid", "validation", "dev"), "test": ("test",)}
@@ -81,7 +83,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--max-reject-fraction", type=float, default=None,
                    help="rejected rows tolerated, as a fraction of all rows, before the exit status is 1 "
                         "(default: the profile's simulation.max_reject_fraction)")
-    q.add_argument("--shard", type=_shard_type, default=None, metavar="k/K",
+    q.add_argument("--shard", type=parse_shard, default=None, metavar="k/K",
                    help="render only shard k of K (rows [k*n/K, (k+1)*n/K) of --meta, each still at its own "
                         "index's path) and write its meta.tsv, rejects.tsv and counts.json to --lists; the "
                         "reject limit is then the gather's (use-repro gather simulate), over the whole split")
@@ -96,11 +98,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--meta", nargs="+", required=True, help="rendered meta.tsv files (split = parent folder name)")
     q.add_argument("--out", required=True, help="summary CSV")
 
-
-def _shard_type(text: str):
-    from use_repro.shards import parse_shard
-
-    return parse_shard(text)
 
 
 def run(args: argparse.Namespace) -> int:

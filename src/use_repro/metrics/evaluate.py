@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from use_repro.shards import parse_shard  # light (no torch): the --shard argument type
 from use_repro.metrics import registry
 from use_repro.metrics.task import NotApplicable, pooled_cacc
 
@@ -358,16 +359,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--weights-dir", default=None,
                    help="folder with paper-faithful weights (default: the profile's weights_dir, or ./weights)")
     p.add_argument("--config", help="profile name or YAML, for weights_dir and evaluate.* defaults")
-    p.add_argument("--shard", type=_shard_type, default=None, metavar="k/K",
+    p.add_argument("--shard", type=parse_shard, default=None, metavar="k/K",
                    help="score only ids [k*n/K, (k+1)*n/K) of the sorted ids and write them, unrounded, to "
                         "--out as a shard file (pickle) that `use-repro gather evaluate` joins into the CSV "
                         "and JSON the unsharded run writes")
 
-
-def _shard_type(text: str):
-    from use_repro.shards import parse_shard
-
-    return parse_shard(text)
 
 
 def run(args: argparse.Namespace) -> int:

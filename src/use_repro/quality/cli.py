@@ -31,13 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
+from use_repro.shards import parse_shard  # light (no torch): the --shard argument type
+
 log = logging.getLogger("use_repro.vqscore")
 
-
-def _shard_type(text: str):
-    from use_repro.shards import parse_shard
-
-    return parse_shard(text)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,7 +70,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="regex giving an utterance's source from its uid (or --source-field path); "
                         "overrides vqscore.source_pattern and source_field")
     p.add_argument("--source-field", choices=("info", "uid", "path"), default=None)
-    p.add_argument("--shard", type=_shard_type, default=None, metavar="k/K",
+    p.add_argument("--shard", type=parse_shard, default=None, metavar="k/K",
                    help="score only entries [k*n/K, (k+1)*n/K) of the list (a cluster runs the K shards as "
                         "separate jobs; `use-repro gather vqscore` joins their files into the whole list's)")
 
