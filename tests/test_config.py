@@ -128,9 +128,10 @@ def test_settings_digest_covers_the_selected_keys_only():
 
 
 def test_keys_that_arrived_at_a_noop_default_leave_the_digest_as_before():
-    """A key added after results existed (config.NOOP_ARRIVALS) at its no-op default digests
-    as if it were absent, so results made before it arrived stay current; any other value counts."""
-    from use_repro.config import NOOP_ARRIVALS, settings_digest
+    """A key added after results existed (schema mark `x-digest: omitted-at-default`) at its
+    default digests as if it were absent, so results made before it arrived stay current; any
+    other value counts."""
+    from use_repro.config import digest_marks, settings_digest
 
     cfg = load_config("tiny")
     assert cfg["corpus"]["ktuberling_train_languages"] == [] and cfg["train"]["segment_max_rate"] == 0
@@ -142,9 +143,39 @@ def test_keys_that_arrived_at_a_noop_default_leave_the_digest_as_before():
                            ["corpus"]) != settings_digest(before, ["corpus"])
     assert settings_digest({**cfg, "train": {**cfg["train"], "segment_max_rate": 16000}},
                            ["train"]) != settings_digest(before, ["train"])
-    for key, value in NOOP_ARRIVALS.items():  # the no-op value is the schema default
+    omitted = digest_marks().omitted_at_default
+    assert {"corpus.ktuberling_train_languages", "train.segment_max_rate"} <= set(omitted)
+    for key, value in omitted.items():  # the no-op value is the schema default
         section, name = key.split(".")
         assert cfg[section][name] == value, key
+
+
+def test_digest_marks_are_properties_of_the_schema_keys(tmp_path):
+    """Execution-only keys and omitted-at-default keys come from the schema's `x-digest` marks:
+    marking a key leaves it out of every digest, unmarking it puts it back; a bad mark is refused
+    by name."""
+    import yaml
+
+    from use_repro.config import ConfigError, DigestMarks, load_schema, settings_digest
+
+    schema = load_schema()
+    marks = DigestMarks(schema)
+    # what the shipped schema marks (the keys that steer execution, never results)
+    for key in ("threads", "cache_dir", "sharding", "train.checkpoint_every", "train.num_workers",
+                "model.regression.scan_backend", "model.sizes.*.mamba_checkpoint"):
+        assert key in marks.execution, key
+    assert "train.lr" not in marks.execution and "vqscore.train.log_every" not in marks.execution
+    cfg = load_config("tiny")
+    lr = {**cfg, "train": {**cfg["train"], "lr": 0.5}}
+    assert settings_digest(cfg, ["train"], marks=marks) != settings_digest(lr, ["train"], marks=marks)
+    # mark train.lr as execution-only: the edit no longer counts
+    marked = yaml.safe_load(yaml.safe_dump(schema))
+    marked["properties"]["train"]["properties"]["lr"]["x-digest"] = "execution"
+    m2 = DigestMarks(marked)
+    assert settings_digest(cfg, ["train"], marks=m2) == settings_digest(lr, ["train"], marks=m2)
+    marked["properties"]["train"]["properties"]["lr"]["x-digest"] = "sometimes"
+    with pytest.raises(ConfigError, match="train.lr"):
+        DigestMarks(marked)
 
 
 def test_settings_diff_names_every_changed_leaf():

@@ -350,6 +350,34 @@ EDITS = {
                                                            ("shifted_vq050", "shifted", "anechoic", "early",
                                                             "shifted_gan", "shifted_finetune")}),
     "train voices": (_set("corpus", "ktuberling_train_languages", ["de"]), {"corpus"}),
+    # reruns as narrow as the data (issue #21): a threshold no run uses rewrites the data-size
+    # table and what draws every threshold (Figures 2/7, the comparison), but no list a run reads
+    "unused threshold": (_set("vqscore", "thresholds", [{"name": "vq050", "score": 0.50, "keep": 1.0},
+                                                       {"name": "vq065", "score": 0.65, "keep": 0.995},
+                                                       {"name": "vq072", "score": 0.72, "keep": 0.30}]),
+                         {"vqscore_filter", "vqscore_histogram", "report_table\ntable: datasize", "report_compare"}),
+    # a used threshold rewrites its own list and retrains exactly the runs filtered by it
+    "used threshold": (_set("vqscore", "thresholds", [{"name": "vq050", "score": 0.50, "keep": 0.9},
+                                                     {"name": "vq065", "score": 0.65, "keep": 0.995},
+                                                     {"name": "vq072", "score": 0.72, "keep": 0.25}]),
+                       {"vqscore_filter", "vqscore_histogram", "report_table\ntable: datasize", "report_compare",
+                        "vqscore_filter_list\nthreshold: vq050", "report_figure\nfigure: fig3a"}),
+    # the metric list is read only by the evaluations against the challenge's reference (the
+    # anechoic reference and the held-out languages get fixed lists)
+    "drop MCD": (_set("evaluate", "metrics", ["DNSMOS", "NISQA", "UTMOS", "DistillMOS", "PESQ", "ESTOI", "SDR",
+                                              "LSD", "SBERT", "LPS", "SpkSim", "CAcc"]),
+                 {f"evaluate_test\nref: early\nsystem: {s}" for s in ("noisy", "shifted", "early", "shifted_gan")}),
+    # a new run that no table or figure shows: its training and the comparison that lists every run
+    "new run": (_set("experiments", "early_vq050", {"stage": "regression", "target": "early", "filter": "vq050",
+                                                    "steps": 4, "label": "Early, no filtering"}),
+                {"train\nexp: early_vq050", "report_compare"}),
+    # a second seed of a Figure 3(b) run: drawn as that curve's band, in no table
+    "new seed": (_set("experiments", "anechoic_seed1", {"stage": "regression", "target": "anechoic",
+                                                        "filter": "vq065", "steps": 4, "seed": 1,
+                                                        "label": "Anechoic (unshifted)"}),
+                 {"train\nexp: anechoic_seed1", "report_compare", "report_figure\nfigure: fig3b"}),
+    # relabelling a run redraws what prints that run only
+    "relabel": (_set("experiments", "anechoic", "label", "Anechoic"), {"report_figure\nfigure: fig3b", "report_compare"}),
 }
 
 

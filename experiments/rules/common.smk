@@ -88,7 +88,7 @@ def render_targets(split):
 # reads the stage changes. The gathers only merge lists, so they run where Snakemake runs
 # (localrules in each stage's .smk), never as cluster jobs. K = 1 keeps the stage's one rule
 # exactly as before: same jobs, same commands, nothing to rerun. `sharding` is in no digest
-# (config.EXECUTION_KEYS): the gathered files are the unsharded job's, byte for byte.
+# (`x-digest: execution` in schema.yaml): the gathered files are the unsharded job's, byte for byte.
 from use_repro.shards import shard_name as _shard_name
 
 SHARDS = {stage: int(config["sharding"][stage]) for stage in ("simulate", "vqscore", "enhance", "evaluate")}
@@ -127,7 +127,7 @@ def parents(paths):
 # downstream), editing another reruns nothing, and the relative name survives a moved checkout.
 # Lists are dotted key patterns of the resolved config (`*` spans dots); a stage's section minus
 # the keys only other rules read. Keys that only steer execution (threads, caches, checkpoint
-# cadence: config.EXECUTION_KEYS) are in no digest. Experiment entries are digested completed
+# cadence: marked `x-digest: execution` in schema.yaml) are in no digest. Experiment entries are digested completed
 # with their defaults, so writing out a default changes nothing.
 from use_repro.config import settings_digest as _settings_digest, write_settings_file as _write_settings
 from dataclasses import asdict as _asdict
@@ -140,24 +140,17 @@ _RESOLVED = {**CFG, "experiments": {n: {k: v for k, v in _asdict(e).items()
                                     for n, e in _DECLARED.items()}}
 _VQ_FILTER_ONLY = ["vqscore.thresholds", "vqscore.threshold_mode", "vqscore.keep_unit"]
 _VQ_HISTOGRAM_ONLY = ["vqscore.histogram_bins", "vqscore.source_order"]
-_REPORT_FIGURE_ONLY = ["report.fig3a", "report.fig3b", "report.fig9", "report.spectrograms", "report.mos_metric"]
 SETTINGS = {
     "corpus": (["seed", "corpus"], []),
     "vqscore_train": (["seed", "device", "weights_dir", "vqscore"], _VQ_FILTER_ONLY + _VQ_HISTOGRAM_ONLY),
     "vqscore_score": (["seed", "device", "weights_dir", "vqscore"], _VQ_FILTER_ONLY + _VQ_HISTOGRAM_ONLY),
     "vqscore_filter": (["seed", "vqscore"], _VQ_HISTOGRAM_ONLY),
     "vqscore_histogram": (["profile", "vqscore"], ["vqscore.threshold_mode", "vqscore.keep_unit"]),
+    # the challenge's reference gets the profile's metric list; the anechoic reference and the
+    # held-out languages a fixed one (TEST_METRICS, UNSEEN_METRICS: evaluate_settings)
     "evaluate": (["seed", "device", "weights_dir", "evaluate"], ["evaluate.rank_decimals"]),
     "report_unseen_list": (["corpus.heldout_languages", "report.unseen_per_language"], []),
-    # tables and figures print the runs' labels; the systems they hold are their inputs
-    "report_table": (["profile", "report", "experiments.*.label", "experiments.*.test", "experiments.*.unseen",
-                      "vqscore.thresholds", "evaluate.rank_decimals"],
-                     _REPORT_FIGURE_ONLY + ["report.pesq_tolerance", "report.unseen_per_language"]),
-    # Figures 5 and 6 show the frozen regression run's target as their clean panel
-    # Figure 3(a) names its curves by the thresholds' scores
-    "report_figure": (["profile", "report", "experiments.*.label", "vqscore.thresholds",
-                       f"experiments.{CFG['report']['spectrograms']['regression']}.target"],
-                      ["report.table1", "report.pesq_tolerance", "report.unseen_per_language"]),
+    # tables and figures: report_table_settings and report_figure_settings (per table, per figure)
     # the comparison prints every run's settings and the model sizes (not the unused named sizes)
     "report_compare": (["profile", "report", "experiments", "model", "train.lr", "vqscore.thresholds",
                         "evaluate.rank_decimals"], ["model.sizes"]),
@@ -165,9 +158,10 @@ SETTINGS = {
 }
 
 
-def settings_file(name, keys, exclude=()):
-    """The settings file of a job that reads `keys` minus `exclude` (written if missing)."""
-    digest = _settings_digest(_RESOLVED, keys, exclude)[:16]
+def settings_file(name, keys, exclude=(), resolved=None):
+    """The settings file of a job that reads `keys` minus `exclude` of `resolved` (default: the
+    run's resolved settings), written if missing."""
+    digest = _settings_digest(_RESOLVED if resolved is None else resolved, keys, exclude)[:16]
     return str(_write_settings(f"{RESULTS}/settings/{name}.{digest}.yaml", CFG))
 
 
@@ -181,6 +175,15 @@ def simulate_settings(wc):
     """A split's simulation reads the simulation section, but of `splits` only its own entry."""
     others = [f"simulation.splits.{s}" for s in ("train", "valid", "test") if s != wc.split]
     return settings_file(f"simulate.{wc.split}", ["seed", "simulation"], others)
+
+
+def threshold_settings(wc):
+    """One threshold's filtered list reads that threshold's entry (not the others'), how
+    thresholds are applied, and the seed."""
+    mine = [t for t in CFG["vqscore"]["thresholds"] if t["name"] == wc.threshold]
+    resolved = {**_RESOLVED, "vqscore": {**_RESOLVED["vqscore"], "thresholds": mine}}
+    return settings_file(f"vqscore_filter.{wc.threshold}", ["seed", "vqscore.thresholds", "vqscore.threshold_mode",
+                                                             "vqscore.keep_unit"], resolved=resolved)
 
 
 def train_settings(wc):
@@ -245,6 +248,17 @@ def model_checkpoint(wc):
 
 
 # --- evaluation -------------------------------------------------------------------------------
+def evaluate_settings(wc):
+    """An evaluation's settings: the `evaluate` section (and seed, device, weights) it reads.
+    Only the challenge reference's evaluation reads the profile's `evaluate.metrics`; the others
+    are given their metrics on the command line (TEST_METRICS, UNSEEN_METRICS), so editing the
+    metric list reruns exactly the evaluations that compute the profile's list."""
+    keys, exclude = SETTINGS["evaluate"]
+    if "ref" not in wc.keys() or TEST_METRICS[wc.ref]:
+        exclude = exclude + ["evaluate.metrics"]
+    return settings_file("evaluate", keys, exclude)
+
+
 # Metric groups per evaluation: the challenge's reference gets the whole suite (the profile's
 # evaluate.metrics); the anechoic reference the five metrics of the paper's Table 6; the held-out
 # languages what Table 4 prints.
@@ -366,6 +380,60 @@ FIGURE_INPUTS = {
 DRAWN_FIGURES = [f for f, (_, ok) in FIGURE_INPUTS.items() if ok]
 TABLE_FILES = [f"{TABLES_DIR}/{t}.{ext}" for t in L.TABLES for ext in ("md", "csv", "tex")]
 FIGURE_FILES = [f"{FIGURES}/{f}.{ext}" for f in DRAWN_FIGURES for ext in ("png", "pdf")]
+
+
+# A table's or figure's settings: what it prints of the profile, and the entries of exactly the
+# experiments it shows (in the order it shows them: `shown`), so adding, removing or relabelling
+# an experiment redraws only the tables and figures that show it.
+def shown_settings(name, keys, shown):
+    resolved = {**_RESOLVED, "shown": list(shown)}
+    if "vqscore.thresholds" in keys and name.startswith("report_figure"):
+        # Figure 3(a) names its curves by the thresholds its runs were filtered with: only those
+        used = {_DECLARED[n].filter for n in shown}
+        resolved["vqscore"] = {**_RESOLVED["vqscore"],
+                               "thresholds": [t for t in CFG["vqscore"]["thresholds"] if t["name"] in used]}
+    return settings_file(name, ["profile", "shown", *keys, *(f"experiments.{n}" for n in shown)], resolved=resolved)
+
+
+def _declared_table_systems(table):
+    """Experiments `table` shows, or names in a note when their model file is missing (the
+    declared entries: report.experiments.table_systems and unseen_systems, before the DAG
+    leaves out a missing pretrained file)."""
+    if table == "datasize":
+        return []
+    if table == "table4":
+        return [n for n, e in _DECLARED.items() if e.unseen]
+    return list(REPORT["table1"]) or [n for n, e in _DECLARED.items() if e.test]
+
+
+_TABLE_KEYS = {"table7": ["evaluate.rank_decimals"], "datasize": ["vqscore.thresholds"]}
+
+
+def report_table_settings(wc):
+    keys = ["report.decimals"] + ([] if wc.table == "datasize" else ["report.table1", "report.proposed"])
+    return shown_settings(f"report_table.{wc.table}", keys + _TABLE_KEYS.get(wc.table, []),
+                          _declared_table_systems(wc.table))
+
+
+def _figure_runs(figure):
+    if figure in ("fig3a", "fig3b"):
+        return [m for members in _curve_groups(EXPS, REPORT[figure]).values() for m in members]
+    if figure == "fig9":
+        return [REPORT["fig9"]["two_stage"], REPORT["fig9"]["finetune"]]
+    if figure in ("fig5", "fig6"):
+        return [_SPEC["regression"], _SPEC["gan"]]
+    if figure == "fig8":
+        return [_SPEC["early"], _SPEC["shifted"]]
+    return [_SPEC["gan"]]  # residual_correlation
+
+
+_FIGURE_KEYS = {"fig3a": ["report.fig3a", "report.mos_metric", "vqscore.thresholds"],
+                "fig3b": ["report.fig3b", "report.mos_metric"], "fig9": ["report.fig9"]}
+
+
+def report_figure_settings(wc):
+    keys = _FIGURE_KEYS.get(wc.figure, ["report.spectrograms"])
+    return shown_settings(f"report_figure.{wc.figure}", keys, [n for n in _figure_runs(wc.figure) if n in EXPS])
 
 
 wildcard_constraints:

@@ -15,7 +15,7 @@ if SHARDS["evaluate"] == 1:
         input:
             est=test_estimate,
             meta=SIM_META["test"],
-            settings=stage_settings("evaluate"),
+            settings=evaluate_settings,
         output:
             csv=f"{RESULTS}/{{system}}/eval/test_{{ref}}.csv",
             json=f"{RESULTS}/{{system}}/eval/test_{{ref}}.json",
@@ -43,7 +43,7 @@ if SHARDS["evaluate"] == 1:
             ref=UNSEEN_SCP,
             lang=UNSEEN_LANG,
             text=CORPUS_TEXT,
-            settings=stage_settings("evaluate"),
+            settings=evaluate_settings,
         output:
             csv=f"{RESULTS}/{{system}}/eval/unseen.csv",
             json=f"{RESULTS}/{{system}}/eval/unseen.json",
@@ -68,7 +68,7 @@ else:
         input:
             est=test_estimate,
             meta=SIM_META["test"],
-            settings=stage_settings("evaluate"),
+            settings=evaluate_settings,
         output:
             rows=f"{RESULTS}/{{system}}/eval/shards/test_{{ref}}/{{shard}}.pkl",
         log:
@@ -94,7 +94,7 @@ else:
             ref=UNSEEN_SCP,
             lang=UNSEEN_LANG,
             text=CORPUS_TEXT,
-            settings=stage_settings("evaluate"),
+            settings=evaluate_settings,
         output:
             rows=f"{RESULTS}/{{system}}/eval/shards/unseen/{{shard}}.pkl",
         log:

@@ -29,7 +29,7 @@ rule report_unseen_list:
 rule report_table:
     input:
         lambda wc: TABLE_INPUTS[wc.table],
-        settings=stage_settings("report_table"),
+        settings=report_table_settings,
     output:
         md=f"{TABLES_DIR}/{{table}}.md",
         csv=f"{TABLES_DIR}/{{table}}.csv",
@@ -50,7 +50,7 @@ rule report_table:
 rule report_figure:
     input:
         lambda wc: FIGURE_INPUTS[wc.figure][0],
-        settings=stage_settings("report_figure"),
+        settings=report_figure_settings,
     output:
         png=f"{FIGURES}/{{figure}}.png",
         pdf=f"{FIGURES}/{{figure}}.pdf",

@@ -91,6 +91,9 @@ else:
     localrules:
         vqscore_score,
 
+# datasize.csv (every threshold's cut and kept hours) in one job; each threshold's filtered list
+# in its own job whose settings are that threshold's entry, so editing one threshold rewrites its
+# list and the table, and reruns only the training runs that read that list.
 rule vqscore_filter:
     input:
         scores=f"{VQSCORE}/vqscore.tsv",
@@ -99,7 +102,6 @@ rule vqscore_filter:
         settings=stage_settings("vqscore_filter"),
     output:
         datasize=VQ_DATASIZE,
-        lists=[filtered_speech_list(t["name"]) for t in config["vqscore"]["thresholds"]],
     log:
         f"{RESULTS}/logs/vqscore/filter.log",
     conda:
@@ -109,7 +111,29 @@ rule vqscore_filter:
         out=lambda wc, output: os.path.dirname(output.datasize),
     shell:
         "use-repro vqscore filter --config {params.cfg} --scores {input.scores} --scp {input.scp}"
-        " --estimator {input.estimator} --out-dir {params.out} > {log} 2>&1"
+        " --estimator {input.estimator} --out-dir {params.out} --only-datasize > {log} 2>&1"
+
+
+rule vqscore_filter_list:
+    wildcard_constraints:
+        threshold=one_of(t["name"] for t in config["vqscore"]["thresholds"]),
+    input:
+        scores=f"{VQSCORE}/vqscore.tsv",
+        scp=f"{CORPUS}/speech_train.scp",
+        estimator=f"{VQSCORE}/estimator.pt",
+        settings=threshold_settings,
+    output:
+        scp=filtered_speech_list("{threshold}"),
+    log:
+        f"{RESULTS}/logs/vqscore/filter.{{threshold}}.log",
+    conda:
+        ENV
+    params:
+        cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
+        out=VQSCORE,
+    shell:
+        "use-repro vqscore filter --config {params.cfg} --scores {input.scores} --scp {input.scp}"
+        " --estimator {input.estimator} --out-dir {params.out} --only-list {wildcards.threshold} > {log} 2>&1"
 
 
 rule vqscore_histogram:

@@ -169,29 +169,53 @@ def _coerce(value: Any, schema: dict, path: str) -> Any:
 
 # --- settings digests: a job's identity -------------------------------------------------------
 
-# Keys that steer how a job runs, never what it writes (thread counts, caches, where results
-# go, checkpoint cadence, kernels that give the same weights). They are left out of every
-# settings digest, so changing them reruns nothing.
-EXECUTION_KEYS = (
-    "threads", "cache_dir", "results_root", "figures_root",
-    "train.num_workers", "train.checkpoint_every", "train.keep_last", "train.log_every",
-    "train.max_consecutive_nonfinite",
-    "model.*.scan_backend", "model.*.mamba_checkpoint",
-    # how a data stage is split into jobs: the gathered outputs are the unsharded job's, byte
-    # for byte (shards.py)
-    "sharding",
-)
+# What a key is to a job's identity is a property of the key, declared where the key is: its
+# `x-digest` mark in schema.yaml (`execution`: in no digest; `omitted-at-default`: out of every
+# digest while at its schema default). digest_marks() reads them; nothing else lists keys.
 
-# Keys added after results existed, with the value at which they change nothing (their schema
-# default). A key at that value is left out of every settings digest, so its arrival reran
-# nothing; set to anything else, it reruns exactly the jobs that read it.
-NOOP_ARRIVALS: dict[str, Any] = {
-    "corpus.ktuberling_train_languages": [],
-    # the official build writes the same manifests at any value (only whether it fails differs),
-    # and the embedded build never reads it
-    "corpus.max_reject_fraction": 0.01,
-    "train.segment_max_rate": 0,
-}
+def _marked(schema: dict, prefix: str = "") -> Iterable[tuple[str, dict]]:
+    """(dotted pattern, property schema) of every property below `schema`; an object's
+    `additionalProperties` schema stands for any key (`*`)."""
+    for key, sub in (schema.get("properties") or {}).items():
+        path = f"{prefix}.{key}" if prefix else key
+        yield path, sub
+        yield from _marked(sub, path)
+    extra = schema.get("additionalProperties")
+    if isinstance(extra, dict):
+        yield from _marked(extra, f"{prefix}.*" if prefix else "*")
+
+
+class DigestMarks:
+    """The keys left out of settings digests, from the schema's `x-digest` marks.
+
+    execution: dotted patterns (fnmatch, `*` spans dots) in no digest.
+    omitted_at_default: dotted key -> the schema default at which it is left out."""
+
+    def __init__(self, schema: dict):
+        self.execution: tuple[str, ...] = ()
+        self.omitted_at_default: dict[str, Any] = {}
+        for path, sub in _marked(schema):
+            mark = sub.get("x-digest")
+            if mark == "execution":
+                self.execution += (path,)
+            elif mark == "omitted-at-default":
+                if "default" not in sub:
+                    raise ConfigError(f"schema key {path}: `x-digest: omitted-at-default` needs a default")
+                self.omitted_at_default[path] = sub["default"]
+            elif mark is not None:
+                raise ConfigError(f"schema key {path}: unknown x-digest mark {mark!r}; "
+                                  "allowed: execution, omitted-at-default")
+
+
+_MARKS: dict[str, DigestMarks] = {}
+
+
+def digest_marks(schema_path: Path | str = SCHEMA_PATH) -> DigestMarks:
+    """The schema's digest marks (read once per process)."""
+    key = str(schema_path)
+    if key not in _MARKS:
+        _MARKS[key] = DigestMarks(load_schema(schema_path))
+    return _MARKS[key]
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, Any]:
@@ -209,18 +233,23 @@ def _matches(path: str, patterns: Iterable[str]) -> bool:
     return any(fnmatch.fnmatchcase(path, p) or fnmatch.fnmatchcase(path, p + ".*") for p in patterns)
 
 
-def select_settings(cfg: dict, include: Iterable[str], exclude: Iterable[str] = ()) -> dict[str, Any]:
+def select_settings(cfg: dict, include: Iterable[str], exclude: Iterable[str] = (),
+                    marks: DigestMarks | None = None) -> dict[str, Any]:
     """The leaves of `cfg` under the dotted `include` patterns (fnmatch, `*` spans dots), minus
-    `exclude`, EXECUTION_KEYS and NOOP_ARRIVALS at their no-op values, as {dotted path: value}."""
-    include, exclude = list(include), list(exclude) + list(EXECUTION_KEYS)
+    `exclude`, the schema's execution keys, and its omitted-at-default keys at their defaults
+    (`marks`, default: the project schema's), as {dotted path: value}."""
+    marks = marks or digest_marks()
+    include, exclude = list(include), list(exclude) + list(marks.execution)
+    omitted = marks.omitted_at_default
     return {k: v for k, v in sorted(flatten(cfg).items())
             if _matches(k, include) and not _matches(k, exclude)
-            and not (k in NOOP_ARRIVALS and v == NOOP_ARRIVALS[k])}
+            and not (k in omitted and v == omitted[k])}
 
 
-def settings_digest(cfg: dict, include: Iterable[str], exclude: Iterable[str] = ()) -> str:
+def settings_digest(cfg: dict, include: Iterable[str], exclude: Iterable[str] = (),
+                    marks: DigestMarks | None = None) -> str:
     """sha256 of the selected settings (canonical JSON): equal iff every selected value is."""
-    text = json.dumps(select_settings(cfg, include, exclude), sort_keys=True, default=str)
+    text = json.dumps(select_settings(cfg, include, exclude, marks), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -90,6 +90,28 @@ def test_filter_sweep_writes_lists_and_datasize(tmp_path):
     assert sum(int(got[2][f"{s}_utterances"]) for s in ("crowd", "tts", "asterisk")) == int(got[2]["utterances"])
 
 
+def test_one_list_per_job_equals_the_whole_sweep(tmp_path):
+    """The DAG writes each threshold's list in its own job (`--only-list`) and datasize.csv in
+    another (`--only-datasize`): the files equal one sweep's, byte for byte, and a job writes
+    nothing else."""
+    rows = _rows(60)
+    entries = [ScpEntry(r.uid, 16000, f"/x/{r.uid}.flac") for r in rows]
+    ths = [Threshold("vq050", 0.50, 1.0), Threshold("vq065", 0.65, 0.995), Threshold("vq072", 0.72, 0.25)]
+    whole, split = tmp_path / "whole", tmp_path / "split"
+    table = filter_sweep(rows, entries, ths, "keep", whole)
+    for th in ths:
+        one = filter_sweep(rows, entries, ths, "keep", split / th.name, lists=[th.name], datasize=False)
+        assert [r["threshold"] for r in one] == [th.name]
+        assert sorted(p.name for p in (split / th.name).rglob("*") if p.is_file()) == [f"speech_train.{th.name}.scp"]
+        name = f"filtered/speech_train.{th.name}.scp"
+        assert (split / th.name / name).read_bytes() == (whole / name).read_bytes()
+    assert filter_sweep(rows, entries, ths, "keep", split / "table", lists=[]) == table
+    assert [p.name for p in (split / "table").rglob("*") if p.is_file()] == ["datasize.csv"]
+    assert (split / "table" / "datasize.csv").read_bytes() == (whole / "datasize.csv").read_bytes()
+    with pytest.raises(ValueError, match="vq099"):
+        filter_sweep(rows, entries, ths, "keep", split, lists=["vq099"], datasize=False)
+
+
 def test_filter_refuses_unscored_entries(tmp_path):
     rows = _rows(5)
     entries = [ScpEntry(r.uid, 16000, "/x.flac") for r in rows] + [ScpEntry("ghost", 16000, "/g.flac")]

@@ -79,6 +79,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--scores", required=True, help="vqscore.tsv")
     p.add_argument("--scp", required=True, help="the speech list that was scored")
     p.add_argument("--out-dir", required=True, help="folder for filtered/ and datasize.csv")
+    only = p.add_mutually_exclusive_group()
+    only.add_argument("--only-list", default=None, metavar="NAME",
+                      help="write only this threshold's filtered list (no datasize.csv)")
+    only.add_argument("--only-datasize", action="store_true",
+                      help="write only datasize.csv (no filtered list)")
     p.add_argument("--estimator", default=None,
                    help="the estimator that scored (its origin decides threshold_mode auto)")
     p.add_argument("--mode", choices=("auto", "score", "keep"), default=None,
@@ -286,8 +291,9 @@ def _filter(args) -> int:
 
         origin = torch.load(args.estimator, map_location="cpu", weights_only=True).get("origin", "trained")
     mode = resolve_mode(args.mode or cfg["vqscore"]["threshold_mode"], origin)
+    lists = [args.only_list] if args.only_list else ([] if args.only_datasize else None)
     table = filter_sweep(read_scores(args.scores), read_scp(args.scp), _thresholds(cfg), mode, args.out_dir,
-                         keep_unit=cfg["vqscore"]["keep_unit"])
+                         keep_unit=cfg["vqscore"]["keep_unit"], lists=lists, datasize=args.only_list is None)
     for row in table:
         print(f"{row['threshold']}: {mode} cut {row['value']:.4f} -> {row['utterances']} utterances, "
               f"{row['hours']:.3f} h ({100 * row['hours_fraction']:.1f} % of the hours)")

@@ -304,9 +304,15 @@ def datasize_row(rows: Sequence[ScoreRow], kept: set[str], threshold: Threshold,
 
 
 def filter_sweep(rows: Sequence[ScoreRow], entries: Sequence[ScpEntry], thresholds: Sequence[Threshold],
-                 mode: str, out_dir: str | Path, keep_unit: str = "hours") -> list[dict]:
+                 mode: str, out_dir: str | Path, keep_unit: str = "hours",
+                 lists: Sequence[str] | None = None, datasize: bool = True) -> list[dict]:
     """Write `filtered/speech_train.<name>.scp` per threshold and `datasize.csv` under
-    `out_dir`; returns the data-size rows. Every entry must have a score."""
+    `out_dir`; returns the data-size rows. Every entry must have a score.
+
+    `lists`: the thresholds whose lists are written (None: every one); `datasize`: whether
+    datasize.csv is. The DAG writes each list in its own job and the table in another, so an
+    edit of one threshold rewrites only that threshold's list (and the table); each threshold's
+    cut depends only on the scores and that threshold, so the files equal one job's."""
     out_dir = Path(out_dir)
     scored = {r.uid for r in rows}
     unscored = [e.uid for e in entries if e.uid not in scored]
@@ -316,15 +322,23 @@ def filter_sweep(rows: Sequence[ScoreRow], entries: Sequence[ScpEntry], threshol
     in_list = {e.uid for e in entries}
     rows = [r for r in rows if r.uid in in_list]
     sources = sorted({r.source for r in rows})
+    names = [th.name for th in thresholds]
+    unknown = [n for n in (lists or ()) if n not in names]
+    if unknown:
+        raise ValueError(f"no threshold named {', '.join(unknown)}; the profile's thresholds: {', '.join(names)}")
     table = []
     for th in thresholds:
+        if not datasize and lists is not None and th.name not in lists:
+            continue
         kept, cut = select(rows, th, mode, keep_unit)
-        write_scp(out_dir / "filtered" / f"speech_train.{th.name}.scp", [e for e in entries if e.uid in kept])
+        if lists is None or th.name in lists:
+            write_scp(out_dir / "filtered" / f"speech_train.{th.name}.scp", [e for e in entries if e.uid in kept])
         table.append(datasize_row(rows, kept, th, mode, cut, sources))
         log.info("threshold %s (%s): cut %.4f, kept %d utterances, %.3f h (%.1f %% of the hours)",
                  th.name, mode, table[-1]["value"], table[-1]["utterances"], table[-1]["hours"],
                  100 * table[-1]["hours_fraction"])
-    write_datasize(out_dir / "datasize.csv", table)
+    if datasize:
+        write_datasize(out_dir / "datasize.csv", table)
     return table
 
 

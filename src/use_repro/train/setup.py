@@ -54,7 +54,8 @@ class RunContext:
         """Every setting the run's weights and curves depend on, except `steps` (a longer run
         continues a shorter one): the trainer resumes only from checkpoints of an equal identity.
         Files enter by content (a moved or re-rendered data list counts by what it holds);
-        execution-only keys (threads, checkpoint cadence, workers: config.EXECUTION_KEYS) do not."""
+        execution-only keys (threads, checkpoint cadence, workers: `x-digest: execution` in
+        schema.yaml) do not."""
         from use_repro.config import select_settings
 
         data = {"train_meta": _file_digest(getattr(args, "train_meta", None)),
