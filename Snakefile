@@ -29,7 +29,9 @@ from use_repro.report.experiments import experiments as _experiments
 _profile = config.get("profile", "mini")
 try:
     # every other --config key overrides the profile (validated; an unknown key stops the run)
-    _cfg = load_profile(_profile, {k: v for k, v in config.items() if k != "profile"})
+    # this checkout's schema: its types, defaults and digest marks (x-digest) decide every job's identity
+    SCHEMA = f"{workflow.basedir}/experiments/config/schema.yaml"
+    _cfg = load_profile(_profile, {k: v for k, v in config.items() if k != "profile"}, SCHEMA)
     EXPS = _experiments(_cfg)  # name -> Experiment, each after the one it starts from
 except ConfigError as _e:
     raise WorkflowError(str(_e))

@@ -230,6 +230,36 @@ def test_deleting_a_figure_reruns_only_its_rule(tiny_run):
     assert changed - {own_log} == {work / "figures" / "tiny" / "fig3b.pdf"}
 
 
+@pytest.mark.slow
+def test_a_copied_tree_retrains_one_run_and_table1_keeps_every_metric(tiny_run, tmp_path):
+    """A finished run copied elsewhere (paths in its lists are relative to their own folders and
+    sources are named by root-relative path): retraining one Table 1 run there re-enhances that
+    run under the same file names, its evaluation finds every reference, and Table 1 has a
+    number wherever the original had one."""
+    import csv
+
+    copy = tmp_path / "copied"
+    shutil.copytree(tiny_run, copy, symlinks=True)
+    retrain = snakemake(copy, "tables", "--cores", "2", "--config", "profile=tiny",
+                        "experiments={shifted_gan: {steps: 3}}")
+    assert retrain.returncode == 0, (retrain.stdout + retrain.stderr)[-6000:]
+    counts = job_counts(retrain.stdout + retrain.stderr)
+    assert counts.get("train") == 1 and counts.get("enhance") == 2, counts  # test + held-out languages
+
+    def cells(work):
+        with open(layout.table_files(work / "results" / "tiny", "table1")["csv"]) as f:
+            rows = [r for r in csv.DictReader(f) if r.get("source") != "paper"]
+        return {(r["system"], k): v for r in rows for k, v in r.items()}
+
+    before, after = cells(tiny_run), cells(copy)
+    assert set(before) == set(after)
+    lost = sorted(k for k, v in before.items() if v not in ("", "n/a", "nan") and after[k] in ("", "n/a", "nan"))
+    assert not lost, lost
+    enhanced = sorted(p.name for p in (copy / "results" / "tiny" / "shifted_gan" / "enhanced" / "test").rglob("*.flac"))
+    original = sorted(p.name for p in (tiny_run / "results" / "tiny" / "shifted_gan" / "enhanced" / "test").rglob("*.flac"))
+    assert enhanced == original
+
+
 # --- a job's identity: settings edits plan exactly what they affect -----------------------------
 
 def copy_checkout(dst: Path) -> Path:
@@ -268,10 +298,10 @@ def planned(work: Path, profile: str, snakefile: Path = SNAKEFILE, *extra: str) 
     return job_counts(out)
 
 
-def dag(work: Path, profile: str) -> tuple[dict[str, str], dict[str, set[str]], set[str]]:
+def dag(work: Path, profile: str, snakefile: Path = SNAKEFILE) -> tuple[dict[str, str], dict[str, set[str]], set[str]]:
     """Snakemake's own DAG of `tables` (`--dag`): node -> label ("rule" + "\\nwildcard: value"
     lines), node -> the nodes that read its outputs, and the nodes it would run (not dashed)."""
-    r = snakemake(work, "--dag", "dot", "--config", f"profile={profile}", "--", "tables")
+    r = snakemake(work, "--dag", "dot", "--config", f"profile={profile}", "--", "tables", snakefile=snakefile)
     assert r.returncode == 0, r.stdout + r.stderr
     labels, children, run = {}, {}, set()
     for line in r.stdout.splitlines():
@@ -398,6 +428,37 @@ def test_a_settings_edit_plans_its_jobs_and_their_descendants_only(recorded_tiny
         rule = labels[n].split("\n")[0]
         per_rule[rule] = per_rule.get(rule, 0) + 1
     assert {k: v for k, v in counts.items() if k != "total"} == per_rule, kind
+
+
+def test_a_field_added_to_a_stage_changes_that_stage_s_digest_and_plans_only_its_jobs(tmp_path):
+    """A new key in the schema's `evaluate` section (with a default) is part of the evaluations'
+    settings: their digest changes, and the plan is exactly the evaluations and what reads them.
+    Marked `x-digest: execution`, or `omitted-at-default` at its default, it plans nothing."""
+    work = tmp_path / "checkout"
+    snakefile = copy_checkout(work)
+    profile = str(work / "experiments" / "config" / "tiny.yaml")
+    make_up_to_date(work, snakefile, profile)
+    schema_file = work / "experiments" / "config" / "schema.yaml"
+    original = schema_file.read_text()
+
+    def add_field(**marks):
+        schema = yaml.safe_load(original)
+        schema["properties"]["evaluate"]["properties"]["frame_hop_ms"] = {
+            "description": "a new evaluation setting", "type": "number", "default": 10.0, **marks}
+        schema_file.write_text(yaml.safe_dump(schema, sort_keys=False))
+
+    add_field()
+    labels, children, run = dag(work, profile, snakefile)
+    starts = {n for n, lab in labels.items() if lab.split("\n")[0] in ("evaluate_test", "evaluate_unseen")}
+    # the challenge reference: noisy + 3 test runs; anechoic: the 3 runs; held-out languages: 2
+    assert len(starts) == 9, sorted(labels[n] for n in starts)
+    expected = closure(starts, children)
+    assert run == expected, ("planned beyond:", sorted(labels[n] for n in run - expected),
+                             "not planned:", sorted(labels[n] for n in expected - run))
+    assert not any(labels[n].startswith(("train", "enhance", "simulate", "corpus", "vqscore")) for n in run)
+    for marks in ({"x-digest": "execution"}, {"x-digest": "omitted-at-default"}):
+        add_field(**marks)
+        assert planned(work, profile, snakefile) == {}, marks
 
 
 def test_execution_only_keys_and_written_out_defaults_plan_nothing(recorded_tiny, tmp_path):

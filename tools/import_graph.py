@@ -25,7 +25,7 @@ Layers, lowest first. A module may import from its own layer or any layer below;
 from a higher layer is "upward". The order follows the data flow of DESIGN.md (corpus ->
 simulate -> quality/train -> enhance -> evaluate -> report) and what each module is:
 
-  0 base      fs, progress, seeding, lock, committed, shards - helpers that know nothing of the project
+  0 base      fs, progress, seeding, lock, committed, shards, errors - helpers that know nothing of the project
   1 settings  config (profiles, settings digests), batch (lists of jobs): read configs and files
   2 audio     audio/ - reading, writing, resampling, STFT
   3 data      data/ - manifests, corpus, simulation, the torch Dataset
@@ -50,7 +50,7 @@ PACKAGE = "use_repro"
 # (layer name, module prefixes), lowest first; a module's layer is that of its longest prefix.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("use_repro.fs", "use_repro.progress", "use_repro.seeding", "use_repro.lock",
-              "use_repro.committed", "use_repro.shards")),
+              "use_repro.committed", "use_repro.shards", "use_repro.errors")),
     ("settings", ("use_repro.config", "use_repro.batch")),
     ("audio", ("use_repro.audio",)),
     ("data", ("use_repro.data",)),

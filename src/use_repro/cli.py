@@ -147,7 +147,13 @@ def main(argv: list[str] | None = None) -> int:
             parser.error(str(e))
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    status = module.run(args)
+    from use_repro.errors import UsageError
+
+    try:
+        status = module.run(args)
+    except UsageError as e:  # the one place a command's bad input becomes an exit status
+        print(f"use-repro {name}: {e}", file=sys.stderr)
+        return 2
     return int(status or 0)
 
 

@@ -91,8 +91,10 @@ def validate_config(cfg: dict, schema: dict | None = None) -> dict:
     return full
 
 
-def load_config(profile_or_path: str | Path, overrides: dict | None = None) -> dict:
-    """Load a profile by name or path, apply `overrides` (nested dict), fill defaults, validate."""
+def load_config(profile_or_path: str | Path, overrides: dict | None = None,
+                schema_path: Path | str = SCHEMA_PATH) -> dict:
+    """Load a profile by name or path, apply `overrides` (nested dict), fill defaults, validate
+    against the schema at `schema_path` (default: the package's)."""
     path = resolve_profile_path(profile_or_path)
     with open(path) as f:
         raw = yaml.safe_load(f) or {}
@@ -100,12 +102,13 @@ def load_config(profile_or_path: str | Path, overrides: dict | None = None) -> d
         raw = deep_update(raw, overrides)
     raw.setdefault("profile", path.stem)
     try:
-        return validate_config(raw)
+        return validate_config(raw, load_schema(schema_path))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
 
 
-def load_profile(profile_or_path: str | Path, overrides: dict | None = None) -> dict:
+def load_profile(profile_or_path: str | Path, overrides: dict | None = None,
+                 schema_path: Path | str = SCHEMA_PATH) -> dict:
     """The DAG's loader: `load_config` plus the checks a whole run needs.
 
     - The profile's name (which names results/<profile>/) is its file name; a file whose
@@ -125,14 +128,14 @@ def load_profile(profile_or_path: str | Path, overrides: dict | None = None) -> 
         raise ConfigError(f"{path}: its `profile: {name}` differs from its file name {path.stem!r}; "
                           f"results go to results/<profile>/, so rename the file to {name}.yaml or set "
                           f"`profile: {path.stem}`")
-    schema = load_schema()
+    schema = load_schema(schema_path)
     overrides = {k: v for k, v in (overrides or {}).items() if k != "profile"}
     for key in sorted(overrides):
         if key not in schema.get("properties", {}):
             raise ConfigError(f"--config {key}: unknown key; allowed: profile, "
                               f"{', '.join(sorted(schema['properties']))}")
     overrides = _coerce(overrides, schema, "")
-    return load_config(path, overrides)
+    return load_config(path, overrides, schema_path)
 
 
 def _coerce(value: Any, schema: dict, path: str) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from use_repro.errors import UsageError
 from use_repro.cli import stage_parser
 from use_repro.models.checkpoint import load_model
 from use_repro.train import cli, regression, setup
@@ -51,7 +52,7 @@ def test_training_into_a_folder_of_another_target_refuses_or_restarts(tmp_path, 
     out = tmp_path / "run"
     regression.train(args_for(cfg, tiny_meta, out, "shifted"))
     shifted = (out / "final.pt").read_bytes()
-    with pytest.raises(SystemExit) as e:
+    with pytest.raises(UsageError) as e:  # the CLI's main prints it and exits 2
         cli.run(args_for(cfg, tiny_meta, out, "anechoic"))
     assert "target: 'shifted' -> 'anechoic'" in str(e.value) and "--restart-if-changed" in str(e.value)
     assert (out / "final.pt").read_bytes() == shifted  # refused: nothing touched
@@ -74,6 +75,6 @@ def test_arguments_a_stage_cannot_run_with_raise_and_the_cli_prints_them(tmp_pat
     args = args_for(write_profile(tmp_path / "tiny.yaml"), tiny_meta, tmp_path / "run", "shifted", 4, "--simulate")
     with pytest.raises(TrainArgumentError, match="give exactly one of --train-meta and --simulate"):
         regression.train(args)
-    with pytest.raises(SystemExit) as e:  # the CLI: the message alone, exit status 1
+    with pytest.raises(UsageError) as e:  # the CLI's main prints the message alone, exit status 2
         cli.run(args)
-    assert str(e.value.code) == "train: give exactly one of --train-meta and --simulate"
+    assert str(e.value) == "train: give exactly one of --train-meta and --simulate"

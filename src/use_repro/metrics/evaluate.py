@@ -51,6 +51,7 @@ from pathlib import Path
 
 import numpy as np
 
+from use_repro.errors import UsageError
 from use_repro.shards import parse_shard  # light (no torch): the --shard argument type
 from use_repro.metrics import registry
 from use_repro.metrics.task import NotApplicable, pooled_cacc
@@ -379,10 +380,10 @@ def run(args: argparse.Namespace) -> int:
     args.metrics = metrics = metrics or list(registry.GROUPS)
     unknown = [m for m in args.metrics if m not in registry.GROUPS]
     if unknown:
-        raise SystemExit(f"use-repro evaluate: unknown metric(s) {', '.join(unknown)}; choose from {', '.join(registry.GROUPS)}")
+        raise UsageError(f"unknown metric(s) {', '.join(unknown)}; choose from {', '.join(registry.GROUPS)}")
     items = build_items(args.est, args.ref, args.meta, args.utt2lang, args.text)
     if not items:
-        raise SystemExit(f"use-repro evaluate: no audio found in {args.est}")
+        raise UsageError(f"no audio found in {args.est}")
     try:
         check_references(items, args.metrics)
     except MissingReferencesError as e:  # before any scoring: nothing is written

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from use_repro.errors import UsageError
 from use_repro.shards import parse_shard  # light (no torch): the --shard argument type
 
 log = logging.getLogger("use_repro.vqscore")
@@ -314,7 +315,7 @@ def _histogram(args) -> int:
     for r in read_scores(args.scores):
         by_source[r.source].append(r.score)
     if not by_source:
-        raise SystemExit(f"{args.scores}: no scores to draw")
+        raise UsageError(f"{args.scores}: no scores to draw")
     label = _label(args.estimator)
     thresholds = _histogram_thresholds(args, cfg if args.config else None)
     suffix = f" (profile {profile})" if profile else ""

@@ -15,6 +15,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from use_repro.errors import UsageError
 from use_repro.config import load_config, results_dir
 from use_repro.report import layout
 from use_repro.report.experiments import (NOISY, ORIGINAL, checkpoint_path, experiments, missing_checkpoints,
@@ -122,7 +123,7 @@ def _tables(cfg: dict, results: Path, args) -> int:
     name = args.table
     if name == "datasize":
         if not args.datasize:
-            raise SystemExit("report tables --table datasize needs --datasize")
+            raise UsageError("report tables --table datasize needs --datasize")
         thresholds = cfg.get("vqscore", {}).get("thresholds")
         order = [t["name"] if isinstance(t, dict) else str(t) for t in thresholds] if isinstance(thresholds, list) \
             else (list(thresholds) if isinstance(thresholds, dict) else None)
@@ -155,7 +156,7 @@ def _tables(cfg: dict, results: Path, args) -> int:
         elif name == "table7":
             table = T.table7(T.read_reported("table7"), [noisy] + systems, profile)
         else:
-            raise SystemExit(f"unknown table {name}")
+            raise UsageError(f"unknown table {name}")
     table.notes = list(table.notes) + _absent_notes(cfg, name)
     paths = write_table(table, args.out_dir)
     log.info("%s -> %s", name, ", ".join(str(p) for p in paths.values()))

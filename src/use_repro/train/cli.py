@@ -57,6 +57,7 @@ def module_doc(module_name: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from use_repro.train import gan, regression
+    from use_repro.errors import UsageError
     from use_repro.train.arguments import TrainArgumentError
     from use_repro.train.loop import SettingsChangedError
 
@@ -67,6 +68,6 @@ def run(args: argparse.Namespace) -> int:
             return gan.run_residual(args)
         return gan.run(args, args.train_stage)
     except SettingsChangedError as e:  # a user error, not a crash: the message says what to do
-        raise SystemExit(f"train {args.train_stage}: {e}") from None
+        raise UsageError(f"{args.train_stage}: {e}") from None
     except TrainArgumentError as e:  # the message already names the stage or the option
-        raise SystemExit(str(e)) from None
+        raise UsageError(str(e)) from None
