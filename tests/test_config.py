@@ -202,3 +202,43 @@ def test_settings_files_hold_the_latest_resolved_config(tmp_path):
     cfg2 = load_config("tiny", {"seed": 4, "cache_dir": "elsewhere"})
     write_settings_file(p, cfg2)
     assert load_config(p)["cache_dir"] == "elsewhere"
+
+
+def test_settings_files_list_the_keys_their_digest_covers(tmp_path):
+    from use_repro.config import settings_file_keys, write_settings_file
+
+    cfg = load_config("tiny")
+    keys = [f"model.regression.k{i:03d}" for i in range(40)] + ["seed"]
+    path = write_settings_file(tmp_path / "job.0123.yaml", cfg, keys)
+    assert settings_file_keys(path) == keys  # wrapped over several comment lines, read back whole
+    assert load_config(path) == cfg  # the header is a comment: the settings read as before
+    assert settings_file_keys(write_settings_file(tmp_path / "none.yaml", cfg, [])) == []
+    assert settings_file_keys(write_settings_file(tmp_path / "old.yaml", cfg)) is None
+
+
+def test_a_traced_configuration_records_the_leaves_read_and_stores_as_plain_dicts(tmp_path, monkeypatch):
+    import copy
+    import io
+    import json
+
+    import torch
+
+    from use_repro import config as C
+
+    monkeypatch.setenv(C.TRACE_ENV, str(tmp_path / "trace"))
+    monkeypatch.setattr(C, "_TRACES", [])
+    monkeypatch.setattr("atexit.register", lambda fn: None)
+    cfg = C.load_config("tiny")
+    assert cfg["train"]["lr"] == 1.0e-3 and cfg.get("seed") == 0 and cfg["model"]["regression"].get("nope") is None
+    assert cfg.get("absent", 5) == 5
+    section = cfg["vqscore"]  # a section is not a leaf: nothing recorded until a leaf is read
+    assert isinstance(section, dict)
+    C._write_traces()
+    (trace,) = (tmp_path / "trace").glob("*.json")
+    assert json.loads(trace.read_text())["read"] == ["seed", "train.lr"]
+    # what a checkpoint stores is a plain dict, loadable with weights_only
+    buf = io.BytesIO()
+    torch.save({"config": C.plain(cfg)}, buf)
+    buf.seek(0)
+    assert torch.load(buf, weights_only=True)["config"] == C.plain(cfg)
+    assert type(copy.deepcopy(cfg)) is dict and C.plain(cfg) == cfg

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from use_repro.audio.io import write_audio
-from use_repro.config import REPO_ROOT, load_config
+from use_repro.config import REPO_ROOT, TRACE_ENV, load_config
 from use_repro.report import layout
 from use_repro.report.experiments import experiments
 
@@ -38,10 +38,10 @@ SNAKEFILE = REPO_ROOT / "Snakefile"
 SLURM_PROFILE = REPO_ROOT / "experiments" / "profiles" / "slurm"
 
 
-def snakemake(workdir: Path, *args: str, snakefile: Path = SNAKEFILE) -> subprocess.CompletedProcess:
+def snakemake(workdir: Path, *args: str, snakefile: Path = SNAKEFILE, env: dict | None = None) -> subprocess.CompletedProcess:
     exe = BIN / "snakemake"
     cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "snakemake"]
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}", **(env or {})}
     return subprocess.run(cmd + ["-s", str(snakefile), "-d", str(workdir), *args], capture_output=True,
                           text=True, env=env)
 
@@ -181,7 +181,8 @@ def tiny_run(tmp_path_factory):
         src.mkdir(exist_ok=True) if shared == ".cache" else None
         if src.exists():
             (work / shared).symlink_to(src, target_is_directory=True)
-    r = snakemake(work, "tables", "--cores", "2", "--config", "profile=tiny")
+    # every job records the settings keys it reads (config.TRACE_ENV): see the test below
+    r = snakemake(work, "tables", "--cores", "2", "--config", "profile=tiny", env={TRACE_ENV: str(work / "trace")})
     prov = work / "results" / "tiny" / "provenance.md"
     if prov.exists():
         print(prov.read_text())  # wall time per stage, for the record (bench/ holds the budgets)
@@ -210,6 +211,34 @@ def test_tiny_dag_writes_every_table_and_figure(tiny_run):
     os.umask(umask)
     for p in (layout.table_files(results, "table1")["csv"], results / "shifted" / "final.pt", figures / "fig3b.png"):
         assert p.stat().st_mode & 0o777 == 0o666 & ~umask, p
+
+
+@pytest.mark.slow
+def test_every_job_reads_only_settings_its_digest_covers(tiny_run):
+    """Each job of the tiny run read (through its settings file) only keys that the file's digest
+    covers, keys marked execution-only, and keys omitted at their default: a key read outside
+    the digest would leave its results stale when edited. `profile` names the results folder."""
+    import json
+
+    from use_repro.config import digest_marks, settings_file_keys
+
+    marks = digest_marks()
+    checked, stray = set(), {}
+    for trace in sorted((tiny_run / "trace").glob("*.json")):
+        record = json.loads(trace.read_text())
+        path = Path(record["config"])
+        path = path if path.is_absolute() else tiny_run / path
+        if path.parent.name != "settings":
+            continue  # the DAG's own reading of the profile
+        covered = set(settings_file_keys(path))
+        bad = [k for k in record["read"] if k not in covered and k != "profile" and not marks.is_execution(k)
+               and k not in marks.omitted_at_default]
+        checked.add(path.name)
+        if bad:
+            stray[path.name] = sorted(set(stray.get(path.name, [])) | set(bad))
+    # corpus, 3 x simulate, 4 x vqscore, 6 x train, evaluations, tables, figures, compare, ...
+    assert len(checked) >= 20, sorted(checked)
+    assert not stray, stray
 
 
 @pytest.mark.slow

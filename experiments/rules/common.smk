@@ -129,8 +129,8 @@ def parents(paths):
 # the keys only other rules read. Keys that only steer execution (threads, caches, checkpoint
 # cadence: marked `x-digest: execution` in schema.yaml) are in no digest. Experiment entries are digested completed
 # with their defaults, so writing out a default changes nothing.
-from use_repro.config import (digest_marks as _digest_marks, settings_digest as _settings_digest,
-                              write_settings_file as _write_settings)
+from use_repro.config import (digest_marks as _digest_marks, select_settings as _select_settings,
+                              settings_digest as _settings_digest, write_settings_file as _write_settings)
 from dataclasses import asdict as _asdict
 
 # An empty `checkpoint` (every trained run's) and a `validate_every` of 0 (the train section's)
@@ -162,8 +162,11 @@ SETTINGS = {
 def settings_file(name, keys, exclude=(), resolved=None):
     """The settings file of a job that reads `keys` minus `exclude` of `resolved` (default: the
     run's resolved settings), written if missing."""
-    digest = _settings_digest(_RESOLVED if resolved is None else resolved, keys, exclude, _digest_marks(SCHEMA))[:16]
-    return str(_write_settings(f"{RESULTS}/settings/{name}.{digest}.yaml", CFG))
+    resolved = _RESOLVED if resolved is None else resolved
+    marks = _digest_marks(SCHEMA)
+    digest = _settings_digest(resolved, keys, exclude, marks)[:16]
+    covered = list(_select_settings(resolved, keys, exclude, marks))
+    return str(_write_settings(f"{RESULTS}/settings/{name}.{digest}.yaml", CFG, covered))
 
 
 def stage_settings(stage):

@@ -11,6 +11,7 @@ import copy
 import fnmatch
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -102,9 +103,76 @@ def load_config(profile_or_path: str | Path, overrides: dict | None = None,
         raw = deep_update(raw, overrides)
     raw.setdefault("profile", path.stem)
     try:
-        return validate_config(raw, load_schema(schema_path))
+        cfg = validate_config(raw, load_schema(schema_path))
     except ConfigError as e:
         raise ConfigError(f"{path}: {e}") from None
+    return _traced(cfg, path) if os.environ.get(TRACE_ENV) else cfg
+
+
+# --- which keys a job reads (a check of the digests, not a mechanism) ---------------------------
+# With USE_REPRO_TRACE_KEYS=<folder>, every configuration load_config returns records the dotted
+# keys the process reads through [] and get() and writes them, at exit, to
+# <folder>/<pid>.<n>.json ({"config": file, "read": [keys]}). The DAG tests run the tiny profile
+# so and compare each job's reads with the keys its settings file says its digest covers
+# (settings_file_keys): a key read but not digested would leave results stale when it changes.
+TRACE_ENV = "USE_REPRO_TRACE_KEYS"
+
+
+class _Recorder(dict):
+    """A configuration mapping that records the dotted paths of the leaves read through `[]` and
+    `get`. Nested mappings are recorders too (made once, so changes to them persist). Pickles,
+    copies and YAML dumps see a plain dict (`plain`)."""
+
+    def __init__(self, data: dict, path: str, read: set):
+        super().__init__({k: _Recorder(v, f"{path}.{k}" if path else str(k), read) if isinstance(v, dict) else v
+                          for k, v in data.items()})
+        self._path, self._read = path, read
+
+    def _note(self, key, value):
+        if not isinstance(value, _Recorder):
+            self._read.add(f"{self._path}.{key}" if self._path else str(key))
+        return value
+
+    def __getitem__(self, key):
+        return self._note(key, super().__getitem__(key))
+
+    def get(self, key, default=None):
+        return self._note(key, super().get(key, default)) if key in self else default
+
+    def __reduce__(self):
+        return plain, (plain(self),)
+
+    def __deepcopy__(self, memo):
+        return plain(self)
+
+
+def plain(cfg: Any) -> Any:
+    """A copy of `cfg` made of plain dicts and lists (what a checkpoint stores)."""
+    if isinstance(cfg, dict):
+        return {k: plain(dict.__getitem__(cfg, k)) for k in dict.keys(cfg)}
+    if isinstance(cfg, list):
+        return [plain(v) for v in cfg]
+    return cfg
+
+
+_TRACES: list[tuple[str, set]] = []
+
+
+def _traced(cfg: dict, path: Path) -> dict:
+    read: set = set()
+    if not _TRACES:
+        import atexit
+
+        atexit.register(_write_traces)
+    _TRACES.append((str(path), read))
+    return _Recorder(cfg, "", read)
+
+
+def _write_traces() -> None:
+    folder = Path(os.environ[TRACE_ENV])
+    folder.mkdir(parents=True, exist_ok=True)
+    for n, (config, read) in enumerate(_TRACES):
+        (folder / f"{os.getpid()}.{n}.json").write_text(json.dumps({"config": config, "read": sorted(read)}))
 
 
 def load_profile(profile_or_path: str | Path, overrides: dict | None = None,
@@ -210,6 +278,11 @@ class DigestMarks:
                                   "allowed: execution, omitted-at-default")
 
 
+    def is_execution(self, key: str) -> bool:
+        """Whether the dotted `key` is (under) an execution-only key."""
+        return _matches(key, self.execution)
+
+
 _MARKS: dict[str, DigestMarks] = {}
 
 
@@ -269,8 +342,12 @@ def settings_diff(old: dict | None, new: dict | None) -> list[str]:
     return lines
 
 
-def write_settings_file(path: str | Path, cfg: dict) -> Path:
-    """Write the resolved `cfg` as YAML at `path` (atomically, and only when it differs).
+SETTINGS_KEYS_HEADER = "# The digest (the file's name) covers these keys; the job reads only them, `profile` and execution keys:"
+
+
+def write_settings_file(path: str | Path, cfg: dict, digested: Iterable[str] | None = None) -> Path:
+    """Write the resolved `cfg` as YAML at `path` (atomically, and only when it differs), with
+    `digested` (the dotted keys its digest covers, when given) listed in a comment at the top.
 
     The DAG names these files by the digest of the settings a job reads, so files of one name
     differ only in keys outside the digest (execution-only ones such as threads or cache_dir,
@@ -282,10 +359,16 @@ def write_settings_file(path: str | Path, cfg: dict) -> Path:
 
     from use_repro.fs import write_text_atomic
 
+    import textwrap
+
     path = Path(path)
+    keys = ""
+    if digested is not None:
+        lines = textwrap.wrap(", ".join(digested) or "(none)", 96, break_long_words=False, break_on_hyphens=False)
+        keys = SETTINGS_KEYS_HEADER + "\n" + "".join(f"#   {line}\n" for line in lines)
     text = ("# Resolved settings (profile + --config overrides + schema defaults);\n"
             "# written by the Snakefile, named by the digest of what the job reads.\n"
-            + yaml.safe_dump(cfg, sort_keys=False))
+            + keys + yaml.safe_dump(plain(cfg), sort_keys=False))
     try:
         old, stamp = path.read_text(), path.stat()
     except OSError:
@@ -295,6 +378,19 @@ def write_settings_file(path: str | Path, cfg: dict) -> Path:
         if stamp is not None:
             os.utime(path, ns=(stamp.st_atime_ns, stamp.st_mtime_ns))
     return path
+
+
+def settings_file_keys(path: str | Path) -> list[str] | None:
+    """The keys a settings file says its digest covers (None for a file without the list)."""
+    lines = Path(path).read_text().splitlines()
+    if SETTINGS_KEYS_HEADER not in lines:
+        return None
+    out: list[str] = []
+    for line in lines[lines.index(SETTINGS_KEYS_HEADER) + 1:]:
+        if not line.startswith("#   "):
+            break
+        out += [k.strip() for k in line[4:].split(",") if k.strip() and k.strip() != "(none)"]
+    return out
 
 
 def deep_update(base: dict, upd: dict) -> dict:

@@ -178,6 +178,7 @@ def _import_released(args) -> int:
 
 
 def _train(args) -> int:
+    from use_repro.config import plain
     from use_repro.audio.io import AudioError
     from use_repro.data.manifest import read_scp
     from use_repro.quality import vqscore as V
@@ -232,7 +233,7 @@ def _train(args) -> int:
     model, state = V.train(clips, settings, model_args, device=_device(args, cfg), on_log=on_log)
     V.save_estimator(args.out, model.cpu(), origin="trained",
                      extra={"optimizer": state["optimizer"], "step": state["step"], "history": state["history"],
-                            "config": cfg, "train_files": len(clips), "train_hours": seconds / 3600})
+                            "config": plain(cfg), "train_files": len(clips), "train_hours": seconds / 3600})
     _write_history(args.log_csv or str(Path(args.out).with_suffix(".train.csv")), state["history"])
     log.info("wrote %s after %d steps in %.1f s", args.out, settings.steps, time.time() - t0)
     return 0

@@ -15,7 +15,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from use_repro.config import load_config
+from use_repro.config import load_config, plain
 from use_repro.fs import sha256_file
 from use_repro.seeding import derive_seed, seed_everything
 from use_repro.train import distributed as D
@@ -48,7 +48,7 @@ class RunContext:
         """Stored in checkpoints and final.pt: enough to know what made them."""
         return {"stage": self.stage, "target": self.target, "seed": self.seed,
                 "args": {k: v for k, v in vars(args).items() if _jsonable(v)},
-                "config": self.cfg, "identity": self.identity(args)}
+                "config": plain(self.cfg), "identity": self.identity(args)}
 
     def identity(self, args: argparse.Namespace) -> dict:
         """Every setting the run's weights and curves depend on, except `steps` (a longer run
