@@ -190,18 +190,17 @@ def threshold_settings(wc):
                                                              "vqscore.keep_unit"], resolved=resolved)
 
 
+from use_repro.train.keys import train_keys as _train_keys
+
+
 def train_settings(wc):
     """A training run reads its own experiment entry (not how the report labels it), the model
     sections its stage builds, the trainer section and the seed."""
     e = EXPS[wc.exp]
-    exclude = [f"experiments.{wc.exp}.{k}" for k in ("label", "test", "unseen")]
-    exclude += [f"model.sizes.{s}" for s in (CFG["model"].get("sizes") or {}) if s != e.size]
-    if e.stage == "regression":
-        exclude += ["model.generator", "model.discriminator", "train.gan_loss_weights", "train.gan_loss"]
-    else:
-        exclude += ["train.loss_weights"] + (["model.generator"] if e.stage == "finetune" else [])
-    keys = ["seed", "device", "weights_dir", "model", "train", f"experiments.{wc.exp}"]
-    return settings_file(f"train.{wc.exp}", keys, exclude)
+    # the same keys the trainer's resume check compares (`include` is a Snakemake keyword)
+    keys, exclude = _train_keys(CFG, e.stage, e.size)
+    exclude += [f"experiments.{wc.exp}.{k}" for k in ("label", "test", "unseen")]
+    return settings_file(f"train.{wc.exp}", ["seed", *keys, f"experiments.{wc.exp}"], exclude)
 
 
 # --- training ---------------------------------------------------------------------------------

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+import yaml
 
 from use_repro.errors import UsageError
 from use_repro.cli import stage_parser
+from use_repro.config import REPO_ROOT
 from use_repro.models.checkpoint import load_model
 from use_repro.train import cli, regression, setup
 from use_repro.train.loop import list_checkpoints
@@ -45,6 +47,28 @@ def test_identity_holds_what_changes_the_weights_and_nothing_else(tmp_path, tiny
     assert identity(args_for(write_profile(tmp_path / "a.yaml"), other_data, tmp_path / "o")) != base
     assert identity(args_for(write_profile(tmp_path / "a.yaml"), tiny_meta, tmp_path / "o", "shifted", 4,
                              "--seed", 5)) != base
+    # the settings a regression run does not read (the GAN's networks and losses) are not part of
+    # it, as they are not part of the DAG's digest of the run (train/keys.py, one declaration)
+    gan_edit = yaml.safe_load((tmp_path / "a.yaml").read_text())
+    gan_edit["model"]["generator"]["channels"] = 8
+    gan_edit["train"]["gan_loss_weights"] = {"adversarial": 3.0}
+    (tmp_path / "g.yaml").write_text(yaml.safe_dump(gan_edit))
+    assert identity(args_for(tmp_path / "g.yaml", tiny_meta, tmp_path / "o")) == base
+
+
+def test_the_dag_digest_and_the_resume_check_read_one_declaration():
+    from use_repro.config import load_config
+    from use_repro.train.keys import train_keys
+
+    cfg = load_config("tiny")
+    keys, exclude = train_keys(cfg, "regression")
+    assert "model.generator" in exclude and "train.gan_loss" in exclude and "train" in keys
+    keys, exclude = train_keys(cfg, "finetune")
+    assert "model.generator" in exclude and "train.loss_weights" in exclude and "model.generator" not in keys
+    keys, exclude = train_keys(cfg, "gan")
+    assert "model.generator" not in exclude and "train.loss_weights" in exclude
+    common = (REPO_ROOT / "experiments" / "rules" / "common.smk").read_text()
+    assert "_train_keys(CFG, e.stage, e.size)" in common
 
 
 def test_training_into_a_folder_of_another_target_refuses_or_restarts(tmp_path, tiny_meta):

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator
 import torch
 
 from use_repro.config import load_config, plain
+from use_repro.train.keys import train_keys
 from use_repro.fs import sha256_file
 from use_repro.seeding import derive_seed, seed_everything
 from use_repro.train import distributed as D
@@ -71,13 +72,15 @@ class RunContext:
                 for k in manifests:
                     manifests[k] += [_file_digest(p) for p in find_manifest(args.corpus_dir, k, "train")]
             data["manifests"] = manifests
-        keys = ["model", "train"] + (["simulation"] if data["simulate"] else [])
+        # the keys the DAG digests for this run (train/keys.py), so a run folder resumes exactly
+        # when the DAG considers the run unchanged (besides its steps)
+        include, exclude = train_keys(self.cfg, self.stage, getattr(args, "size", "") or "", data["simulate"])
         return {"stage": self.stage, "target": self.target, "seed": self.seed,
                 "size": getattr(args, "size", "") or "",
                 "init": _file_digest(getattr(args, "init", None)),
                 "device": getattr(args, "device", None) or self.cfg.get("device", "auto"),
                 "world_size": self.info.world_size,
-                "settings": select_settings(self.cfg, keys), "data": data}
+                "settings": select_settings(self.cfg, include, exclude), "data": data}
 
 
 def _file_digest(path: str | Path | None) -> str | None:
