@@ -1,6 +1,10 @@
+from pathlib import Path
+
 import numpy as np
 import pytest
 import soundfile as sf
+
+from use_repro.audio.io import read_audio, write_audio
 
 from use_repro.data.manifest import (META_COLUMNS, ManifestError, ScpEntry, read_kv, read_meta, read_scp,
                                      write_kv, write_meta, write_scp)
@@ -101,9 +105,46 @@ def test_audio_lists_of_two_or_three_columns_and_where_their_paths_are_read(tmp_
     (tmp_path / "a.wav").write_bytes(b"x")     # the same name in the cwd: not taken
     (tmp_path / "only_here.wav").write_bytes(b"x")
     assert resolve_listed("a.wav", lst) == str(tmp_path / "lists" / "a.wav")
-    assert resolve_listed("only_here.wav", lst) == "only_here.wav"
+    assert resolve_listed("only_here.wav", lst) == str(tmp_path / "only_here.wav")  # an ancestor of the list
     assert resolve_listed("missing.wav", lst) == str(tmp_path / "lists" / "missing.wav")
     assert resolve_listed("/abs/x.wav", lst) == "/abs/x.wav"
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "mine").mkdir(parents=True)
+    (elsewhere / "mine" / "c.wav").write_bytes(b"x")
+    monkeypatch.chdir(elsewhere)  # a hand-made list relative to where the command runs
+    assert resolve_listed("mine/c.wav", lst) == "mine/c.wav"
+
+
+def test_paths_the_dag_writes_are_found_from_any_directory_and_after_a_move(tmp_path, monkeypatch):
+    """The DAG writes list paths relative to the project root (`results/<profile>/...`): they
+    are found under the nearest ancestor of the list that holds them, so the same list reads the
+    same files from any working directory and in a moved tree, and a list written from read
+    entries keeps them as they were read."""
+    from use_repro.data.manifest import read_scp, resolve_entries, resolve_listed, write_scp
+
+    root = tmp_path / "project"
+    audio = root / "results" / "p" / "corpus" / "audio"
+    audio.mkdir(parents=True)
+    for name in ("a", "b"):
+        write_audio(audio / f"{name}.flac", np.zeros(160, dtype=np.float32), 16000)
+    lst = root / "results" / "p" / "corpus" / "speech.scp"
+    lst.write_text("a 16000 results/p/corpus/audio/a.flac\nb 16000 results/p/corpus/audio/b.flac\n")
+    monkeypatch.chdir(root)
+    assert resolve_listed("results/p/corpus/audio/a.flac", "results/p/corpus/speech.scp") == "results/p/corpus/audio/a.flac"
+    for cwd in (tmp_path, root / "results", audio):
+        monkeypatch.chdir(cwd)
+        found = resolve_entries(read_scp(lst), lst)
+        assert [e.path for e in found] == [str(audio / "a.flac"), str(audio / "b.flac")]
+        assert all(read_audio(e.path)[1] == 16000 for e in found)
+    moved = tmp_path / "moved"
+    root.rename(moved)
+    found = resolve_entries(read_scp(moved / "results" / "p" / "corpus" / "speech.scp"), moved / "results" / "p" / "corpus" / "speech.scp")
+    assert [Path(e.path).is_file() for e in found] == [True, True]
+    # a list made from read entries (a filtered list in another folder) keeps the root-relative paths
+    sub = moved / "results" / "p" / "vqscore" / "filtered" / "speech.x.scp"
+    write_scp(sub, read_scp(moved / "results" / "p" / "corpus" / "speech.scp")[:1])
+    assert sub.read_text() == "a 16000 results/p/corpus/audio/a.flac\n"
+    assert Path(resolve_listed(read_scp(sub)[0].path, sub)) == moved / "results" / "p" / "corpus" / "audio" / "a.flac"
 
 
 def test_write_tsv_writes_columns_in_order_and_none_or_missing_as_empty(tmp_path):

@@ -70,7 +70,7 @@ def load_rows(meta_path: str | os.PathLike, target: str, speech_list: str | os.P
     With `rejected`, a malformed line (wrong field count, a rate that is not a number) is
     appended to it as ("<meta> line N", reason) instead of failing the whole file.
     """
-    from use_repro.data.render import resolve_path  # as written, else relative to the meta.tsv
+    from use_repro.data.manifest import resolve_listed
 
     meta_path = Path(meta_path)
     col = target_column(target)
@@ -95,8 +95,8 @@ def load_rows(meta_path: str | os.PathLike, target: str, speech_list: str | os.P
             rejected.append((r["id"], f"{meta_path.name}: fs {r['fs']!r} is not a number"))
             continue
         out.append({"id": r["id"], "fs": fs,
-                    "noisy": resolve_path(r["noisy_path"], meta_path),
-                    "clean": resolve_path(r[col], meta_path)})
+                    "noisy": resolve_listed(r["noisy_path"], meta_path),
+                    "clean": resolve_listed(r[col], meta_path)})
     if keep is not None:
         log.info("%s: %d rows kept, %d skipped by the speech list %s", meta_path, len(out), skipped, speech_list)
     if not out:

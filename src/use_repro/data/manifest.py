@@ -162,15 +162,33 @@ def read_audio_scp(path: str | os.PathLike,
 
 
 def resolve_listed(p: str, list_path: str | os.PathLike) -> str:
-    """A path read from a list: absolute as written; a relative one against the list's own
-    folder, else (lists written relative to the directory a command ran in) as written when
-    that exists, else against the list's folder (so a missing file is named there)."""
+    """A path read from a list (scp, meta.tsv), found by the rule every list of the project
+    follows: absolute as written; a relative one against the list's own folder, else against
+    the nearest of its ancestors where it exists (the project root, for the paths the DAG writes
+    such as `results/<profile>/corpus/...`), so a list is read the same from any working
+    directory and in a moved or copied tree; else as written (a hand-made list relative to where
+    a command runs); else against the list's folder, so a missing file is named there."""
     if os.path.isabs(p):
         return p
-    beside = Path(list_path).parent / p
-    if beside.exists() or not os.path.exists(p):
-        return str(beside)
-    return p
+    folder = Path(list_path).parent
+    base = _LAST_BASE.get(folder)  # entries of one list share their root: try it first
+    if base is not None and (base / p).exists():
+        return str(base / p)
+    for base in (folder, *folder.parents):
+        if (base / p).exists():
+            _LAST_BASE[folder] = base
+            return str(base / p)
+    return p if os.path.exists(p) else str(folder / p)
+
+
+def resolve_entries(entries: Iterable[ScpEntry], list_path: str | os.PathLike) -> list[ScpEntry]:
+    """`entries` read from `list_path` with their paths found by resolve_listed (for opening
+    the audio; a list written from entries keeps them as read)."""
+    return [ScpEntry(e.uid, e.fs, resolve_listed(e.path, list_path)) for e in entries]
+
+
+# list folder -> the folder its last entry was found under (resolve_listed)
+_LAST_BASE: dict[Path, Path] = {}
 
 
 def read_kv(path: str | os.PathLike) -> dict[str, str]:

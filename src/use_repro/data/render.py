@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -253,14 +252,6 @@ def render_row(row: dict, sources: Sources, settings: RenderSettings | None = No
 def _peak(x: np.ndarray) -> float:
     """max |x| (the same value, without an array of absolute values)."""
     return float(np.maximum(x.max(), -x.min())) if x.size else 0.0
-
-
-def resolve_path(p: str, scp_path: str | Path) -> str:
-    """A manifest path as written if it exists (or is absolute), else relative to the manifest."""
-    if os.path.isabs(p) or os.path.exists(p):
-        return p
-    alt = Path(scp_path).parent / p
-    return str(alt) if alt.exists() else p
 
 
 def simulate(rng: np.random.Generator, speech, noise, rir=None, wind=None, sim=None,

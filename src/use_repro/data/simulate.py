@@ -168,8 +168,7 @@ def _read_entries(paths, issues: list | None = None) -> list:
     (``<manifest> line <n>``, reason) appended to `issues`, so one bad line costs only the rows
     that use it.
     """
-    from use_repro.data.manifest import ManifestError, ScpEntry, read_scp
-    from use_repro.data.render import resolve_path
+    from use_repro.data.manifest import ManifestError, ScpEntry, read_scp, resolve_listed
 
     out, seen = [], set()
     for p in paths or []:
@@ -183,7 +182,7 @@ def _read_entries(paths, issues: list | None = None) -> list:
             if e.uid in seen:
                 continue
             seen.add(e.uid)
-            out.append(ScpEntry(e.uid, e.fs, resolve_path(e.path, p)))
+            out.append(ScpEntry(e.uid, e.fs, resolve_listed(e.path, p)))
     return out
 
 

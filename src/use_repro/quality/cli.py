@@ -180,7 +180,7 @@ def _import_released(args) -> int:
 def _train(args) -> int:
     from use_repro.config import plain
     from use_repro.audio.io import AudioError
-    from use_repro.data.manifest import read_scp
+    from use_repro.data.manifest import read_scp, resolve_entries
     from use_repro.quality import vqscore as V
     from use_repro.quality.filtering import load_16k, prefetch
     from use_repro.seeding import derive_seed
@@ -204,6 +204,7 @@ def _train(args) -> int:
     if not eligible:
         raise ValueError(f"{args.scp}: no training speech left after excluding sources {sorted(excluded)} "
                          "(config key vqscore.train_exclude_sources)")
+    eligible = resolve_entries(eligible, args.scp)  # the list's paths, from any working directory
     rng = np.random.default_rng(derive_seed(cfg["seed"], "vqscore", "train"))
     order = rng.permutation(len(eligible))
     budget = vq["train_max_hours"] * 3600 if vq["train_max_hours"] > 0 else float("inf")
@@ -252,7 +253,7 @@ def _write_history(path: str, history: list[dict]) -> None:
 
 def _score(args) -> int:
     from use_repro.batch import Failures
-    from use_repro.data.manifest import read_scp
+    from use_repro.data.manifest import read_scp, resolve_entries
     from use_repro.quality.filtering import score_entries, write_scores
     from use_repro.quality.vqscore import load_estimator
 
@@ -261,8 +262,14 @@ def _score(args) -> int:
     model, ckpt = load_estimator(args.estimator, device)
     from use_repro.shards import select
 
-    entries = select(read_scp(args.scp), args.shard)
-    source_of = _resolver(cfg, args.info, args.source_of, args.source_field)
+    listed = select(read_scp(args.scp), args.shard)
+    # a source is told by the entry as listed; the audio is opened where the list's path leads
+    source = dict(zip((e.uid for e in listed), map(_resolver(cfg, args.info, args.source_of, args.source_field), listed)))
+    entries = resolve_entries(listed, args.scp)
+
+    def source_of(entry):
+        return source[entry.uid]
+
     failures = Failures("vqscore score")
     t0 = time.time()
     rows = score_entries(model, entries, source_of, workers=args.threads, device=device, failures=failures)
@@ -384,12 +391,12 @@ def _auc(args) -> int:
 def _sweep(args) -> int:
     import re
 
-    from use_repro.data.manifest import read_scp
+    from use_repro.data.manifest import read_scp, resolve_entries
     from use_repro.quality.filtering import load_16k
     from use_repro.quality.vqscore import load_estimator, score_waveform
 
     model, _ = load_estimator(args.estimator, _device(args))
-    entries = read_scp(args.scp)
+    entries = resolve_entries(read_scp(args.scp), args.scp)
     if args.uid_pattern:
         entries = [e for e in entries if re.search(args.uid_pattern, e.uid)]
     rng = np.random.default_rng(args.seed)

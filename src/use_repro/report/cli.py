@@ -236,6 +236,8 @@ def _spectrograms(cfg, results, args, exps) -> dict:
     from use_repro.data.manifest import read_meta
     from use_repro.report import figures as F
 
+    from use_repro.data.manifest import resolve_listed
+
     sp = cfg["report"]["spectrograms"]
     secs = float(sp.get("max_seconds", 4.0))
     meta = read_meta(args.test_meta)
@@ -243,10 +245,13 @@ def _spectrograms(cfg, results, args, exps) -> dict:
     def enh(exp, uid):
         return F.find_audio(layout.enhanced(results, exp, "test"), uid)
 
+    def listed(path):  # a meta.tsv path, found from any working directory (data.manifest)
+        return resolve_listed(path, args.test_meta) if path and path.lower() != "none" else None
+
     def noisy(row):
         if args.noisy_dir:
             return F.find_audio(args.noisy_dir, row["id"])
-        return row.get("noisy_path")
+        return listed(row.get("noisy_path"))
 
     if args.name in ("fig5", "fig6"):
         kind = "bandwidth" if args.name == "fig5" else "noise"
@@ -255,7 +260,7 @@ def _spectrograms(cfg, results, args, exps) -> dict:
         row = F.choose_examples(meta, kind, 1)[0]
         panels = [("Noisy", noisy(row)), (f"Regression ({exps[reg].display})", enh(reg, row["id"])),
                   (f"+GAN ({exps[gan].display})", enh(gan, row["id"])),
-                  (f"Clean ({target})", _target_path(row, target))]
+                  (f"Clean ({target})", listed(_target_path(row, target)))]
         regions = []
         cutoff = F.bandwidth_cutoff_hz(row) if kind == "bandwidth" else None
         if cutoff is not None:

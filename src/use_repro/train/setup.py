@@ -177,13 +177,13 @@ def simulation_sources(args: argparse.Namespace) -> tuple[list, list, list, list
     from use_repro.audio.io import AudioError, audio_info
     from use_repro.data.manifest import ScpEntry, read_scp
     from use_repro.data.params import SpeechItem
-    from use_repro.data.render import resolve_path
+    from use_repro.data.manifest import resolve_listed
     from use_repro.data.simulate import find_manifest
 
     def entries(kind: str) -> list:
         paths = getattr(args, f"{kind}_scp") or (find_manifest(args.corpus_dir, kind, "train")
                                                   if args.corpus_dir else [])
-        return [ScpEntry(e.uid, e.fs, resolve_path(e.path, p)) for p in paths for e in read_scp(p)]
+        return [ScpEntry(e.uid, e.fs, resolve_listed(e.path, p)) for p in paths for e in read_scp(p)]
 
     speech = []
     for e in entries("speech"):
