@@ -153,8 +153,9 @@ SETTINGS = {
     "report_unseen_list": (["corpus.heldout_languages", "report.unseen_per_language"], []),
     # tables and figures: report_table_settings and report_figure_settings (per table, per figure)
     # the comparison prints every run's settings and the model sizes (not the unused named sizes)
-    "report_compare": (["profile", "report", "experiments", "model", "train.lr", "vqscore.thresholds",
-                        "evaluate.rank_decimals"], ["model.sizes"]),
+    # and the settings its notes name (learning-rate decay, threshold mode, target level)
+    "report_compare": (["profile", "report", "experiments", "model", "train.lr", "train.lr_decay", "vqscore.thresholds",
+                        "vqscore.threshold_mode", "simulation.target_gain", "evaluate.rank_decimals"], ["model.sizes"]),
     "report_provenance": (["profile"], []),
 }
 
