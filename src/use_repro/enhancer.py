@@ -99,6 +99,50 @@ def _device(device: "str | torch.device") -> "torch.device":
     return torch.device(device)
 
 
+# --- the C heap between chunks -------------------------------------------------------------------
+
+# glibc's malloc serves a block of at least M_MMAP_THRESHOLD bytes with its own mapping, given back
+# when freed, and smaller ones from a heap it keeps for reuse. The threshold starts at 128 kB and,
+# by default, rises to the size of each mapped block freed, up to 32 MB: after the first chunk,
+# the model's 4-32 MB activations (11 and 22 MB for 30 s at 48 kHz) came from that heap, which
+# fragmented from chunk to chunk (their lifetimes interleave), so the peak of a chunk grew with
+# the chunks before it: 1.45x one chunk's at 30 minutes, measured (bench/enhance_memory.py).
+# A fixed threshold keeps every block of 4 MB or more out of the heap, so each chunk's peak is the
+# first's (30 s chunks at 48 kHz, tiny model: 1079 -> 1273 MB over 11 chunks by default, 1031 ->
+# 1044 fixed; 8 MB still crept, 1032 -> 1086). The cost is a page fault per fresh page of those
+# blocks (the blocks above 32 MB, most of the activations, pay that already): ~12% more CPU time
+# on a long file, ~0.2M more faults per 30 s chunk, where the first chunk pays most of them by
+# default too. The trim threshold is fixed with it (a fixed mmap threshold stops glibc adjusting
+# that one too): the heap keeps at most 16 MB free at its top for the small blocks, reused chunk
+# after chunk, and little for a large block to be carved from (glibc maps a block only where no
+# free space in the heap fits it); 16 and 64 MB measured the same peaks and times. malloc_trim(0)
+# after each chunk does not lower the peak: the heap grows during a chunk, not between chunks.
+MMAP_THRESHOLD = 4 << 20
+TRIM_THRESHOLD = 16 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+_heap_bounded: bool | None = None
+
+
+def bound_c_heap() -> bool:
+    """Fix glibc's malloc thresholds for enhancing chunk after chunk (once per process; see
+    above): blocks of MMAP_THRESHOLD bytes or more mapped and given back when freed, the heap's
+    top trimmed above TRIM_THRESHOLD. True where applied; False where the C library is not glibc
+    (nothing is changed). The setting is the process's, as glibc's own adjustment was."""
+    global _heap_bounded
+    if _heap_bounded is None:
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None)
+            if not hasattr(libc, "gnu_get_libc_version"):  # not glibc: other mallocs number mallopt otherwise
+                raise OSError("not glibc")
+            _heap_bounded = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                                 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        except (OSError, AttributeError, TypeError):  # no C library to look in (Windows: TypeError)
+            _heap_bounded = False
+    return _heap_bounded
+
+
 # --- chunks and their cross-fades ----------------------------------------------------------------
 
 def chunk_spans(n: int, chunk: int, overlap: int) -> list[tuple[int, int]]:
@@ -169,6 +213,7 @@ def normalized_call(fn: WaveFn, x: np.ndarray, fs: int, device: "torch.device") 
     from use_repro.data.dataset import unit_rms_gain
     from use_repro.models.mamba_infer import fused_inference
 
+    bound_c_heap()  # the C heap's thresholds, fixed before the first chunk (see above)
     g = unit_rms_gain(x)
     t = torch.from_numpy(np.ascontiguousarray(x * g, dtype=np.float32)).to(device)[None]
     with torch.inference_mode(), fused_inference():
