@@ -20,10 +20,19 @@ default) and 1 s overlaps, so their outputs must be equal: the largest absolute 
 difference is printed beside each pair. The machine may be shared: the load average is printed
 with the timings.
 
-Measured at eea0093 (2 CPUs, load average 2.5 at the start, 1.2 at the end; peak RSS in MB):
-30 s 1090 -> 985, 5 min 1599 -> 1364, 30 min 2992 -> 1425 (0.48x); from 30 s to 30 min the
-whole-file path grew 2.75x, the streamed one 1.45x, all of it by the third or so chunk (glibc's
-kept heap, see use_repro.enhancer; 5 min -> 30 min: +4%); outputs identical (max |diff| 0).
+Measured at eea0093 against 91edbda (2 CPUs, load average 2.5 at the start, 1.2 at the end; peak
+RSS in MB): 30 s 1090 -> 985, 5 min 1599 -> 1364, 30 min 2992 -> 1425 (0.48x); from 30 s to 30 min
+the whole-file path grew 2.75x, the streamed one 1.45x, all of it by the third or so chunk
+(glibc's heap, fragmented by the model's 4-32 MB activations); outputs identical (max |diff| 0).
+
+Measured at c5d2bf7 (glibc's malloc thresholds fixed, `use_repro.enhancer.bound_c_heap`) against
+fad10aa, `python bench/enhance_memory.py --before fad10aa --minutes 0.5 5 30 --threads 1`
+(2 CPUs shared with other jobs, load average 1.7 at the start, 3.1 at the end; peak RSS in MB,
+CPU s): 30 s 1027 -> 1032 (4.0 -> 4.1 s), 5 min 1237 -> 1046 (38.4 -> 45.9 s), 30 min
+1262 -> 1051 (222.7 -> 259.4 s); 30 min / 30 s 1.23 -> 1.02 (1.45 in the run above: the default
+heap's growth varies from run to run); outputs identical (max |diff| 0). The price is ~16% more
+CPU time on long files (system time: page faults of the 4-32 MB blocks, now mapped afresh for
+every chunk instead of reused from the heap); a one-chunk file pays ~2%.
 """
 from __future__ import annotations
 

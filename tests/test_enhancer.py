@@ -149,3 +149,75 @@ def test_a_failed_file_leaves_no_output(tmp_path, ckpt):
     with pytest.raises(AudioError):
         Enhancer.from_checkpoint(ckpt).enhance_file(tmp_path / "bad.flac", tmp_path / "out.flac")
     assert list(tmp_path.iterdir()) == [tmp_path / "bad.flac"]
+
+
+
+HEAP_PROBE = r"""
+import ctypes, sys
+import numpy as np
+from use_repro import enhancer
+
+class MallInfo2(ctypes.Structure):  # glibc's mallinfo2(): hblkhd = bytes of blocks given their own mappings
+    _fields_ = [(f, ctypes.c_size_t) for f in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                               "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = MallInfo2
+if sys.argv[1] == "bound":
+    assert enhancer.bound_c_heap() is True
+big = np.ones(3 << 20)  # 24 MB, mapped; freeing it raised glibc's default threshold to 24 MB
+del big
+before = libc.mallinfo2().hblkhd
+block = np.ones(6 << 17)  # 6 MB, above MMAP_THRESHOLD
+assert block.nbytes > enhancer.MMAP_THRESHOLD
+print(libc.mallinfo2().hblkhd - before >= block.nbytes)
+"""
+
+
+def test_bound_c_heap_maps_the_blocks_that_fragmented_the_heap_chunk_after_chunk():
+    # in a fresh process (this one's heap has free space from other tests, and glibc serves a
+    # block from free heap space that fits it before mapping one)
+    import os
+    import platform
+    import subprocess
+    import sys
+
+    if platform.libc_ver()[0] != "glibc":
+        pytest.skip("glibc's malloc only")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
+
+    def mapped(mode):
+        p = subprocess.run([sys.executable, "-c", HEAP_PROBE, mode], capture_output=True, text=True, env=env)
+        assert p.returncode == 0, p.stderr
+        return p.stdout.split()[-1] == "True"
+
+    assert mapped("bound")        # fixed: the 6 MB block has its own mapping, given back when freed
+    assert not mapped("default")  # glibc's default: it came from the heap
+
+
+def test_enhancing_bounds_the_c_heap_once_per_process(ckpt, monkeypatch):
+    import platform
+
+    from use_repro import enhancer
+
+    calls = []
+    monkeypatch.setattr(enhancer, "_heap_bounded", None)
+    real = enhancer.bound_c_heap
+    monkeypatch.setattr(enhancer, "bound_c_heap", lambda: calls.append(1) or real())
+    Enhancer.from_checkpoint(ckpt, chunk_seconds=0.5, overlap_seconds=0.1).enhance(tone(8000, 1.2), 8000)
+    assert len(calls) == len(chunk_spans(int(1.2 * 8000), 4000, 800)) == 3  # before every model call
+    assert enhancer._heap_bounded is (platform.libc_ver()[0] == "glibc")  # decided at the first
+
+
+def test_bound_c_heap_is_a_no_op_where_the_c_library_is_not_glibc(monkeypatch):
+    import ctypes
+
+    from use_repro import enhancer
+
+    def no_glibc(name):
+        raise OSError("not here")
+
+    monkeypatch.setattr(enhancer, "_heap_bounded", None)
+    monkeypatch.setattr(ctypes, "CDLL", no_glibc)
+    assert enhancer.bound_c_heap() is False
+    assert enhancer.bound_c_heap() is False  # decided once

@@ -29,15 +29,13 @@ Memory: a file at a rate the model runs at directly (every URGENT rate, and any 
 25 Hz in 8-48 kHz) is streamed: read in order one chunk at a time, enhanced, overlap-added, and
 written as its samples become final (`enhance_stream`, `use_repro.audio.io.AudioWriter`), so the
 memory a file needs is about one chunk's (its input, the model's activations, its output)
-whatever the file's length; a progress bar counts the chunks of a long file. (glibc's malloc
-keeps freed blocks of up to 32 MB for reuse, so from the second chunk on the resident size
-levels off ~30% above one chunk's: 1.0 -> 1.3 GB for the tiny model on 30 s chunks at 48 kHz,
-1.2 -> 1.6 GB for the small one at 16 kHz. `MALLOC_MMAP_THRESHOLD_=4194304` in the environment
-holds it at one chunk's, at the cost of a page fault for every fresh block: 1.7x the CPU time
-for the small model, measured.) A file at another
-rate is resampled as a whole and held in memory. The file is decoded once in full before anything
-is written (`check_audio`, block by block): a truncated or non-finite file fails with its name
-and leaves no output.
+whatever the file's length; a progress bar counts the chunks of a long file. (With glibc's
+default thresholds the model's 4-32 MB activations came from a heap that fragmented chunk after
+chunk, and the peak grew to 1.07-1.45x one chunk's; the first model call fixes them,
+`bound_c_heap`, and the peak stays within 1.02x of one chunk's, for 12-20% more CPU time on
+long files, measured: see the comment above it.) A file at another rate is resampled as a whole
+and held in memory. The file is decoded once in full before anything is written (`check_audio`,
+block by block): a truncated or non-finite file fails with its name and leaves no output.
 """
 from __future__ import annotations
 
@@ -97,6 +95,54 @@ def _device(device: "str | torch.device") -> "torch.device":
 
         return pick_device("auto")
     return torch.device(device)
+
+
+# --- the C heap between chunks -------------------------------------------------------------------
+
+# glibc's malloc serves a block of at least M_MMAP_THRESHOLD bytes with its own mapping, given back
+# when freed, and smaller ones from a heap it keeps for reuse. The threshold starts at 128 kB and,
+# by default, rises to the size of each mapped block freed, up to 32 MB: after the first chunk,
+# the model's 4-32 MB activations (11 and 22 MB for 30 s at 48 kHz) came from that heap, which
+# fragmented from chunk to chunk (their lifetimes interleave), so the peak of a chunk grew with
+# the chunks before it: 1.23-1.45x one chunk's at 30 minutes (bench/enhance_memory.py, two runs).
+# A fixed threshold keeps every block of 4 MB or more out of the heap, so each chunk's peak is the
+# first's. Measured on 5 minutes in 30 s chunks, per-chunk peaks, first -> last: tiny model at
+# 48 kHz 1079 -> 1273 MB by default, 1031 -> 1044 fixed (8 MB still crept: 1032 -> 1086); small
+# model at 16 kHz 1226 -> 1311 by default, 1189 -> 1215 fixed.
+# The cost is a page fault per fresh page of those blocks, now mapped afresh for every chunk (the
+# blocks above 32 MB, most of the activations, pay that already), all of it system time: CPU time
+# +12-20% on files of several chunks (tiny, 48 kHz: 41.0 -> 46.1 s on 5 minutes; 222.7 -> 259.4 s
+# on 30 minutes in bench/enhance_memory.py; small, 16 kHz: 50.8 -> 60.9 s on 5 minutes), ~2% on
+# a one-chunk file, whose chunk faults in most of them by default too.
+# The trim threshold is fixed with it (a fixed mmap threshold stops glibc adjusting that one too):
+# the heap keeps at most 16 MB free at its top for the small blocks, reused chunk after chunk, and
+# little for a large block to be carved from (glibc maps a block only where no free space in the
+# heap fits it); 16 and 64 MB measured the same peaks and times. malloc_trim(0) after each chunk
+# does not lower the peak: the heap grows during a chunk, not between chunks.
+MMAP_THRESHOLD = 4 << 20
+TRIM_THRESHOLD = 16 << 20
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
+_heap_bounded: bool | None = None
+
+
+def bound_c_heap() -> bool:
+    """Fix glibc's malloc thresholds for enhancing chunk after chunk (once per process; see
+    above): blocks of MMAP_THRESHOLD bytes or more mapped and given back when freed, the heap's
+    top trimmed above TRIM_THRESHOLD. True where applied; False where the C library is not glibc
+    (nothing is changed). The setting is the process's, as glibc's own adjustment was."""
+    global _heap_bounded
+    if _heap_bounded is None:
+        import ctypes
+
+        try:
+            libc = ctypes.CDLL(None)
+            if not hasattr(libc, "gnu_get_libc_version"):  # not glibc: other mallocs number mallopt otherwise
+                raise OSError("not glibc")
+            _heap_bounded = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+                                 and libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+        except (OSError, AttributeError, TypeError):  # no C library to look in (Windows: TypeError)
+            _heap_bounded = False
+    return _heap_bounded
 
 
 # --- chunks and their cross-fades ----------------------------------------------------------------
@@ -169,6 +215,7 @@ def normalized_call(fn: WaveFn, x: np.ndarray, fs: int, device: "torch.device") 
     from use_repro.data.dataset import unit_rms_gain
     from use_repro.models.mamba_infer import fused_inference
 
+    bound_c_heap()  # the C heap's thresholds, fixed before the first chunk (see above)
     g = unit_rms_gain(x)
     t = torch.from_numpy(np.ascontiguousarray(x * g, dtype=np.float32)).to(device)[None]
     with torch.inference_mode(), fused_inference():
