@@ -130,6 +130,15 @@ def sharding(profile: str) -> dict[str, int]:
     return {k: int(section.get(k, 1) or 1) for k in ("simulate", "vqscore", "enhance", "evaluate")}
 
 
+def render_passes(profile: str) -> int:
+    """Renders of each train/valid row: the split's noisy job plus one job per training target
+    of the profile's runs (each renders the whole row again to write its target; simulate.smk)."""
+    from use_repro.config import load_config
+    from use_repro.report.experiments import experiments
+
+    return 1 + len({e.target for e in experiments(load_config(profile)).values() if e.trained})
+
+
 def plan(costs: dict, sizes: dict, configs: list[tuple[int, int]]) -> list[dict]:
     """Rows of the plan: per stage, audio hours, CPU-h at 16 and 48 kHz, wall per configuration (48 kHz)."""
     rows = []
@@ -147,8 +156,11 @@ def plan(costs: dict, sizes: dict, configs: list[tuple[int, int]]) -> list[dict]
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--meta", nargs="+", required=True, help="rendered meta.tsv files whose rows to render")
-    ap.add_argument("--corpus-dir", required=True)
+    ap.add_argument("--meta", nargs="+", default=None, help="rendered meta.tsv files whose rows to render")
+    ap.add_argument("--corpus-dir", default=None)
+    ap.add_argument("--sim-cost", nargs=2, type=float, default=None, metavar=("CPU16K", "CPU48K"),
+                    help="simulation CPU-s per audio-s at 16 and 48 kHz from an earlier run, instead of "
+                         "rendering --meta rows here")
     ap.add_argument("--config", default="small")
     ap.add_argument("--rows", type=int, default=60, help="evenly spaced rows of each --meta")
     ap.add_argument("--files", type=int, default=8, help="files per rate for the corpus check and VQScore")
@@ -164,21 +176,28 @@ def main() -> int:
     ap.add_argument("--profile", default="urgent2025", help="profile whose `sharding` sets the jobs per stage")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if not args.sim_cost and not (args.meta and args.corpus_dir):
+        ap.error("give --meta and --corpus-dir (rows to render), or --sim-cost")
     configs = [tuple(int(v) for v in s.split("x")) for s in args.nodes_cores]
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_data_plan_"))
     t0 = time.time()
     check = measure_corpus_check(tmp, args.files, args.seconds)
     vq = measure_vqscore(tmp, args.files, args.seconds)
-    sim, sim_mb, sim_rows = measure_simulation(args, tmp)
+    if args.sim_cost:  # per-unit simulation costs of an earlier run (this one has no rendered rows)
+        sim, sim_mb, sim_rows = {16000: args.sim_cost[0], 48000: args.sim_cost[1]}, float("nan"), 0
+    else:
+        sim, sim_mb, sim_rows = measure_simulation(args, tmp)
     sim16 = sim.get(16000, float("nan"))
     sim48 = sim.get(48000, float("nan"))
     test_h = args.test_utterances * args.test_seconds / 3600
     shards = sharding(args.profile)
+    passes = render_passes(args.profile)
     sizes = {
         "corpus (official: decode every file)": (args.speech_hours + args.noise_hours, check[16000], check[48000], 1),
-        "simulation (train)": (args.speech_hours, sim16, sim48, shards["simulate"]),
-        "simulation (valid + test)": (args.valid_hours + test_h, sim16, sim48, 2 * shards["simulate"]),
+        f"simulation (train: noisy + {passes - 1} targets)": (args.speech_hours * passes, sim16, sim48,
+                                                              passes * shards["simulate"]),
+        "simulation (valid + test)": (args.valid_hours * passes + test_h, sim16, sim48, (passes + 1) * shards["simulate"]),
         "VQScore scoring (training speech)": (args.speech_hours, vq[16000], vq[48000], shards["vqscore"]),
         "enhancement (test, CPU, per system)": (test_h * args.systems, ENHANCE_CPU[16000], ENHANCE_CPU[48000],
                                                 args.systems * shards["enhance"]),
@@ -191,8 +210,10 @@ def main() -> int:
     print(f"per-unit costs, one thread, CPU-s per second of audio (measured here in {time.time() - t0:.0f} s; "
           f"load average {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}):")
     print(f"  corpus check (decode FLAC): 16 kHz {check[16000]:.5f}, 48 kHz {check[48000]:.5f}")
-    print(f"  simulation ({sim_rows} rows of {', '.join(args.meta)}; peak RSS {sim_mb:.0f} MB per worker): "
-          + ", ".join(f"{fs} Hz {v:.4f}" for fs, v in sim.items()))
+    where = (f"{sim_rows} rows of {', '.join(args.meta)}; peak RSS {sim_mb:.0f} MB per worker" if sim_rows
+             else "given by --sim-cost, not measured in this run")
+    print(f"  simulation ({where}): " + ", ".join(f"{fs} Hz {v:.4f}" for fs, v in sim.items())
+          + f"; each train/valid row is rendered {passes} times (noisy, then each training target)")
     print(f"  VQScore scoring (decode, resample, model): 16 kHz {vq[16000]:.5f}, 48 kHz {vq[48000]:.5f}")
     print(f"  enhancement, paper model (bench/models.py --only infer, earlier run, not rerun): "
           f"16 kHz {ENHANCE_CPU[16000]}, 48 kHz {ENHANCE_CPU[48000]}")

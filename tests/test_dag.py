@@ -402,6 +402,10 @@ EDITS = {
                                            "shifted_finetune")} | {"report_compare"}),
     # `shifted` is still rendered for the other runs, so only this run is affected
     "target": (_set("experiments", "shifted_vq050", "target", "early"), {"train\nexp: shifted_vq050"}),
+    # a target no run had: its own render jobs (train, valid) and this run; no other run retrains
+    "new target": (_set("experiments", "shifted_vq050", "target", "early25ms"),
+                   # (Snakemake's labels leave out the split: the label names train's and valid's jobs)
+                   {"train\nexp: shifted_vq050", "simulate_render_target\ntarget: early25ms"}),
     "filter": (_set("experiments", "shifted", "filter", "vq050"), {"train\nexp: shifted"}),
     "report only": (_set("report", "pesq_tolerance", 0.5), {"report_compare"}),
     # settings that arrived later with a no-op default: set, they rerun exactly what reads them

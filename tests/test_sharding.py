@@ -102,6 +102,60 @@ def test_render_in_shards_equals_one_render_and_resumes_inside_a_shard(tmp_path)
     assert all(p.stat().st_mtime_ns != stamps[p] for p in mine)
 
 
+def test_a_render_per_target_equals_one_render_of_every_target(tmp_path):
+    """The DAG renders train/valid as one noisy job (no targets) and one --targets-only job per
+    training target (issue #21: a new target re-renders nothing else). Every audio file is the
+    one a render of all targets writes, byte for byte, each target's list holds every row with
+    its noisy file and that target, and a target job sharded and gathered writes the same list."""
+    from use_repro.data.manifest import read_meta
+
+    corpus = write_corpus(tmp_path / "corpus", seconds=1.0)
+    whole_dir, split_dir = tmp_path / "whole" / "train", tmp_path / "split" / "train"
+    for d in (whole_dir, split_dir):
+        assert main(["simulate", "params", "--corpus-dir", str(corpus), "--split", "train", "--out", str(d)]) == 0
+    targets = ["early", "shifted", "anechoic", "early25ms"]
+
+    def render(out, *extra):
+        return main(["simulate", "render", "--meta", str(out / "params.tsv"), "--corpus-dir", str(corpus),
+                     "--out", str(out), "--threads", "1", *extra])
+
+    assert render(whole_dir, "--targets", *targets) == 0
+    assert render(split_dir, "--targets") == 0  # noisy only (and the clean file of dry rows)
+    noisy_rows = read_meta(split_dir / "meta.tsv")
+    assert all(r["clean_shifted_path"] == "none" for r in noisy_rows)
+    for target in targets:
+        assert render(split_dir, "--targets", target, "--targets-only", "--list-name", f"meta.{target}.tsv") == 0
+    audio = ("noisy", "clean", "clean_shifted", "clean_anechoic", "clean_early25ms")
+    expected = {k: v for k, v in digests(whole_dir).items() if k.split("/")[0] in audio}
+    got = {k: v for k, v in digests(split_dir).items() if k.split("/")[0] in audio}
+    assert got == expected and len(got) > 40
+    whole_rows = {r["id"]: r for r in read_meta(whole_dir / "meta.tsv")}
+    for target in targets:
+        column = "clean_path" if target == "early" else f"clean_{target}_path"
+        rows = read_meta(split_dir / f"meta.{target}.tsv")
+        assert [r["id"] for r in rows] == list(whole_rows)
+        for r in rows:
+            w = whole_rows[r["id"]]
+            for c in ("noisy_path", column):
+                assert Path(r[c]).relative_to(split_dir) == Path(w[c]).relative_to(whole_dir), (target, c)
+        assert (split_dir / f"rejects.{target}.tsv").exists()
+    # a target's render in shards, gathered, writes the same list
+    one = (split_dir / "meta.shifted.tsv").read_bytes()
+    (split_dir / "meta.shifted.tsv").unlink()
+    lists = [split_dir / "shards" / f"{k}-of-{K}" for k in range(K)]
+    for k in range(K):
+        assert render(split_dir, "--targets", "shifted", "--targets-only", "--list-name", "meta.shifted.tsv",
+                      "--shard", f"{k}/{K}", "--lists", str(lists[k])) == 0
+    assert main(["gather", "simulate", "--shards", *map(str, lists), "--out", str(split_dir),
+                 "--list-name", "meta.shifted.tsv"]) == 0
+    assert (split_dir / "meta.shifted.tsv").read_bytes() == one
+    # a target job before the noisy job names the missing noisy files
+    fresh = tmp_path / "fresh" / "train"
+    assert main(["simulate", "params", "--corpus-dir", str(corpus), "--split", "train", "--out", str(fresh)]) == 0
+    assert render(fresh, "--targets", "shifted", "--targets-only", "--list-name", "meta.shifted.tsv") == 1
+    assert "not rendered" in (fresh / "rejects.shifted.tsv").read_text()
+
+
 # --- vqscore score ---------------------------------------------------------------------------
 
 def test_scoring_in_shards_equals_one_scoring(tmp_path):
@@ -289,6 +343,10 @@ def test_slurm_dry_run_lists_the_shards_of_every_sharded_stage(tmp_path):
     n_test = sum(e.test for e in exps.values())
     n_unseen = sum(e.unseen for e in exps.values())
     assert counts["simulate_render_shard"] == 3 * shards["simulate"] and counts["simulate_render"] == 3
+    # each training target of train and valid: its own render, sharded as the split's
+    n_targets = len({e.target for e in exps.values() if e.trained})
+    assert counts["simulate_render_target"] == 2 * n_targets
+    assert counts["simulate_render_target_shard"] == 2 * n_targets * shards["simulate"]
     assert counts["vqscore_score_shard"] == shards["vqscore"] and counts["vqscore_score"] == 1
     assert counts["enhance_shard"] == (n_test + n_unseen) * shards["enhance"] == counts["enhance"] * shards["enhance"]
     assert counts["evaluate_test_shard"] == (1 + 2 * n_test) * shards["evaluate"]

@@ -69,17 +69,32 @@ def one_of(names):
 
 # --- simulation -------------------------------------------------------------------------------
 def render_targets(split):
-    """The targets `simulate render` writes for `split`, exactly those some job reads: on train and
-    valid each experiment's training target; on test the evaluation references
-    (TEST_REFERENCES), the targets of the GAN runs whose residual correlation is measured, and
-    the regression target the Figure 5/6 spectrograms show as their clean panel."""
+    """The targets the split's own render job writes beside the noisy audio: on test the
+    evaluation references (TEST_REFERENCES), the targets of the GAN runs whose residual
+    correlation is measured, and the regression target the Figure 5/6 spectrograms show as their
+    clean panel; on train and valid none: each training target is its own job
+    (simulate_render_target, train_meta), so a target only a new run needs re-renders nothing
+    the other runs read."""
     if split != "test":
-        names = {EXPS[n].target for n in TRAINED}
+        return []
     else:
         names = set(TEST_REFERENCES) | {EXPS[n].target for n in RESIDUAL_SYSTEMS}
         if FIGURE_INPUTS["fig5"][1] or FIGURE_INPUTS["fig6"][1]:
             names.add(EXPS[_SPEC["regression"]].target)
     return sorted(names)
+
+
+def train_meta(split, target):
+    """The list a training run reads for `split` (train, valid): the rows with their noisy file
+    and `target`'s, written by that target's render job."""
+    return f"{SIMULATION}/{split}/meta.{target}.tsv"
+
+
+def render_target_names():
+    """Every target a render can make (the wildcard of simulate_render_target)."""
+    from use_repro.data.targets import target_names as _target_names
+
+    return _target_names(config["simulation"]["early_windows_ms"])
 
 
 # --- shards (issue #22) ------------------------------------------------------------------------
@@ -101,7 +116,8 @@ def shard_files(stage, pattern, **wildcards):
 
 
 def render_shard_lists(wc):
-    return shard_files("simulate", f"{SIMULATION}/{{split}}/shards/{{shard}}/meta.tsv", split=wc.split)
+    name = f"meta.{wc.target}.tsv" if "target" in wc.keys() else "meta.tsv"
+    return shard_files("simulate", f"{SIMULATION}/{{split}}/shards/{{shard}}/{name}", split=wc.split)
 
 
 def enhance_shard_lists(wc):
@@ -207,7 +223,7 @@ def train_settings(wc):
 # --- training ---------------------------------------------------------------------------------
 def train_inputs(wc):
     e = EXPS[wc.exp]
-    inputs = {"train_meta": SIM_META["train"], "valid_meta": SIM_META["valid"]}
+    inputs = {"train_meta": train_meta("train", e.target), "valid_meta": train_meta("valid", e.target)}
     if e.filter != "none":
         inputs["speech_list"] = filtered_speech_list(e.filter)
     if e.init:

@@ -130,7 +130,7 @@ rule vqscore_filter_list:
         ENV
     params:
         cfg=lambda wc, input: input.settings,  # the settings file is an input (committed.py)
-        out=VQSCORE,
+        out=lambda wc, output: os.path.dirname(os.path.dirname(output.scp)),  # <vqscore>/filtered/<list>
     shell:
         "use-repro vqscore filter --config {params.cfg} --scores {input.scores} --scp {input.scp}"
         " --estimator {input.estimator} --out-dir {params.out} --only-list {wildcards.threshold} > {log} 2>&1"

@@ -37,13 +37,16 @@ log = logging.getLogger("use_repro.gather")
 # --- simulate render --------------------------------------------------------------------------
 
 def gather_simulate(shard_dirs: Sequence[str | os.PathLike], out: str | os.PathLike,
-                    max_reject_fraction: float) -> int:
+                    max_reject_fraction: float, list_name: str = "meta.tsv") -> int:
     """meta.tsv and rejects.tsv of a split from its shards' (render --shard writes both, and
     SIM_COUNTS, into its shard folder); the exit status and summary the unsharded render gives,
-    from the whole split's counts."""
+    from the whole split's counts. `list_name`: meta.<target>.tsv for a --targets-only render
+    (its rejects and counts are named after it: simulate.list_names)."""
     from use_repro.batch import Failures
     from use_repro.data.manifest import read_meta, write_meta
-    from use_repro.data.simulate import render_status, render_summary
+    from use_repro.data.simulate import list_names, render_status, render_summary
+
+    names = list_names(list_name)
 
     out = Path(out)
     rows: list[dict] = []
@@ -51,24 +54,24 @@ def gather_simulate(shard_dirs: Sequence[str | os.PathLike], out: str | os.PathL
     failures = Failures("simulate render")
     total = rejected = 0
     for d in map(Path, shard_dirs):
-        counts = json.loads((d / SIM_COUNTS).read_text())
+        counts = json.loads((d / names["counts"]).read_text())
         total, rejected = total + counts["total"], rejected + counts["rejected"]
-        with open(d / "meta.tsv", encoding="utf-8") as f:
+        with open(d / names["meta"], encoding="utf-8") as f:
             header = f.readline().rstrip("\n").split("\t")
         # each shard's header is the columns of its own rows in first-seen order; their union in
         # shard order is that of all rows, the unsharded header
         columns += [c for c in header if c not in columns]
-        rows += read_meta(d / "meta.tsv")
-        with open(d / "rejects.tsv", encoding="utf-8") as f:
+        rows += read_meta(d / names["meta"])
+        with open(d / names["rejects"], encoding="utf-8") as f:
             next(f, None)
             failures.items += [tuple(line.rstrip("\n").split("\t", 1)) for line in f if line.strip()]
-    failures.write(out / "rejects.tsv")  # first, as render: the culprits survive a failed gather
-    write_meta(out / "meta.tsv", rows, extra_columns=columns)
+    failures.write(out / names["rejects"])  # first, as render: the culprits survive a failed gather
+    write_meta(out / names["meta"], rows, extra_columns=columns)
     status = render_status(total, rejected, max_reject_fraction)
     if failures:
-        print(render_summary(failures.items, total, rejected, max_reject_fraction, out / "rejects.tsv", status),
+        print(render_summary(failures.items, total, rejected, max_reject_fraction, out / names["rejects"], status),
               file=sys.stderr)
-    log.info("gather simulate: %d rows from %d shards -> %s", len(rows), len(shard_dirs), out / "meta.tsv")
+    log.info("gather simulate: %d rows from %d shards -> %s", len(rows), len(shard_dirs), out / names["meta"])
     return status
 
 
@@ -185,6 +188,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--config", default=None, help="profile (its simulation.max_reject_fraction)")
     q.add_argument("--max-reject-fraction", type=float, default=None,
                    help="fail when more of the split's rows were rejected (default: the profile's)")
+    q.add_argument("--list-name", default="meta.tsv", help="the shards' list (meta.<target>.tsv for a target's render)")
     for stage, what in (("vqscore", "vqscore.tsv"), ("evaluate", "the evaluation CSV (its JSON goes beside it)")):
         q = sub.add_parser(stage, help=f"{what} from its shards'")
         q.add_argument("--shards", nargs="+", required=True, help="the shard files, in shard order")
@@ -202,7 +206,7 @@ def run(args: argparse.Namespace) -> int:
             from use_repro.data.simulate import _config
 
             limit = SimConfig.from_config(_config(args.config)).max_reject_fraction
-        return gather_simulate(args.shards, args.out, limit)
+        return gather_simulate(args.shards, args.out, limit, args.list_name)
     if args.stage == "vqscore":
         return gather_lines(args.shards, args.out)
     if args.stage == "enhance":

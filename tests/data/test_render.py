@@ -213,15 +213,25 @@ def test_the_dag_renders_exactly_the_targets_its_jobs_read():
                          cwd=root, capture_output=True, text=True)
     assert res.returncode == 0, res.stderr[-2000:]
     cmds = [line for line in res.stdout.splitlines() if "use-repro" in line]
-    planned = {m.group(1): set(m.group(2).split()) for c in cmds
-               for m in [re.search(r"simulate render .*--meta \S+/simulation/(\w+)/params\.tsv .*--targets ([\w. ]+?) --out", c)] if m}
+    # the split's own render (test: with its references; train/valid: noisy only) and, on train
+    # and valid, one --targets-only render per training target
+    planned = {"train": set(), "valid": set(), "test": set()}
+    for c in cmds:
+        m = re.search(r"simulate render .*--meta \S+/simulation/(\w+)/params\.tsv .*--targets ?([\w. ]*?)"
+                      r"( --targets-only --list-name (\S+))? --out", c)
+        if m:
+            planned[m.group(1)] |= set(m.group(2).split())
+            if m.group(3):
+                assert m.group(4) == f"meta.{m.group(2)}.tsv", c
     read = {"train": set(), "valid": set(), "test": set()}
     folder_target = {"clean": "early", "clean_anechoic": "anechoic", "clean_shifted": "shifted"}
     for c in cmds:
-        m = re.search(r"--train-meta \S+ --valid-meta \S+ --target (\S+)", c)
+        m = re.search(r"--train-meta (\S+) --valid-meta (\S+) --target (\S+)", c)
         if m:
-            read["train"].add(m.group(1))
-            read["valid"].add(m.group(1))
+            read["train"].add(m.group(3))
+            read["valid"].add(m.group(3))
+            # each run reads its target's lists
+            assert m.group(1).endswith(f"train/meta.{m.group(3)}.tsv") and m.group(2).endswith(f"valid/meta.{m.group(3)}.tsv"), c
         m = re.search(r"--test-meta \S+/simulation/test/meta\.tsv --target (\S+)", c)
         if m:
             read["test"].add(m.group(1))

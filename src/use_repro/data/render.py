@@ -59,11 +59,15 @@ class RenderSettings:
     # Targets to render (names from targets.target_names); None: all of them. The early target
     # is computed whatever this says: the level rule needs its peak.
     targets: tuple | None = None
+    # Write only the targets' own files: the noisy mixture (and the clean file of a row without
+    # reverberation, which every target of that row links to) are another job's, already written
+    # (simulate render --targets-only: one job per training target, data/simulate.py).
+    targets_only: bool = False
 
     @classmethod
-    def from_sim(cls, sim, targets=None) -> "RenderSettings":
+    def from_sim(cls, sim, targets=None, targets_only=False) -> "RenderSettings":
         return cls(tuple(sim.early_windows_ms), sim.target_gain, sim.early_ms / 1000.0, sim.wind_challenge_quirks,
-                   None if targets is None else tuple(targets))
+                   None if targets is None else tuple(targets), targets_only)
 
     def target_list(self) -> list[str]:
         """The targets to render, in column order; ValueError naming a target no setting makes."""

@@ -77,9 +77,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--out", required=True, help="output folder (audio, meta.tsv, rejects.tsv)")
     q.add_argument("--threads", type=int, default=1, help="worker processes (0: all cores)")
     q.add_argument("--resume", action="store_true", help="keep rows whose files all exist already")
-    q.add_argument("--targets", nargs="+", default=None, metavar="TARGET",
+    q.add_argument("--targets", nargs="*", default=None, metavar="TARGET",
                    help="targets to write besides noisy (early, shifted, anechoic, early<W>ms); the columns of "
-                        "the others say none. Default: every target the configuration makes")
+                        "the others say none; none given: only noisy (and the clean file of a row without "
+                        "reverberation). Default: every target the configuration makes")
+    q.add_argument("--targets-only", action="store_true",
+                   help="write only the --targets' own files; the noisy files (and the clean files of dry rows) "
+                        "must have been written by a render of the same --meta into --out, and are listed as "
+                        "they are. The DAG renders each training target so, in its own job, so a new target "
+                        "re-renders nothing else")
+    q.add_argument("--list-name", default="meta.tsv",
+                   help="name of the list written (rejects.tsv and counts.json take its middle part: "
+                        "meta.early.tsv -> rejects.early.tsv)")
     q.add_argument("--max-reject-fraction", type=float, default=None,
                    help="rejected rows tolerated, as a fraction of all rows, before the exit status is 1 "
                         "(default: the profile's simulation.max_reject_fraction)")
@@ -366,7 +375,7 @@ def _render_one(job):
             kept = {name: _existing(p) for name, p in files.items()}
             kept.update({name: _existing(paths[target_column(name)]) for name in links})
             if all(_fresh(p) for p in kept.values()):
-                result.update({_column(n): p for n, p in kept.items()})
+                result.update({_column(n): p for n, p in {**_given(row, paths, settings, links), **kept}.items()})
                 return index, result, None, 0.0
         audio = render_row(row, _WORKER["sources"], settings)
         result.update(write_row(row, paths, settings, audio))
@@ -383,6 +392,7 @@ def write_row(row: dict, paths: dict, settings, audio: dict) -> dict:
     files, links = planned_files(row, paths, settings)
     fs = int(float(row["fs"]))
     written = {name: _write(path, audio[name], fs) for name, path in files.items()}
+    written.update(_given(row, paths, settings, links))
     for name, src in links.items():
         dst = _with_suffix(paths[target_column(name)], written[src])  # a link takes its source's format
         _link(written[src], dst)
@@ -423,9 +433,11 @@ def planned_files(row: dict, paths: dict, settings) -> tuple[dict, dict]:
     fs = int(float(row["fs"]))
     reverberant = row.get("rir_uid", "none") not in ("none", "", None)
     wanted = settings.target_list()
-    files = {"noisy": paths["noisy_path"]}
+    only = getattr(settings, "targets_only", False)
+    # --targets-only: the noisy file, and the clean file of a dry row, are the noisy job's
+    files = {} if only else {"noisy": paths["noisy_path"]}
     links = {}
-    if "early" in wanted or not reverberant:
+    if ("early" in wanted and reverberant) or not (reverberant or only):
         files["early"] = paths["clean_path"]
     for name in wanted:
         col = target_column(name)
@@ -441,6 +453,26 @@ def planned_files(row: dict, paths: dict, settings) -> tuple[dict, dict]:
         else:
             files[name] = paths[col]
     return files, links
+
+
+def _given(row: dict, paths: dict, settings, links: dict) -> dict:
+    """Under --targets-only, the files of the row the noisy job wrote: its noisy file (listed
+    beside the target) and, for a dry row, the clean file its targets link to. RowError when
+    one is missing (the noisy job has not rendered the row)."""
+    from use_repro.data.render import RowError
+
+    if not getattr(settings, "targets_only", False):
+        return {}
+    need = {"noisy": paths["noisy_path"]}
+    if "early" in links.values() or ("early" in settings.target_list() and "early" not in planned_files(row, paths, settings)[0]):
+        need["early"] = paths["clean_path"]
+    given = {}
+    for name, path in need.items():
+        found = _existing(path)
+        if found is None:
+            raise RowError(f"{path}: not rendered (the split's noisy job writes it before its targets' jobs)")
+        given[name] = found
+    return given
 
 
 def _link(src: str, dst: str) -> None:
@@ -595,7 +627,12 @@ def run_render(args) -> int:
 
     cfg = _config(args.config)
     sim = SimConfig.from_config(cfg)
-    settings = RenderSettings.from_sim(sim, args.targets)
+    settings = RenderSettings.from_sim(sim, args.targets, args.targets_only)
+    try:
+        names = list_names(args.list_name)
+    except ValueError as e:
+        log.error("render: %s", e)
+        return 2
     limit = sim.max_reject_fraction if args.max_reject_fraction is None else args.max_reject_fraction
     if not 0.0 <= limit <= 1.0:
         log.error("render: --max-reject-fraction %s: expected a fraction in [0, 1]", limit)
@@ -671,8 +708,8 @@ def run_render(args) -> int:
         failures.items.append((item, reason))
     lists = Path(args.lists) if args.lists else out
     # rejects.tsv first: whatever happens next, the list of what failed is on disk.
-    failures.write(lists / "rejects.tsv")
-    write_meta(lists / "meta.tsv", done, extra_columns=extra)
+    failures.write(lists / names["rejects"])
+    write_meta(lists / names["meta"], done, extra_columns=extra)
     if done:
         log.info("render: %d rows, %.1f s of audio in %.1f s wall (%.1fx real time per worker-second)",
                  len(done), seconds, wall, seconds / busy if busy else float("nan"))
@@ -682,17 +719,29 @@ def run_render(args) -> int:
         import json
 
         from use_repro.fs import write_text_atomic
-        from use_repro.shards import SIM_COUNTS
 
-        write_text_atomic(lists / SIM_COUNTS, json.dumps({"total": total, "rejected": rejected}) + "\n")
+        write_text_atomic(lists / names["counts"], json.dumps({"total": total, "rejected": rejected}) + "\n")
         log.info("render: shard %d/%d: %d of %d rows, %d rejected", *args.shard, len(jobs), len(rows), rejected)
         return 0
     status = render_status(total, rejected, limit)
     if total == 0:
         log.error("render: %s holds no rows: nothing rendered", args.meta)
     if failures:
-        print(render_summary(failures.items, total, rejected, limit, lists / "rejects.tsv", status), file=sys.stderr)
+        print(render_summary(failures.items, total, rejected, limit, lists / names["rejects"], status), file=sys.stderr)
     return status
+
+
+def list_names(meta_name: str = "meta.tsv") -> dict[str, str]:
+    """The files a render writes beside its audio, named after its list: meta.tsv, rejects.tsv,
+    counts.json (a shard's); for `meta.<target>.tsv` (a --targets-only render)
+    rejects.<target>.tsv and counts.<target>.json."""
+    from use_repro.shards import SIM_COUNTS
+
+    if not (meta_name.startswith("meta") and meta_name.endswith(".tsv")) or "/" in meta_name:
+        raise ValueError(f"--list-name {meta_name!r}: expected meta.tsv or meta.<name>.tsv")
+    middle = meta_name[len("meta"):-len(".tsv")]
+    stem, ext = SIM_COUNTS.rsplit(".", 1)
+    return {"meta": meta_name, "rejects": f"rejects{middle}.tsv", "counts": f"{stem}{middle}.{ext}"}
 
 
 def render_status(total: int, rejected: int, limit: float) -> int:

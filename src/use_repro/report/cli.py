@@ -201,7 +201,8 @@ def _curve_groups(cfg: dict, results: Path, exps, names, figure: str):
     from use_repro.report import figures as F
     from use_repro.report.experiments import curve_groups
 
-    thresholds = (cfg.get("vqscore") or {}).get("thresholds")
+    # only 3(a) names curves by threshold (and digests them: report_figure_settings)
+    thresholds = (cfg.get("vqscore") or {}).get("thresholds") if figure == "fig3a" else None
     runs, valid, seen = {}, {}, {}
     for head, members in curve_groups(exps, names).items():
         have = [m for m in members if layout.curves(results, m).exists()]
