@@ -444,6 +444,9 @@ EDITS = {
 }
 
 
+PRINTED_PLAN_CHECKED = ("steps", "lr", "new target", "drop MCD", "unused threshold")
+
+
 @pytest.mark.parametrize("kind", list(EDITS))
 def test_a_settings_edit_plans_its_jobs_and_their_descendants_only(recorded_tiny, tmp_path, kind):
     edit, direct = EDITS[kind]
@@ -454,7 +457,9 @@ def test_a_settings_edit_plans_its_jobs_and_their_descendants_only(recorded_tiny
     expected = closure(starts, children)
     assert run == expected, (kind, "planned beyond:", sorted(labels[n] for n in run - expected),
                              "not planned:", sorted(labels[n] for n in expected - run))
-    # the same plan as `snakemake -n` prints
+    # the same plan as `snakemake -n` prints (checked on a few kinds: each check is a DAG build)
+    if kind not in PRINTED_PLAN_CHECKED:
+        return
     counts = planned(recorded_tiny, profile)
     per_rule = {}
     for n in run:
