@@ -9,6 +9,7 @@ from use_repro.audio.io import write_audio
 from use_repro.data import audiocheck
 from use_repro.data.dataset import (BEFORE_START, SKIP_RECORD, Draw, MetaDataset, checked_rows, load_rows)
 from use_repro.data.manifest import write_meta
+from use_repro.train.arguments import TrainRun
 
 
 def _pair(root, uid, x, fs, clean=None, **kw):
@@ -154,9 +155,9 @@ def test_training_runs_past_a_nan_row_and_a_missing_file_and_resumes(tmp_path):
     out = tmp_path / "run"
 
     def train(steps):
-        return regression.train(parser.parse_args(list(map(str, [
+        return regression.train(TrainRun.from_namespace(parser.parse_args(list(map(str, [
             "regression", "--config", cfg, "--train-meta", meta, "--target", "shifted",
-            "--steps", steps, "--out", out, "--device", "cpu"]))))
+            "--steps", steps, "--out", out, "--device", "cpu"])))))
 
     assert train(4).step == 4  # 4 draws of a 5-row epoch: at least one bad row is drawn
     skipped = (out / SKIP_RECORD).read_text().splitlines()[1:]
@@ -180,6 +181,7 @@ def test_on_the_fly_simulation_replaces_a_speech_file_that_goes_bad(tmp_path):
     args = parser.parse_args(list(map(str, ["regression", "--config", cfg, "--simulate", "--corpus-dir", corpus,
                                             "--target", "early", "--steps", 1, "--out", tmp_path / "run",
                                             "--device", "cpu"])))
+    args = TrainRun.from_namespace(args)
     ds = setup.training_dataset(args, setup.context(args, "regression", "early"))
     victim = ds.speech[1]
     open(victim.path, "wb").write(b"fLaC but nothing after")  # damaged after the run started

@@ -13,6 +13,7 @@ import torch
 from use_repro.cli import stage_parser
 from use_repro.train import distributed as D
 from use_repro.train import gan, regression
+from use_repro.train.arguments import TrainRun
 
 
 def main(argv: list[str]) -> None:
@@ -27,10 +28,10 @@ def main(argv: list[str]) -> None:
             torch.save(grads, os.path.join(args.out, f"grads_rank{rank}.pt"))
 
     try:
-        regression.train(args, on_gradients=probe)
+        regression.train(TrainRun.from_namespace(args), on_gradients=probe)
         gan_argv = ["gan"] + argv[1:] + ["--init", os.path.join(args.out, "final.pt"),
                                          "--out", os.path.join(args.out, "gan"), "--steps", "3"]
-        gan.train(parser.parse_args(gan_argv), "gan")
+        gan.train(TrainRun.from_namespace(parser.parse_args(gan_argv)), "gan")
     finally:
         D.shutdown()
 

@@ -12,6 +12,7 @@ from use_repro.config import REPO_ROOT
 from use_repro.models.checkpoint import load_model
 from use_repro.train import cli, regression, setup
 from use_repro.train.loop import list_checkpoints
+from use_repro.train.arguments import TrainRun
 
 from .conftest import make_meta, write_profile
 
@@ -21,9 +22,15 @@ def parse(*argv):
     return parser.parse_args([str(a) for a in argv])
 
 
-def args_for(cfg, meta, out, target="shifted", steps=4, *extra):
+def command_for(cfg, meta, out, target="shifted", steps=4, *extra):
+    """The parsed `use-repro train regression` command line (what cli.run takes)."""
     return parse("regression", "--config", cfg, "--train-meta", meta, "--valid-meta", meta, "--target", target,
                  "--steps", steps, "--out", out, "--device", "cpu", *extra)
+
+
+def args_for(cfg, meta, out, target="shifted", steps=4, *extra):
+    """The run that command line describes (what the training code takes)."""
+    return TrainRun.from_namespace(command_for(cfg, meta, out, target, steps, *extra))
 
 
 def identity(args):
@@ -77,7 +84,7 @@ def test_training_into_a_folder_of_another_target_refuses_or_restarts(tmp_path, 
     regression.train(args_for(cfg, tiny_meta, out, "shifted"))
     shifted = (out / "final.pt").read_bytes()
     with pytest.raises(UsageError) as e:  # the CLI's main prints it and exits 2
-        cli.run(args_for(cfg, tiny_meta, out, "anechoic"))
+        cli.run(command_for(cfg, tiny_meta, out, "anechoic"))
     assert "target: 'shifted' -> 'anechoic'" in str(e.value) and "--restart-if-changed" in str(e.value)
     assert (out / "final.pt").read_bytes() == shifted  # refused: nothing touched
     # restarting gives what an empty folder gives, never the old run's weights
@@ -96,9 +103,29 @@ def test_training_into_a_folder_of_another_target_refuses_or_restarts(tmp_path, 
 def test_arguments_a_stage_cannot_run_with_raise_and_the_cli_prints_them(tmp_path, tiny_meta):
     from use_repro.train.arguments import TrainArgumentError
 
-    args = args_for(write_profile(tmp_path / "tiny.yaml"), tiny_meta, tmp_path / "run", "shifted", 4, "--simulate")
+    command = command_for(write_profile(tmp_path / "tiny.yaml"), tiny_meta, tmp_path / "run", "shifted", 4, "--simulate")
     with pytest.raises(TrainArgumentError, match="give exactly one of --train-meta and --simulate"):
-        regression.train(args)
+        regression.train(TrainRun.from_namespace(command))
     with pytest.raises(UsageError) as e:  # the CLI's main prints the message alone, exit status 2
-        cli.run(args)
+        cli.run(command)
     assert str(e.value) == "train: give exactly one of --train-meta and --simulate"
+
+
+def test_every_training_option_reaches_the_run_the_training_code_takes():
+    """TrainRun is the typed form of the command line: every option of `train regression`,
+    `gan` and `finetune` is one of its fields (none is dropped on the way to the training code),
+    and lists become tuples (the run is frozen)."""
+    import dataclasses
+
+    parser, _ = stage_parser("train")
+    sub = next(a for a in parser._actions if isinstance(a, __import__("argparse")._SubParsersAction))
+    cli_only = {"help", "verbose", "train_stage", "func"}
+    names = {f.name for f in dataclasses.fields(TrainRun)}
+    for stage in ("regression", "gan", "finetune"):
+        dests = {a.dest for a in sub.choices[stage]._actions} - cli_only
+        assert dests <= names, (stage, sorted(dests - names))
+    run = TrainRun.from_namespace(parse("gan", "--out", "o", "--init", "r.pt", "--simulate",
+                                        "--speech-scp", "a.scp", "b.scp"))
+    assert run.speech_scp == ("a.scp", "b.scp") and run.init == "r.pt" and run.simulate
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        run.steps = 3

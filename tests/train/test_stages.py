@@ -22,6 +22,7 @@ from use_repro.models.build import build_regression
 from use_repro.seeding import derive_seed
 from use_repro.train import gan, regression, setup
 from use_repro.train.loop import CurveFile, list_checkpoints
+from use_repro.train.arguments import TrainRun
 from use_repro.train.losses import weighted_sum
 
 from .conftest import write_profile
@@ -30,6 +31,11 @@ from .conftest import write_profile
 def parse(*argv: str):
     parser, _ = stage_parser("train")
     return parser.parse_args([str(a) for a in argv])
+
+
+def run_of(*argv: str) -> TrainRun:
+    """The training run a `use-repro train` command line describes (what the training code takes)."""
+    return TrainRun.from_namespace(parse(*argv))
 
 
 def dataset_loss(model, meta: Path, weights: dict) -> float:
@@ -49,8 +55,8 @@ def dataset_loss(model, meta: Path, weights: dict) -> float:
 def test_regression_30_steps_reduce_the_loss(tmp_path, tiny_meta):
     cfg = write_profile(tmp_path / "tiny.yaml")
     out = tmp_path / "run"
-    args = parse("regression", "--config", cfg, "--train-meta", tiny_meta, "--valid-meta", tiny_meta,
-                 "--target", "shifted", "--steps", 30, "--out", out, "--device", "cpu")
+    args = run_of("regression", "--config", cfg, "--train-meta", tiny_meta, "--valid-meta", tiny_meta,
+                  "--target", "shifted", "--steps", 30, "--out", out, "--device", "cpu")
     res = regression.train(args)
     assert res.step == 30 and res.nonfinite_total == 0
     # the model the run started from: the profile's size, initialised from the run's seed
@@ -109,8 +115,8 @@ def test_killed_run_resumes_to_the_same_parameters(tmp_path, tiny_meta):
 def test_untrained_gan_stage_returns_the_regression_output(tmp_path, tiny_meta, tiny_regression):
     cfg = write_profile(tmp_path / "tiny.yaml")
     out = tmp_path / "gan0"
-    gan.train(parse("gan", "--config", cfg, "--train-meta", tiny_meta, "--target", "shifted",
-                    "--init", tiny_regression, "--steps", 0, "--out", out, "--device", "cpu"), "gan")
+    gan.train(run_of("gan", "--config", cfg, "--train-meta", tiny_meta, "--target", "shifted",
+                     "--init", tiny_regression, "--steps", 0, "--out", out, "--device", "cpu"), "gan")
     two_stage, reg = load_model(out / "final.pt"), load_model(tiny_regression)
     assert type(two_stage).__name__ == "TwoStage"
     x = MetaDataset(load_rows(tiny_meta, "shifted"))[0]["noisy"][None]
@@ -129,9 +135,9 @@ def test_adversarial_stages_train_and_record_figure9_curves(tmp_path, tiny_meta,
     cfg = write_profile(tmp_path / "tiny.yaml", validate_every=2,
                         valid_metrics=["pesq", "magnitude", "phase", "time"])
     out = tmp_path / stage
-    res = gan.train(parse(stage, "--config", cfg, "--train-meta", tiny_meta, "--valid-meta", tiny_meta,
-                          "--target", "shifted", "--init", tiny_regression, "--steps", 3, "--out", out,
-                          "--device", "cpu"), stage)
+    res = gan.train(run_of(stage, "--config", cfg, "--train-meta", tiny_meta, "--valid-meta", tiny_meta,
+                           "--target", "shifted", "--init", tiny_regression, "--steps", 3, "--out", out,
+                           "--device", "cpu"), stage)
     assert res.step == 3 and res.nonfinite_total == 0
     assert {"adversarial", "feature_matching", "discriminator", "magnitude"} <= set(res.history[-1])
     rows = CurveFile(out / "curves.csv").rows()
@@ -159,8 +165,8 @@ def test_on_the_fly_simulation(tmp_path):
 
     corpus = write_corpus(tmp_path / "corpus", seconds=0.6, rates=(8000, 16000), n_noise=1)
     cfg = write_profile(tmp_path / "tiny.yaml", segment_seconds=0.3)
-    args = parse("regression", "--config", cfg, "--simulate", "--corpus-dir", corpus, "--target", "early",
-                 "--steps", 2, "--out", tmp_path / "run", "--device", "cpu")
+    args = run_of("regression", "--config", cfg, "--simulate", "--corpus-dir", corpus, "--target", "early",
+                  "--steps", 2, "--out", tmp_path / "run", "--device", "cpu")
     ctx = setup.context(args, "regression", "early")
     ds = setup.training_dataset(args, ctx)
     assert isinstance(ds, SimulatedDataset) and len(ds) == 4

@@ -7,6 +7,7 @@ their old names).
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass, fields
 
 
 class TrainArgumentError(ValueError):
@@ -14,6 +15,52 @@ class TrainArgumentError(ValueError):
     simulate from, an --init model of the wrong kind. The user's to fix, not a crash: the
     training code raises it (a caller from Python can catch it) and `use-repro train` prints
     the message alone and exits 1 (train/cli.py)."""
+
+
+@dataclass(frozen=True)
+class TrainRun:
+    """One training run as the training code takes it: the typed form of `use-repro train
+    regression|gan|finetune`'s options (the CLI builds it, `from_namespace`; a caller from
+    Python builds it directly). The profile's settings the run reads come from `config`, by the
+    keys train/keys.py declares. Paths are as given (relative to the working directory).
+
+    config: profile name or settings YAML; out: run folder; target: training target; steps:
+    optimizer updates; train_meta / valid_meta: rendered lists (meta.<target>.tsv); simulate:
+    on-the-fly simulation instead of train_meta, from corpus_dir or the *_scp manifests;
+    speech_list: the VQScore-filtered speech kept; init: a final.pt to start from; size: a key
+    of model.sizes; seed, validate_every, device, threads: None/0 take the profile's;
+    restart_if_changed: discard checkpoints of other settings instead of refusing."""
+
+    out: str
+    config: str = "mini"
+    target: str = "shifted"
+    steps: int = 1000
+    train_meta: str | None = None
+    valid_meta: str | None = None
+    simulate: bool = False
+    corpus_dir: str | None = None
+    speech_scp: tuple[str, ...] | None = None
+    noise_scp: tuple[str, ...] | None = None
+    rir_scp: tuple[str, ...] | None = None
+    wind_scp: tuple[str, ...] | None = None
+    speech_list: str | None = None
+    init: str | None = None
+    size: str = ""
+    seed: int | None = None
+    validate_every: int | None = None
+    device: str | None = None
+    threads: int = 0
+    restart_if_changed: bool = False
+
+    @classmethod
+    def from_namespace(cls, ns: argparse.Namespace) -> "TrainRun":
+        """The run the parsed options describe (options the parser lacks keep their defaults)."""
+        values = {}
+        for f in fields(cls):
+            if hasattr(ns, f.name):
+                v = getattr(ns, f.name)
+                values[f.name] = tuple(v) if isinstance(v, list) else v
+        return cls(**values)
 
 
 def add_data_arguments(p: argparse.ArgumentParser) -> None:

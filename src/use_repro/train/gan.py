@@ -37,7 +37,7 @@ import torch
 
 from use_repro.train import distributed as D
 from use_repro.train import setup
-from use_repro.train.arguments import TrainArgumentError, gan_arguments, residual_arguments
+from use_repro.train.arguments import TrainArgumentError, TrainRun, gan_arguments, residual_arguments
 from use_repro.train.losses import (GAN_FORMS, loss_adversarial, loss_discriminator, loss_feature_matching,
                                     weighted_sum)
 from use_repro.train.loop import FitResult, Trainer
@@ -114,8 +114,8 @@ class AdversarialTask:
 add_arguments = gan_arguments
 
 
-def train(args: argparse.Namespace, stage: str, on_gradients=None) -> FitResult:
-    """Run the `gan` or `finetune` stage described by `args`."""
+def train(args: TrainRun, stage: str, on_gradients=None) -> FitResult:
+    """Run the `gan` or `finetune` stage `args` describes."""
     from use_repro.data.dataset import target_column
     from use_repro.models.build import build_discriminator, build_generator
     from use_repro.models.generator import TwoStage
@@ -154,7 +154,7 @@ def train(args: argparse.Namespace, stage: str, on_gradients=None) -> FitResult:
 
 def run(args: argparse.Namespace, stage: str) -> int:
     try:
-        train(args, stage)
+        train(TrainRun.from_namespace(args), stage)
     finally:
         D.shutdown()
     return 0

@@ -21,7 +21,7 @@ import torch
 from use_repro.audio.stft import mag_pha_istft, mag_pha_stft
 from use_repro.train import distributed as D
 from use_repro.train import setup
-from use_repro.train.arguments import TrainArgumentError
+from use_repro.train.arguments import TrainArgumentError, TrainRun
 from use_repro.train.arguments import common_arguments, regression_arguments  # noqa: F401 (re-exported)
 from use_repro.train.losses import RECONSTRUCTION, reconstruction_losses_spec, weighted_sum
 from use_repro.train.loop import FitResult, Trainer
@@ -112,8 +112,8 @@ def validate_fn(validator, wave_fn) -> Callable[[int], dict] | None:
 add_arguments = regression_arguments
 
 
-def train(args: argparse.Namespace, on_gradients=None) -> FitResult:
-    """Run the regression stage described by `args` (see the module docstring)."""
+def train(args: TrainRun, on_gradients=None) -> FitResult:
+    """Run the regression stage `args` describes (see the module docstring)."""
     from use_repro.data.dataset import target_column
     from use_repro.models.build import build_regression
     from use_repro.models.usemamba import USEMamba
@@ -140,7 +140,7 @@ def train(args: argparse.Namespace, on_gradients=None) -> FitResult:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        train(args)
+        train(TrainRun.from_namespace(args))
     finally:
         D.shutdown()
     return 0

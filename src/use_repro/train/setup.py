@@ -7,9 +7,8 @@ order, cropped the same way (a controlled comparison, as Figure 3 needs).
 """
 from __future__ import annotations
 
-import argparse
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -20,7 +19,7 @@ from use_repro.train.keys import train_keys
 from use_repro.fs import sha256_file
 from use_repro.seeding import derive_seed, seed_everything
 from use_repro.train import distributed as D
-from use_repro.train.arguments import TrainArgumentError
+from use_repro.train.arguments import TrainArgumentError, TrainRun
 from use_repro.train.arguments import add_data_arguments  # noqa: F401 (re-exported)
 from use_repro.train.loop import LoopSettings
 
@@ -45,13 +44,13 @@ class RunContext:
     def data_seed(self) -> int:
         return derive_seed(self.seed, "train.data", self.stage)
 
-    def meta(self, args: argparse.Namespace) -> dict:
+    def meta(self, args: TrainRun) -> dict:
         """Stored in checkpoints and final.pt: enough to know what made them."""
         return {"stage": self.stage, "target": self.target, "seed": self.seed,
-                "args": {k: v for k, v in vars(args).items() if _jsonable(v)},
+                "args": {k: v for k, v in asdict(args).items() if _jsonable(v)},
                 "config": plain(self.cfg), "identity": self.identity(args)}
 
-    def identity(self, args: argparse.Namespace) -> dict:
+    def identity(self, args: TrainRun) -> dict:
         """Every setting the run's weights and curves depend on, except `steps` (a longer run
         continues a shorter one): the trainer resumes only from checkpoints of an equal identity.
         Files enter by content (a moved or re-rendered data list counts by what it holds);
@@ -92,7 +91,7 @@ def _jsonable(v: Any) -> bool:
     return v is None or isinstance(v, (str, int, float, bool, list, tuple))
 
 
-def context(args: argparse.Namespace, stage: str, target: str) -> RunContext:
+def context(args: TrainRun, stage: str, target: str) -> RunContext:
     """Load the profile, join the process group, set threads and seeds."""
     cfg = load_config(args.config)
     if getattr(args, "validate_every", None) is not None:
@@ -143,7 +142,7 @@ def build(factory: Callable[[], torch.nn.Module], seed: int) -> torch.nn.Module:
 
 # --- data ------------------------------------------------------------------------------------
 
-def training_dataset(args: argparse.Namespace, ctx: RunContext):
+def training_dataset(args: TrainRun, ctx: RunContext):
     """The stage's training Dataset (MetaDataset or SimulatedDataset)."""
     from use_repro.data.dataset import MetaDataset, SimulatedDataset, load_rows, speech_uids
 
@@ -171,7 +170,7 @@ def training_dataset(args: argparse.Namespace, ctx: RunContext):
                             skip_record=ctx.out / SKIP_RECORD, segment_max_rate=max_rate)
 
 
-def simulation_sources(args: argparse.Namespace) -> tuple[list, list, list, list]:
+def simulation_sources(args: TrainRun) -> tuple[list, list, list, list]:
     """(speech items, noise, rir, wind entries) of the train split for on-the-fly simulation:
     explicit --*-scp manifests, else those found under --corpus-dir as `simulate params` finds them."""
     from use_repro.audio.io import AudioError, audio_info
@@ -205,7 +204,7 @@ def batches(dataset, ctx: RunContext) -> Callable[[int], Iterator[dict]]:
                         int(ctx.cfg["train"].get("num_workers", 0)))
 
 
-def validator(args: argparse.Namespace, ctx: RunContext):
+def validator(args: TrainRun, ctx: RunContext):
     """A Validator over `--valid-meta` (None without one, which also turns validation off)."""
     if not args.valid_meta:
         ctx.settings.validate_every = 0
