@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import soundfile as sf
 
 from use_repro.audio.io import write_audio
 from use_repro.cli import main
@@ -33,7 +32,7 @@ from use_repro.config import REPO_ROOT
 from use_repro.shards import parse_shard, shard_range
 
 from .conftest import tone
-from .data.sim_fixtures import speech_like, write_corpus
+from .data.sim_fixtures import dag_split_tree, date_settings_with_the_corpus, speech_like, write_corpus
 from .train.conftest import one_thread  # noqa: F401 (autouse: one torch thread)
 
 K = 3
@@ -253,33 +252,17 @@ def test_a_killed_render_shard_reruns_alone(tmp_path):
     tests/data/test_simulate.py's DAG test): three render shards and their gather. The run is
     killed while one shard runs and another is done; the rerun leaves the finished shards alone
     and runs the killed one (and any not started) and the gather; meta.tsv lists every row."""
-    from use_repro.data.corpus.layout import manifest_files
-    from use_repro.data.manifest import read_meta, write_scp
+    from use_repro.data.manifest import read_meta
 
-    results = tmp_path / "results"
-    corpus, sim = results / "p" / "corpus", results / "p" / "simulation" / "test"
-    corpus.mkdir(parents=True)
-    sim.mkdir(parents=True)
-    for name in manifest_files():  # the corpus job's outputs, so it counts as done
-        (corpus / name).write_text("")
-    sf.write(corpus / "sp.flac", speech_like(16000, 0.5, 1), 16000)
-    sf.write(corpus / "nz.flac", np.random.default_rng(0).standard_normal(16000) * 0.1, 16000)
-    write_scp(corpus / "speech_test.scp", [("sp", 16000, str(corpus / "sp.flac"))])
-    write_scp(corpus / "noise_test.scp", [("nz", 16000, str(corpus / "nz.flac"))])
     rows = [f"fileid_{i}\tnz\tsp\ts\tc\tnz\t5.0\tnone\tnone\t16000\tnone\tt" for i in range(1, 7)]
-    (sim / "params.tsv").write_text(OFFICIAL_HEADER + "\n" + "\n".join(rows) + "\n")
-    now = time.time()
-    for f in corpus.iterdir():
-        os.utime(f, (now - 200, now - 200))
-    os.utime(sim / "params.tsv", (now - 100, now - 100))
+    results, corpus, sim, now = dag_split_tree(tmp_path, OFFICIAL_HEADER, rows, 16000)
     prof = tmp_path / "p.yaml"
     prof.write_text(f"profile: p\nresults_root: {results}\nfigures_root: {tmp_path / 'figures'}\n"
                     f"sharding: {{simulate: {K}}}\n")
     target = ["--config", f"profile={prof}", "--", str(sim / "meta.tsv")]
     dry = _snakemake(tmp_path, "-n", *target)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    for f in (results / "p" / "settings").iterdir():  # dated with the corpus: still done
-        os.utime(f, (now - 300, now - 300))
+    date_settings_with_the_corpus(results, now)
     from .test_dag import job_counts
 
     def plan() -> dict[str, int]:

@@ -146,7 +146,7 @@ def parents(paths):
 # cadence: marked `x-digest: execution` in schema.yaml) are in no digest. Experiment entries are digested completed
 # with their defaults, so writing out a default changes nothing.
 from use_repro.config import (digest_marks as _digest_marks, select_settings as _select_settings,
-                              settings_digest as _settings_digest, write_settings_file as _write_settings)
+                              selection_digest as _selection_digest, write_settings_file as _write_settings)
 from dataclasses import asdict as _asdict
 
 # An empty `checkpoint` (every trained run's) and a `validate_every` of 0 (the train section's)
@@ -179,11 +179,9 @@ SETTINGS = {
 def settings_file(name, keys, exclude=(), resolved=None):
     """The settings file of a job that reads `keys` minus `exclude` of `resolved` (default: the
     run's resolved settings), written if missing."""
-    resolved = _RESOLVED if resolved is None else resolved
-    marks = _digest_marks(SCHEMA)
-    digest = _settings_digest(resolved, keys, exclude, marks)[:16]
-    covered = list(_select_settings(resolved, keys, exclude, marks))
-    return str(_write_settings(f"{RESULTS}/settings/{name}.{digest}.yaml", CFG, covered))
+    selection = _select_settings(_RESOLVED if resolved is None else resolved, keys, exclude, _digest_marks(SCHEMA))
+    digest = _selection_digest(selection)[:16]
+    return str(_write_settings(f"{RESULTS}/settings/{name}.{digest}.yaml", CFG, list(selection)))
 
 
 def stage_settings(stage):
@@ -374,10 +372,15 @@ TABLE_OPTIONS = {
 from use_repro.report.experiments import curve_groups as _curve_groups
 
 
-def curve_runs(names):
+def curve_members(names):
     """The runs a learning-curve figure draws: the listed ones and their other seeds (drawn as
-    one curve with a band), each with its curves.csv and per-utterance valid_scores.csv."""
-    runs = [m for members in _curve_groups(EXPS, names).values() for m in members]
+    one curve with a band)."""
+    return [m for members in _curve_groups(EXPS, names).values() for m in members]
+
+
+def curve_runs(names):
+    """curve_members' curves.csv and per-utterance valid_scores.csv files."""
+    runs = curve_members(names)
     return curves(runs) + valid_scores(runs)
 
 
@@ -405,13 +408,12 @@ FIGURE_FILES = [f"{FIGURES}/{f}.{ext}" for f in DRAWN_FIGURES for ext in ("png",
 # A table's or figure's settings: what it prints of the profile, and the entries of exactly the
 # experiments it shows (in the order it shows them: `shown`), so adding, removing or relabelling
 # an experiment redraws only the tables and figures that show it.
-def shown_settings(name, keys, shown):
+def shown_settings(name, keys, shown, thresholds=None):
+    """`thresholds`: the VQScore thresholds digested under `vqscore.thresholds`, when only some
+    of the profile's are shown (default: all)."""
     resolved = {**_RESOLVED, "shown": list(shown)}
-    if "vqscore.thresholds" in keys and name.startswith("report_figure"):
-        # Figure 3(a) names its curves by the thresholds its runs were filtered with: only those
-        used = {_DECLARED[n].filter for n in shown}
-        resolved["vqscore"] = {**_RESOLVED["vqscore"],
-                               "thresholds": [t for t in CFG["vqscore"]["thresholds"] if t["name"] in used]}
+    if thresholds is not None:
+        resolved["vqscore"] = {**_RESOLVED["vqscore"], "thresholds": thresholds}
     return settings_file(name, ["profile", "shown", *keys, *(f"experiments.{n}" for n in shown)], resolved=resolved)
 
 
@@ -437,7 +439,7 @@ def report_table_settings(wc):
 
 def _figure_runs(figure):
     if figure in ("fig3a", "fig3b"):
-        return [m for members in _curve_groups(EXPS, REPORT[figure]).values() for m in members]
+        return curve_members(REPORT[figure])
     if figure == "fig9":
         return [REPORT["fig9"]["two_stage"], REPORT["fig9"]["finetune"]]
     if figure in ("fig5", "fig6"):
@@ -453,7 +455,11 @@ _FIGURE_KEYS = {"fig3a": ["report.fig3a", "report.mos_metric", "vqscore.threshol
 
 def report_figure_settings(wc):
     keys = _FIGURE_KEYS.get(wc.figure, ["report.spectrograms"])
-    return shown_settings(f"report_figure.{wc.figure}", keys, [n for n in _figure_runs(wc.figure) if n in EXPS])
+    shown = [n for n in _figure_runs(wc.figure) if n in EXPS]
+    # Figure 3(a) names its curves by the thresholds its runs were filtered with: only those
+    used = {_DECLARED[n].filter for n in shown}
+    thresholds = [t for t in CFG["vqscore"]["thresholds"] if t["name"] in used] if wc.figure == "fig3a" else None
+    return shown_settings(f"report_figure.{wc.figure}", keys, shown, thresholds)
 
 
 wildcard_constraints:

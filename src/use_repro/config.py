@@ -277,7 +277,6 @@ class DigestMarks:
                 raise ConfigError(f"schema key {path}: unknown x-digest mark {mark!r}; "
                                   "allowed: execution, omitted-at-default")
 
-
     def is_execution(self, key: str) -> bool:
         """Whether the dotted `key` is (under) an execution-only key."""
         return _matches(key, self.execution)
@@ -325,7 +324,13 @@ def select_settings(cfg: dict, include: Iterable[str], exclude: Iterable[str] = 
 def settings_digest(cfg: dict, include: Iterable[str], exclude: Iterable[str] = (),
                     marks: DigestMarks | None = None) -> str:
     """sha256 of the selected settings (canonical JSON): equal iff every selected value is."""
-    text = json.dumps(select_settings(cfg, include, exclude, marks), sort_keys=True, default=str)
+    return selection_digest(select_settings(cfg, include, exclude, marks))
+
+
+def selection_digest(selection: dict[str, Any]) -> str:
+    """sha256 of a select_settings result (canonical JSON), for a caller that also needs the
+    selection itself (the DAG lists its keys in the settings file)."""
+    text = json.dumps(selection, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -357,9 +362,9 @@ def write_settings_file(path: str | Path, cfg: dict, digested: Iterable[str] | N
     new digest is a new file, which does)."""
     import os
 
-    from use_repro.fs import write_text_atomic
-
     import textwrap
+
+    from use_repro.fs import write_text_atomic
 
     path = Path(path)
     keys = ""

@@ -3,7 +3,6 @@ import csv
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +12,7 @@ import soundfile as sf
 from use_repro.cli import main
 from use_repro.data.manifest import read_meta, write_scp
 
-from .sim_fixtures import speech_like, write_corpus
+from .sim_fixtures import dag_split_tree, date_settings_with_the_corpus, speech_like, write_corpus
 
 
 @pytest.fixture(scope="module")
@@ -328,29 +327,10 @@ def test_dag_render_failure_keeps_rejects_and_tolerates_up_to_the_fraction(tmp_p
     """The real workflow on a hand-made corpus: a render above the reject fraction fails and
     Snakemake deletes meta.tsv, but rejects.tsv (naming the unreadable file) survives; within the
     fraction the job succeeds."""
-    from use_repro.data.corpus.layout import manifest_files
-
     root = Path(__file__).resolve().parents[2]
-    results = tmp_path / "results"
-    corpus, sim = results / "p" / "corpus", results / "p" / "simulation" / "test"
-    corpus.mkdir(parents=True)
-    sim.mkdir(parents=True)
-    for name in manifest_files():  # the corpus job's outputs, so it counts as done
-        (corpus / name).write_text("")
-    sf.write(corpus / "sp.flac", speech_like(16000, 0.5, 1), 16000)
-    sf.write(corpus / "nz.flac", np.random.default_rng(0).standard_normal(32000) * 0.1, 16000)
-    (corpus / "bad.flac").write_text("not audio")
-    write_scp(corpus / "speech_test.scp", [("sp", 16000, str(corpus / "sp.flac")), ("bad", 16000, str(corpus / "bad.flac"))])
-    write_scp(corpus / "noise_test.scp", [("nz", 16000, str(corpus / "nz.flac"))])
     rows = [f"fileid_{i}\tn\t{sp}\ts\tc\tnz\t5.0\tnone\tnone\t16000\tnone\tt"
             for i, sp in enumerate(["sp", "sp", "bad"], 1)]
-    (sim / "params.tsv").write_text(OFFICIAL_HEADER + "\n" + "\n".join(rows) + "\n")
-    # the corpus older than params.tsv, and both in the past: render's outputs, written now, are
-    # then newer than their inputs however fast or slow the machine is
-    now = time.time()
-    for f in corpus.iterdir():
-        os.utime(f, (now - 200, now - 200))
-    os.utime(sim / "params.tsv", (now - 100, now - 100))
+    results, corpus, sim, now = dag_split_tree(tmp_path, OFFICIAL_HEADER, rows, 32000, {"bad": "not audio"})
     prof = tmp_path / "p.yaml"
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     cmd = [sys.executable, "-m", "snakemake", "-s", str(root / "Snakefile"), "--cores", "1",
@@ -358,12 +338,10 @@ def test_dag_render_failure_keeps_rejects_and_tolerates_up_to_the_fraction(tmp_p
     base = f"profile: p\nresults_root: {results}\nfigures_root: {tmp_path / 'figures'}\n"
 
     prof.write_text(base)  # default fraction (1 %): 1 of 3 rows is too many
-    # every job's settings file is one of its inputs (written when the DAG is parsed): a dry run
-    # writes them, and they are dated with the corpus, so the hand-made corpus still counts as done
+    # a dry run writes the jobs' settings files, dated with the corpus so that it still counts as done
     dry = subprocess.run(cmd[:3] + ["-n"] + cmd[3:], cwd=tmp_path, env=env, capture_output=True, text=True)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    for f in (results / "p" / "settings").iterdir():
-        os.utime(f, (now - 300, now - 300))
+    date_settings_with_the_corpus(results, now)
     res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
     assert res.returncode != 0
     assert "simulate_render" in res.stderr and not (sim / "meta.tsv").exists()

@@ -177,7 +177,7 @@ def _read_entries(paths, issues: list | None = None) -> list:
     (``<manifest> line <n>``, reason) appended to `issues`, so one bad line costs only the rows
     that use it.
     """
-    from use_repro.data.manifest import ManifestError, ScpEntry, read_scp, resolve_listed
+    from use_repro.data.manifest import ManifestError, read_scp, resolve_entries
 
     out, seen = [], set()
     for p in paths or []:
@@ -187,11 +187,11 @@ def _read_entries(paths, issues: list | None = None) -> list:
             if issues is None:
                 raise
             entries = _read_scp_lines(Path(p), issues)
-        for e in entries:
+        for e in resolve_entries(entries, p):
             if e.uid in seen:
                 continue
             seen.add(e.uid)
-            out.append(ScpEntry(e.uid, e.fs, resolve_listed(e.path, p)))
+            out.append(e)
     return out
 
 
@@ -375,7 +375,7 @@ def _render_one(job):
             kept = {name: _existing(p) for name, p in files.items()}
             kept.update({name: _existing(paths[target_column(name)]) for name in links})
             if all(_fresh(p) for p in kept.values()):
-                result.update({_column(n): p for n, p in {**_given(row, paths, settings, links), **kept}.items()})
+                result.update({_column(n): p for n, p in {**_given(paths, settings, files, links), **kept}.items()})
                 return index, result, None, 0.0
         audio = render_row(row, _WORKER["sources"], settings)
         result.update(write_row(row, paths, settings, audio))
@@ -392,7 +392,7 @@ def write_row(row: dict, paths: dict, settings, audio: dict) -> dict:
     files, links = planned_files(row, paths, settings)
     fs = int(float(row["fs"]))
     written = {name: _write(path, audio[name], fs) for name, path in files.items()}
-    written.update(_given(row, paths, settings, links))
+    written.update(_given(paths, settings, files, links))
     for name, src in links.items():
         dst = _with_suffix(paths[target_column(name)], written[src])  # a link takes its source's format
         _link(written[src], dst)
@@ -455,16 +455,17 @@ def planned_files(row: dict, paths: dict, settings) -> tuple[dict, dict]:
     return files, links
 
 
-def _given(row: dict, paths: dict, settings, links: dict) -> dict:
-    """Under --targets-only, the files of the row the noisy job wrote: its noisy file (listed
-    beside the target) and, for a dry row, the clean file its targets link to. RowError when
-    one is missing (the noisy job has not rendered the row)."""
+def _given(paths: dict, settings, files: dict, links: dict) -> dict:
+    """Under --targets-only, the files of the row the noisy job wrote (`files`, `links`: the
+    row's planned_files): its noisy file (listed beside the target) and, for a dry row, the
+    clean file its targets link to. RowError when one is missing (the noisy job has not
+    rendered the row)."""
     from use_repro.data.render import RowError
 
     if not getattr(settings, "targets_only", False):
         return {}
     need = {"noisy": paths["noisy_path"]}
-    if "early" in links.values() or ("early" in settings.target_list() and "early" not in planned_files(row, paths, settings)[0]):
+    if "early" in links.values() or ("early" in settings.target_list() and "early" not in files):
         need["early"] = paths["clean_path"]
     given = {}
     for name, path in need.items():

@@ -174,15 +174,14 @@ def simulation_sources(args: TrainRun) -> tuple[list, list, list, list]:
     """(speech items, noise, rir, wind entries) of the train split for on-the-fly simulation:
     explicit --*-scp manifests, else those found under --corpus-dir as `simulate params` finds them."""
     from use_repro.audio.io import AudioError, audio_info
-    from use_repro.data.manifest import ScpEntry, read_scp
+    from use_repro.data.manifest import read_scp, resolve_entries
     from use_repro.data.params import SpeechItem
-    from use_repro.data.manifest import resolve_listed
     from use_repro.data.simulate import find_manifest
 
     def entries(kind: str) -> list:
         paths = getattr(args, f"{kind}_scp") or (find_manifest(args.corpus_dir, kind, "train")
                                                   if args.corpus_dir else [])
-        return [ScpEntry(e.uid, e.fs, resolve_listed(e.path, p)) for p in paths for e in read_scp(p)]
+        return [e for p in paths for e in resolve_entries(read_scp(p), p)]
 
     speech = []
     for e in entries("speech"):
