@@ -27,6 +27,7 @@ import torch
 
 from use_repro.audio.io import write_audio
 from use_repro.cli import main
+from use_repro.stage_settings import CorpusSettings
 
 from .conftest import tone
 from .train.conftest import one_thread  # noqa: F401 (autouse: one torch thread)
@@ -191,11 +192,11 @@ def test_corpus(kind, tmp_path):
     cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root)}})
     out = tmp_path / "corpus"
     if kind in ("one_sample", "unsupported_rate", "stereo"):  # whole, finite audio: the renderer's call
-        build(cfg, out)
+        build(CorpusSettings.from_config(cfg), out)
         assert [e.uid for e in read_scp(out / "speech_train.scp")] == ["good", "bad"]
         return
     with pytest.raises(ManifestError, match=r"corpus: 1 line\(s\) rejected"):
-        build(cfg, out)
+        build(CorpusSettings.from_config(cfg), out)
     assert [e.uid for e in read_scp(out / "speech_train.scp")] == ["good"]
     rejects = (out / "rejects.tsv").read_text().splitlines()[1:]
     assert len(rejects) == 1
@@ -215,7 +216,7 @@ def test_corpus_bad_config(kind, tmp_path):
         return
     cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(tmp_path / "nowhere")}})
     with pytest.raises(OfficialError, match="corpus.official_dir: .*nowhere.* is not a folder"):
-        build(cfg, tmp_path / "corpus")
+        build(CorpusSettings.from_config(cfg), tmp_path / "corpus")
 
 
 # --- evaluate (input reading) -----------------------------------------------------------------

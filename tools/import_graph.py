@@ -26,7 +26,8 @@ from a higher layer is "upward". The order follows the data flow of DESIGN.md (c
 simulate -> quality/train -> enhance -> evaluate -> report) and what each module is:
 
   0 base      fs, progress, seeding, lock, committed, shards, errors - helpers that know nothing of the project
-  1 settings  config (profiles, settings digests), batch (lists of jobs): read configs and files
+  1 settings  config (profiles, settings digests), stage_settings (what each stage reads),
+              batch (lists of jobs): read configs and files
   2 audio     audio/ - reading, writing, resampling, STFT
   3 data      data/ - manifests, corpus, simulation, the torch Dataset
   4 models    models/, metrics/, quality/ - the networks, the metric suite, VQScore (siblings:
@@ -51,7 +52,7 @@ PACKAGE = "use_repro"
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("base", ("use_repro.fs", "use_repro.progress", "use_repro.seeding", "use_repro.lock",
               "use_repro.committed", "use_repro.shards", "use_repro.errors")),
-    ("settings", ("use_repro.config", "use_repro.batch")),
+    ("settings", ("use_repro.config", "use_repro.stage_settings", "use_repro.batch")),
     ("audio", ("use_repro.audio",)),
     ("data", ("use_repro.data",)),
     ("models", ("use_repro.models", "use_repro.metrics", "use_repro.quality")),

@@ -48,7 +48,7 @@ from use_repro.report.experiments import (checkpoint_path as _checkpoint_path,
 # whose file is missing reruns the tables, whose notes then name that file.
 _DECLARED = dict(EXPS)
 for _name, _path in _missing_checkpoints(CFG, EXPS).items():
-    print(f"use-repro: {_missing_message(CFG, _name, _path)}", file=sys.stderr)
+    print(f"use-repro: {_missing_message(EXPS[_name], _path, PROFILE)}", file=sys.stderr)
     del EXPS[_name]
 
 # `noisy` and `original` are the unprocessed inputs the report prints beside the experiments.
@@ -137,85 +137,60 @@ def parents(paths):
 
 # --- settings: a job's identity -----------------------------------------------------------------
 # Each job that reads the profile passes `--config {params.cfg}`: a file of the resolved
-# settings (profile + --config overrides + schema defaults) named by the digest of the keys its
-# stage reads. The name is a param, and Snakemake reruns a job whose params changed, so editing
-# a setting reruns exactly the jobs that read it (and, through their outputs, everything
-# downstream), editing another reruns nothing, and the relative name survives a moved checkout.
-# Lists are dotted key patterns of the resolved config (`*` spans dots); a stage's section minus
-# the keys only other rules read. Keys that only steer execution (threads, caches, checkpoint
-# cadence: marked `x-digest: execution` in schema.yaml) are in no digest. Experiment entries are digested completed
-# with their defaults, so writing out a default changes nothing.
-from use_repro.config import (digest_marks as _digest_marks, select_settings as _select_settings,
-                              selection_digest as _selection_digest, write_settings_file as _write_settings)
-from dataclasses import asdict as _asdict
-
-# An empty `checkpoint` (every trained run's) and a `validate_every` of 0 (the train section's)
-# are left out, so the keys' arrival changed no digest.
-_RESOLVED = {**CFG, "experiments": {n: {k: v for k, v in _asdict(e).items()
-                                        if k not in ("name", "depends")
-                                        and (k not in ("checkpoint", "validate_every") or v)}
-                                    for n, e in _DECLARED.items()}}
-_VQ_FILTER_ONLY = ["vqscore.thresholds", "vqscore.threshold_mode", "vqscore.keep_unit"]
-_VQ_HISTOGRAM_ONLY = ["vqscore.histogram_bins", "vqscore.source_order"]
-SETTINGS = {
-    "corpus": (["seed", "corpus"], []),
-    "vqscore_train": (["seed", "device", "weights_dir", "vqscore"], _VQ_FILTER_ONLY + _VQ_HISTOGRAM_ONLY),
-    "vqscore_score": (["seed", "device", "weights_dir", "vqscore"], _VQ_FILTER_ONLY + _VQ_HISTOGRAM_ONLY),
-    "vqscore_filter": (["seed", "vqscore"], _VQ_HISTOGRAM_ONLY),
-    "vqscore_histogram": (["profile", "vqscore"], ["vqscore.threshold_mode", "vqscore.keep_unit"]),
-    # the challenge's reference gets the profile's metric list; the anechoic reference and the
-    # held-out languages a fixed one (TEST_METRICS, UNSEEN_METRICS: evaluate_settings)
-    "evaluate": (["seed", "device", "weights_dir", "evaluate"], ["evaluate.rank_decimals"]),
-    "report_unseen_list": (["corpus.heldout_languages", "report.unseen_per_language"], []),
-    # tables and figures: report_table_settings and report_figure_settings (per table, per figure)
-    # the comparison prints every run's settings and the model sizes (not the unused named sizes)
-    # and the settings its notes name (learning-rate decay, threshold mode, target level)
-    "report_compare": (["profile", "report", "experiments", "model", "train.lr", "train.lr_decay", "vqscore.thresholds",
-                        "vqscore.threshold_mode", "simulation.target_gain", "evaluate.rank_decimals"], ["model.sizes"]),
-    "report_provenance": (["profile"], []),
-}
+# settings (profile + --config overrides + schema defaults) named by the digest of what its
+# stage's settings type holds (src/use_repro/stage_settings.py: one declared type per stage,
+# which its command also builds, and which refuses a file whose listed keys it does not hold).
+# The name is a param, and Snakemake reruns a job whose params changed, so editing a setting
+# reruns exactly the jobs that read it (and, through their outputs, everything downstream),
+# editing another reruns nothing, and the relative name survives a moved checkout. Keys that
+# only steer execution (threads, caches, checkpoint cadence: marked `x-digest: execution` in
+# schema.yaml) are in no digest. Experiment entries are held completed with their defaults, so
+# writing out a default changes nothing.
+import use_repro.stage_settings as _S
+from use_repro.config import digest_marks as _digest_marks, selection_digest as _selection_digest, \
+    write_settings_file as _write_settings
 
 
-def settings_file(name, keys, exclude=(), resolved=None):
-    """The settings file of a job that reads `keys` minus `exclude` of `resolved` (default: the
-    run's resolved settings), written if missing."""
-    selection = _select_settings(_RESOLVED if resolved is None else resolved, keys, exclude, _digest_marks(SCHEMA))
+def settings_file(name, settings, extra=None):
+    """The settings file of a job whose stage holds `settings` (a stage_settings type) and, for a
+    training run, also digests `extra` (its experiment entry), written if missing."""
+    selection = settings.selection(_digest_marks(SCHEMA))
+    if extra:
+        selection = dict(sorted({**selection, **extra}.items()))
     digest = _selection_digest(selection)[:16]
     return str(_write_settings(f"{RESULTS}/settings/{name}.{digest}.yaml", CFG, list(selection)))
 
 
-def stage_settings(stage):
-    """settings_file of a stage listed in SETTINGS."""
-    keys, exclude = SETTINGS[stage]
-    return settings_file(stage, keys, exclude)
+def stage_settings(name, kind, **job):
+    """settings_file of a job of settings type `kind` (a stage_settings class) and job values `job`."""
+    return settings_file(name, kind.from_config(CFG, **job))
 
 
 def simulate_settings(wc):
     """A split's simulation reads the simulation section, but of `splits` only its own entry."""
-    others = [f"simulation.splits.{s}" for s in ("train", "valid", "test") if s != wc.split]
-    return settings_file(f"simulate.{wc.split}", ["seed", "simulation"], others)
+    return settings_file(f"simulate.{wc.split}", _S.SimulationSettings.from_config(CFG, split=wc.split))
 
 
 def threshold_settings(wc):
     """One threshold's filtered list reads that threshold's entry (not the others'), how
     thresholds are applied, and the seed."""
-    mine = [t for t in CFG["vqscore"]["thresholds"] if t["name"] == wc.threshold]
-    resolved = {**_RESOLVED, "vqscore": {**_RESOLVED["vqscore"], "thresholds": mine}}
-    return settings_file(f"vqscore_filter.{wc.threshold}", ["seed", "vqscore.thresholds", "vqscore.threshold_mode",
-                                                             "vqscore.keep_unit"], resolved=resolved)
-
-
-from use_repro.train.keys import train_keys as _train_keys
+    return settings_file(f"vqscore_filter.{wc.threshold}",
+                         _S.VQScoreListSettings.from_config(CFG, threshold=wc.threshold))
 
 
 def train_settings(wc):
-    """A training run reads its own experiment entry (not how the report labels it), the model
-    sections its stage builds, the trainer section and the seed."""
+    """A training run reads what its stage's TrainSettings holds (the trainer's resume check
+    compares the same), and the DAG gives it its experiment entry as its command line (all of
+    it but how the report labels and uses the run)."""
     e = EXPS[wc.exp]
-    # the same keys the trainer's resume check compares (`include` is a Snakemake keyword)
-    keys, exclude = _train_keys(CFG, e.stage, e.size)
-    exclude += [f"experiments.{wc.exp}.{k}" for k in ("label", "test", "unseen")]
-    return settings_file(f"train.{wc.exp}", ["seed", *keys, f"experiments.{wc.exp}"], exclude)
+    settings = _S.TrainSettings.from_config(CFG, stage=e.stage, size=e.size, simulate=False)
+    entry = {"experiments": _S.completed_entries({wc.exp: config["experiments"][wc.exp]})}
+    extra = _select_settings(entry, ["experiments"], [f"experiments.{wc.exp}.{k}" for k in ("label", "test", "unseen")],
+                             _digest_marks(SCHEMA))
+    return settings_file(f"train.{wc.exp}", settings, extra)
+
+
+from use_repro.config import select_settings as _select_settings
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -267,14 +242,12 @@ def model_checkpoint(wc):
 
 # --- evaluation -------------------------------------------------------------------------------
 def evaluate_settings(wc):
-    """An evaluation's settings: the `evaluate` section (and seed, device, weights) it reads.
-    Only the challenge reference's evaluation reads the profile's `evaluate.metrics`; the others
-    are given their metrics on the command line (TEST_METRICS, UNSEEN_METRICS), so editing the
-    metric list reruns exactly the evaluations that compute the profile's list."""
-    keys, exclude = SETTINGS["evaluate"]
-    if "ref" not in wc.keys() or TEST_METRICS[wc.ref]:
-        exclude = exclude + ["evaluate.metrics"]
-    return settings_file("evaluate", keys, exclude)
+    """An evaluation's settings (EvaluateSettings). Only the challenge reference's evaluation
+    reads the profile's `evaluate.metrics`; the others are given their metrics on the command
+    line (TEST_METRICS, UNSEEN_METRICS), so editing the metric list reruns exactly the
+    evaluations that compute the profile's list."""
+    profile_metrics = "ref" in wc.keys() and not TEST_METRICS[wc.ref]
+    return stage_settings("evaluate", _S.EvaluateSettings, profile_metrics=profile_metrics)
 
 
 # Metric groups per evaluation: the challenge's reference gets the whole suite (the profile's
@@ -405,61 +378,24 @@ TABLE_FILES = [f"{TABLES_DIR}/{t}.{ext}" for t in L.TABLES for ext in ("md", "cs
 FIGURE_FILES = [f"{FIGURES}/{f}.{ext}" for f in DRAWN_FIGURES for ext in ("png", "pdf")]
 
 
-# A table's or figure's settings: what it prints of the profile, and the entries of exactly the
-# experiments it shows (in the order it shows them: `shown`), so adding, removing or relabelling
-# an experiment redraws only the tables and figures that show it.
-def shown_settings(name, keys, shown, thresholds=None):
-    """`thresholds`: the VQScore thresholds digested under `vqscore.thresholds`, when only some
-    of the profile's are shown (default: all)."""
-    resolved = {**_RESOLVED, "shown": list(shown)}
-    if thresholds is not None:
-        resolved["vqscore"] = {**_RESOLVED["vqscore"], "thresholds": thresholds}
-    return settings_file(name, ["profile", "shown", *keys, *(f"experiments.{n}" for n in shown)], resolved=resolved)
-
-
-def _declared_table_systems(table):
-    """Experiments `table` shows, or names in a note when their model file is missing (the
-    declared entries: report.experiments.table_systems and unseen_systems, before the DAG
-    leaves out a missing pretrained file)."""
-    if table == "datasize":
-        return []
-    if table == "table4":
-        return [n for n, e in _DECLARED.items() if e.unseen]
-    return list(REPORT["table1"]) or [n for n, e in _DECLARED.items() if e.test]
-
-
-_TABLE_KEYS = {"table7": ["evaluate.rank_decimals"], "datasize": ["vqscore.thresholds"]}
-
-
+# A table's or figure's settings (TableSettings, FigureSettings): what it prints of the profile,
+# and the entries of exactly the experiments it shows (in the order it shows them: `shown`), so
+# adding, removing or relabelling an experiment redraws only the tables and figures that show it.
 def report_table_settings(wc):
-    keys = ["report.decimals"] + ([] if wc.table == "datasize" else ["report.table1", "report.proposed"])
-    return shown_settings(f"report_table.{wc.table}", keys + _TABLE_KEYS.get(wc.table, []),
-                          _declared_table_systems(wc.table))
-
-
-def _figure_runs(figure):
-    if figure in ("fig3a", "fig3b"):
-        return curve_members(REPORT[figure])
-    if figure == "fig9":
-        return [REPORT["fig9"]["two_stage"], REPORT["fig9"]["finetune"]]
-    if figure in ("fig5", "fig6"):
-        return [_SPEC["regression"], _SPEC["gan"]]
-    if figure == "fig8":
-        return [_SPEC["early"], _SPEC["shifted"]]
-    return [_SPEC["gan"]]  # residual_correlation
-
-
-_FIGURE_KEYS = {"fig3a": ["report.fig3a", "report.mos_metric", "vqscore.thresholds"],
-                "fig3b": ["report.fig3b", "report.mos_metric"], "fig9": ["report.fig9"]}
+    shown = _table_runs(_DECLARED, REPORT["table1"], wc.table)
+    return stage_settings(f"report_table.{wc.table}", _S.TableSettings, table=wc.table, shown=tuple(shown),
+                          pretrained=any(not _DECLARED[n].trained for n in shown))
 
 
 def report_figure_settings(wc):
-    keys = _FIGURE_KEYS.get(wc.figure, ["report.spectrograms"])
-    shown = [n for n in _figure_runs(wc.figure) if n in EXPS]
+    shown = _figure_runs(EXPS, REPORT, wc.figure)
     # Figure 3(a) names its curves by the thresholds its runs were filtered with: only those
-    used = {_DECLARED[n].filter for n in shown}
-    thresholds = [t for t in CFG["vqscore"]["thresholds"] if t["name"] in used] if wc.figure == "fig3a" else None
-    return shown_settings(f"report_figure.{wc.figure}", keys, shown, thresholds)
+    used = sorted({_DECLARED[n].filter for n in shown}) if wc.figure == "fig3a" else []
+    return stage_settings(f"report_figure.{wc.figure}", _S.FigureSettings, figure=wc.figure, shown=tuple(shown),
+                          thresholds_shown=tuple(used))
+
+
+from use_repro.report.experiments import figure_runs as _figure_runs, table_runs as _table_runs
 
 
 wildcard_constraints:

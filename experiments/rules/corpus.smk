@@ -6,7 +6,7 @@ from use_repro.data.corpus.layout import manifest_files as _corpus_manifests
 
 rule corpus:
     input:
-        settings=stage_settings("corpus"),
+        settings=stage_settings("corpus", _S.CorpusSettings),
     output:
         manifests=[f"{CORPUS}/{name}" for name in _corpus_manifests() if name != "summary.csv"],
         summary=f"{CORPUS}/summary.csv",

@@ -11,7 +11,7 @@ rule report_unseen_list:
     input:
         scp=CORPUS_TEST_SPEECH,
         lang=CORPUS_UTT2LANG,
-        settings=stage_settings("report_unseen_list"),
+        settings=stage_settings("report_unseen_list", _S.UnseenListSettings),
     output:
         scp=UNSEEN_SCP,
         lang=UNSEEN_LANG,
@@ -76,7 +76,7 @@ rule report_compare:
         test_meta=SIM_META["test"],
         unseen_lang=UNSEEN_LANG,
         residual=[str(L.residual_correlation(RESULTS, n)) for n in RESIDUAL_SYSTEMS],
-        settings=stage_settings("report_compare"),
+        settings=stage_settings("report_compare", _S.CompareSettings, pretrained=any(not e.trained for e in _DECLARED.values())),
     output:
         md=f"{TABLES_DIR}/compare.md",
         csv=f"{TABLES_DIR}/compare.csv",
@@ -102,7 +102,7 @@ rule report_provenance:
         TABLE_FILES,
         FIGURE_FILES,
         rules.report_compare.output,
-        settings=stage_settings("report_provenance"),
+        settings=stage_settings("report_provenance", _S.ProvenanceSettings),
     output:
         md=f"{RESULTS}/provenance.md",
         json=f"{RESULTS}/provenance.json",

@@ -17,7 +17,7 @@ rule vqscore_train:
         scp=f"{CORPUS}/speech_train.scp",
         info=f"{CORPUS}/speech_info.tsv",
         released=_VQ_RELEASED,
-        settings=stage_settings("vqscore_train"),
+        settings=stage_settings("vqscore_train", _S.VQScoreModelSettings),
     output:
         estimator=f"{VQSCORE}/estimator.pt",
     log:
@@ -41,7 +41,7 @@ if SHARDS["vqscore"] == 1:
             estimator=f"{VQSCORE}/estimator.pt",
             scp=f"{CORPUS}/speech_train.scp",
             info=f"{CORPUS}/speech_info.tsv",
-            settings=stage_settings("vqscore_score"),
+            settings=stage_settings("vqscore_score", _S.VQScoreModelSettings),
         output:
             scores=f"{VQSCORE}/vqscore.tsv",
         log:
@@ -62,7 +62,7 @@ else:
             estimator=f"{VQSCORE}/estimator.pt",
             scp=f"{CORPUS}/speech_train.scp",
             info=f"{CORPUS}/speech_info.tsv",
-            settings=stage_settings("vqscore_score"),
+            settings=stage_settings("vqscore_score", _S.VQScoreModelSettings),
         output:
             scores=f"{VQSCORE}/shards/{{shard}}.tsv",
         log:
@@ -99,7 +99,7 @@ rule vqscore_filter:
         scores=f"{VQSCORE}/vqscore.tsv",
         scp=f"{CORPUS}/speech_train.scp",
         estimator=f"{VQSCORE}/estimator.pt",
-        settings=stage_settings("vqscore_filter"),
+        settings=stage_settings("vqscore_filter", _S.VQScoreSweepSettings),
     output:
         datasize=VQ_DATASIZE,
     log:
@@ -141,7 +141,7 @@ rule vqscore_histogram:
         scores=f"{VQSCORE}/vqscore.tsv",
         estimator=f"{VQSCORE}/estimator.pt",
         datasize=VQ_DATASIZE,  # the thresholds' score cuts, drawn as lines
-        settings=stage_settings("vqscore_histogram"),
+        settings=stage_settings("vqscore_histogram", _S.VQScoreHistogramSettings, with_thresholds=False),
     output:
         fig2=f"{FIGURES}/fig2.png",
         fig2_pdf=f"{FIGURES}/fig2.pdf",

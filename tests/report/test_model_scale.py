@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 from use_repro.config import load_config
-from use_repro.report.cli import _model_scale
+from use_repro.report.cli import _model_scale as _scale_of
+from use_repro.stage_settings import CompareSettings
+
+
+def _model_scale(cfg):
+    return _scale_of(CompareSettings.from_config(cfg, pretrained=False))
 
 
 def test_cpu_profiles_state_their_residual_outputs_and_paper_profiles_none():

@@ -361,7 +361,8 @@ def _groups(run, figure):
     from use_repro.report.experiments import experiments
 
     cfg = load_config(str(run["cfg_path"]))
-    return _curve_groups(cfg, run["results"], experiments(cfg), cfg["report"][figure], figure)
+    thresholds = cfg["vqscore"]["thresholds"] if figure == "fig3a" else None
+    return _curve_groups(thresholds, run["results"], experiments(cfg), cfg["report"][figure], figure)
 
 
 def test_fig3a_names_curves_by_threshold_and_fig3b_by_target(synthetic_run):

@@ -55,7 +55,7 @@ def test_identity_holds_what_changes_the_weights_and_nothing_else(tmp_path, tiny
     assert identity(args_for(write_profile(tmp_path / "a.yaml"), tiny_meta, tmp_path / "o", "shifted", 4,
                              "--seed", 5)) != base
     # the settings a regression run does not read (the GAN's networks and losses) are not part of
-    # it, as they are not part of the DAG's digest of the run (train/keys.py, one declaration)
+    # it, as they are not part of the DAG's digest of the run (stage_settings.TrainSettings, one declaration)
     gan_edit = yaml.safe_load((tmp_path / "a.yaml").read_text())
     gan_edit["model"]["generator"]["channels"] = 8
     gan_edit["train"]["gan_loss_weights"] = {"adversarial": 3.0}
@@ -65,17 +65,25 @@ def test_identity_holds_what_changes_the_weights_and_nothing_else(tmp_path, tiny
 
 def test_the_dag_digest_and_the_resume_check_read_one_declaration():
     from use_repro.config import load_config
-    from use_repro.train.keys import train_keys
+    from use_repro.stage_settings import TrainSettings
 
     cfg = load_config("tiny")
-    keys, exclude = train_keys(cfg, "regression")
-    assert "model.generator" in exclude and "train.gan_loss" in exclude and "train" in keys
-    keys, exclude = train_keys(cfg, "finetune")
-    assert "model.generator" in exclude and "train.loss_weights" in exclude and "model.generator" not in keys
-    keys, exclude = train_keys(cfg, "gan")
-    assert "model.generator" not in exclude and "train.loss_weights" in exclude
+
+    def keys(stage):
+        return set(TrainSettings.from_config(cfg, stage=stage, size="", simulate=False).selection())
+
+    regression, finetune, gan = keys("regression"), keys("finetune"), keys("gan")
+    assert not any(k.startswith(("model.generator", "model.discriminator", "train.gan_loss")) for k in regression)
+    assert any(k.startswith("train.loss_weights") for k in regression)
+    assert any(k.startswith("model.discriminator") for k in finetune)
+    assert not any(k.startswith(("model.generator", "train.loss_weights")) for k in finetune)
+    assert any(k.startswith("model.generator") for k in gan) and any(k.startswith("train.gan_loss.") or
+                                                                     k == "train.gan_loss" for k in gan)
+    # on-the-fly simulation reads the simulation section too
+    assert any(k.startswith("simulation.") for k in
+               TrainSettings.from_config(cfg, stage="regression", size="", simulate=True).selection())
     common = (REPO_ROOT / "experiments" / "rules" / "common.smk").read_text()
-    assert "_train_keys(CFG, e.stage, e.size)" in common
+    assert "_S.TrainSettings.from_config(CFG, stage=e.stage, size=e.size, simulate=False)" in common
 
 
 def test_training_into_a_folder_of_another_target_refuses_or_restarts(tmp_path, tiny_meta):

@@ -119,10 +119,14 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _config(name: str | None) -> dict:
-    from use_repro.config import load_config, validate_config
+def _settings(name: str | None, split: str):
+    """The SimulationSettings of the profile or settings file `name` (the schema's defaults
+    without one) for `split` ("": no split's own entry)."""
+    from use_repro.config import validate_config
+    from use_repro.stage_settings import SimulationSettings, load
 
-    return load_config(name) if name else validate_config({})
+    return load(SimulationSettings, name, split=split) if name else \
+        SimulationSettings.from_config(validate_config({}), split=split)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -250,9 +254,9 @@ def run_params(args) -> int:
     from use_repro.data.manifest import read_meta, write_meta
     from use_repro.data.params import SimConfig, SpeechItem, output_paths, sample_split
 
-    cfg = _config(args.config)
-    sim = SimConfig.from_config(cfg)
-    seed = cfg.get("seed", 0) if args.seed is None else args.seed
+    settings = _settings(args.config, args.split)
+    sim = SimConfig.from_config(settings.section())
+    seed = settings.seed if args.seed is None else args.seed
     out = Path(args.out)
     split_cfg = sim.split(args.split)
 
@@ -626,8 +630,8 @@ def run_render(args) -> int:
     from use_repro.data.render import RenderSettings
     from use_repro.progress import progress
 
-    cfg = _config(args.config)
-    sim = SimConfig.from_config(cfg)
+    # rendering reads no split's own entry (the rows say everything per utterance)
+    sim = SimConfig.from_config(_settings(args.config, "").section())
     settings = RenderSettings.from_sim(sim, args.targets, args.targets_only)
     try:
         names = list_names(args.list_name)

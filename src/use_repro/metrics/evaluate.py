@@ -371,11 +371,12 @@ def run(args: argparse.Namespace) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     weights_dir, metrics = args.weights_dir, args.metrics
     if args.config:
-        from use_repro.config import load_config
+        from use_repro.stage_settings import EvaluateSettings, load
 
-        cfg = load_config(args.config)
-        weights_dir = weights_dir or cfg["weights_dir"]
-        metrics = metrics or cfg["evaluate"]["metrics"]
+        # the profile's metric list only where the command is given none
+        settings = load(EvaluateSettings, args.config, profile_metrics=metrics is None)
+        weights_dir = weights_dir or settings.weights_dir
+        metrics = metrics or settings.metrics
     weights_dir = weights_dir or "weights"
     args.metrics = metrics = metrics or list(registry.GROUPS)
     unknown = [m for m in args.metrics if m not in registry.GROUPS]

@@ -28,10 +28,13 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
 from use_repro.errors import UsageError
+from use_repro.stage_settings import (VQScoreHistogramSettings, VQScoreListSettings, VQScoreModelSettings,
+                                      VQScoreSweepSettings, load)
 from use_repro.shards import parse_shard  # light (no torch): the --shard argument type
 
 log = logging.getLogger("use_repro.vqscore")
@@ -134,25 +137,20 @@ def run(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------------------------------
 
-def _cfg(args) -> dict:
-    from use_repro.config import load_config
-
-    return load_config(args.config)
-
-
-def _device(args, cfg: dict | None = None) -> str:
+def _device(args, profile_device: str = "auto") -> str:
     import torch
 
-    want = args.device or (cfg or {}).get("device", "auto")
+    want = args.device or profile_device
     if want == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return want
 
 
-def _resolver(cfg: dict, info: str | None, pattern: str | None = None, field: str | None = None):
+def _resolver(vq: Mapping, info: str | None, pattern: str | None = None, field: str | None = None):
+    """Who made each entry (its speech source): `pattern`/`field` given, else the profile's
+    (`vq`: the vqscore section a VQScoreModelSettings holds)."""
     from use_repro.quality.filtering import read_info_sources, source_resolver
 
-    vq = cfg["vqscore"]
     if pattern and not field:
         field = "uid"
     field = field or vq["source_field"]
@@ -160,13 +158,13 @@ def _resolver(cfg: dict, info: str | None, pattern: str | None = None, field: st
                            read_info_sources(info) if field == "info" and info else None)
 
 
-def released_path(cfg: dict, override: str | None = None) -> Path | None:
+def released_path(settings: VQScoreModelSettings, override: str | None = None) -> Path | None:
     """The released checkpoint the profile names (under weights_dir when relative), or None."""
-    name = override if override is not None else cfg["vqscore"].get("released_checkpoint", "")
+    name = override if override is not None else settings.vqscore.get("released_checkpoint", "")
     if not name:
         return None
     p = Path(name)
-    return p if p.is_absolute() or p.exists() else Path(cfg.get("weights_dir", "weights")) / p
+    return p if p.is_absolute() or p.exists() else Path(settings.weights_dir or "weights") / p
 
 
 def _import_released(args) -> int:
@@ -178,16 +176,15 @@ def _import_released(args) -> int:
 
 
 def _train(args) -> int:
-    from use_repro.config import plain
     from use_repro.audio.io import AudioError
     from use_repro.data.manifest import read_scp, resolve_entries
     from use_repro.quality import vqscore as V
     from use_repro.quality.filtering import load_16k, prefetch
     from use_repro.seeding import derive_seed
 
-    cfg = _cfg(args)
-    vq = cfg["vqscore"]
-    released = released_path(cfg, args.released)
+    profile = load(VQScoreModelSettings, args.config)
+    vq = profile.vqscore
+    released = released_path(profile, args.released)
     if released is not None:
         if released.exists():
             V.import_released(released, args.out)
@@ -198,14 +195,14 @@ def _train(args) -> int:
                     "the file there, to use the released one)", released)
 
     entries = read_scp(args.scp)
-    source_of = _resolver(cfg, args.info)
+    source_of = _resolver(vq, args.info)
     excluded = set(vq["train_exclude_sources"])
     eligible = [e for e in entries if source_of(e) not in excluded]
     if not eligible:
         raise ValueError(f"{args.scp}: no training speech left after excluding sources {sorted(excluded)} "
                          "(config key vqscore.train_exclude_sources)")
     eligible = resolve_entries(eligible, args.scp)  # the list's paths, from any working directory
-    rng = np.random.default_rng(derive_seed(cfg["seed"], "vqscore", "train"))
+    rng = np.random.default_rng(derive_seed(profile.seed, "vqscore", "train"))
     order = rng.permutation(len(eligible))
     budget = vq["train_max_hours"] * 3600 if vq["train_max_hours"] > 0 else float("inf")
     clips, seconds = [], 0.0
@@ -223,7 +220,7 @@ def _train(args) -> int:
              len(clips), seconds / 3600, len(excluded), ", ".join(sorted(excluded)) or "none")
 
     # config keys are the dataclasses' field names
-    settings = V.TrainSettings(**vq["train"], seed=derive_seed(cfg["seed"], "vqscore", "model") % 2**31)
+    settings = V.TrainSettings(**vq["train"], seed=derive_seed(profile.seed, "vqscore", "model") % 2**31)
     model_args = V.VQScoreArgs(**{**vq["model"], "channels": tuple(vq["model"]["channels"])})
 
     def on_log(row):
@@ -231,10 +228,10 @@ def _train(args) -> int:
                  row["vq"], row["cos"], row["codes_used"], row["seconds"])
 
     t0 = time.time()
-    model, state = V.train(clips, settings, model_args, device=_device(args, cfg), on_log=on_log)
+    model, state = V.train(clips, settings, model_args, device=_device(args, profile.device), on_log=on_log)
     V.save_estimator(args.out, model.cpu(), origin="trained",
                      extra={"optimizer": state["optimizer"], "step": state["step"], "history": state["history"],
-                            "config": plain(cfg), "train_files": len(clips), "train_hours": seconds / 3600})
+                            "config": profile.held(), "train_files": len(clips), "train_hours": seconds / 3600})
     _write_history(args.log_csv or str(Path(args.out).with_suffix(".train.csv")), state["history"])
     log.info("wrote %s after %d steps in %.1f s", args.out, settings.steps, time.time() - t0)
     return 0
@@ -257,14 +254,14 @@ def _score(args) -> int:
     from use_repro.quality.filtering import score_entries, write_scores
     from use_repro.quality.vqscore import load_estimator
 
-    cfg = _cfg(args)
-    device = _device(args, cfg)
+    profile = load(VQScoreModelSettings, args.config)
+    device = _device(args, profile.device)
     model, ckpt = load_estimator(args.estimator, device)
     from use_repro.shards import select
 
     listed = select(read_scp(args.scp), args.shard)
     # a source is told by the entry as listed; the audio is opened where the list's path leads
-    source = dict(zip((e.uid for e in listed), map(_resolver(cfg, args.info, args.source_of, args.source_field), listed)))
+    source = dict(zip((e.uid for e in listed), map(_resolver(profile.vqscore, args.info, args.source_of, args.source_field), listed)))
     entries = resolve_entries(listed, args.scp)
 
     def source_of(entry):
@@ -283,26 +280,32 @@ def _score(args) -> int:
     return failures.exit_status(len(entries))
 
 
-def _thresholds(cfg: dict):
+def _thresholds(entries) -> list:
+    """The profile's `vqscore.thresholds` entries as filtering.Threshold."""
     from use_repro.quality.filtering import Threshold
 
-    return [Threshold(t["name"], t.get("score"), t.get("keep")) for t in cfg["vqscore"]["thresholds"]]
+    return [Threshold(t["name"], t.get("score"), t.get("keep")) for t in entries]
 
 
 def _filter(args) -> int:
     from use_repro.data.manifest import read_scp
     from use_repro.quality.filtering import filter_sweep, read_scores, resolve_mode
 
-    cfg = _cfg(args)
+    if args.only_list:  # one threshold's list reads that threshold alone
+        one = load(VQScoreListSettings, args.config, threshold=args.only_list)
+        entries, threshold_mode, keep_unit = one.thresholds, one.threshold_mode, one.keep_unit
+    else:
+        vq = load(VQScoreSweepSettings, args.config).vqscore
+        entries, threshold_mode, keep_unit = vq["thresholds"], vq["threshold_mode"], vq["keep_unit"]
     origin = "trained"
     if args.estimator:
         import torch
 
         origin = torch.load(args.estimator, map_location="cpu", weights_only=True).get("origin", "trained")
-    mode = resolve_mode(args.mode or cfg["vqscore"]["threshold_mode"], origin)
+    mode = resolve_mode(args.mode or threshold_mode, origin)
     lists = [args.only_list] if args.only_list else ([] if args.only_datasize else None)
-    table = filter_sweep(read_scores(args.scores), read_scp(args.scp), _thresholds(cfg), mode, args.out_dir,
-                         keep_unit=cfg["vqscore"]["keep_unit"], lists=lists, datasize=args.only_list is None)
+    table = filter_sweep(read_scores(args.scores), read_scp(args.scp), _thresholds(entries), mode, args.out_dir,
+                         keep_unit=keep_unit, lists=lists, datasize=args.only_list is None)
     for row in table:
         print(f"{row['threshold']}: {mode} cut {row['value']:.4f} -> {row['utterances']} utterances, "
               f"{row['hours']:.3f} h ({100 * row['hours_fraction']:.1f} % of the hours)")
@@ -315,17 +318,18 @@ def _histogram(args) -> int:
     from use_repro.quality.filtering import read_scores
     from use_repro.quality.histogram import figure2, figure7
 
-    bins, order, profile = 40, (), ""
+    bins, order, profile, settings = 40, (), "", None
     if args.config:
-        cfg = _cfg(args)
-        bins, order, profile = cfg["vqscore"]["histogram_bins"], cfg["vqscore"]["source_order"], cfg["profile"]
+        # without the filter's table the lines are the profile's score thresholds
+        settings = load(VQScoreHistogramSettings, args.config, with_thresholds=not args.datasize)
+        bins, order, profile = settings.vqscore["histogram_bins"], settings.vqscore["source_order"], settings.profile
     by_source = defaultdict(list)
     for r in read_scores(args.scores):
         by_source[r.source].append(r.score)
     if not by_source:
         raise UsageError(f"{args.scores}: no scores to draw")
     label = _label(args.estimator)
-    thresholds = _histogram_thresholds(args, cfg if args.config else None)
+    thresholds = _histogram_thresholds(args, settings)
     suffix = f" (profile {profile})" if profile else ""
     lines = "; dotted and dash-dotted: the filter's thresholds" if thresholds else ""
     figure2(by_source, args.fig2, bins, order, label=label, thresholds=thresholds,
@@ -336,14 +340,14 @@ def _histogram(args) -> int:
     return 0
 
 
-def _histogram_thresholds(args, cfg: dict | None) -> list[tuple[str, float, str]]:
+def _histogram_thresholds(args, settings: VQScoreHistogramSettings | None) -> list[tuple[str, float, str]]:
     """The threshold lines of Figures 2 and 7: the filter's cuts (datasize.csv), else the
     profile's `score` values where its thresholds apply as scores, else none."""
     from use_repro.quality.histogram import thresholds_from_datasize
 
     if args.datasize:
         return thresholds_from_datasize(args.datasize)
-    if cfg is None:
+    if settings is None:
         return []
     from use_repro.quality.filtering import resolve_mode
 
@@ -352,10 +356,10 @@ def _histogram_thresholds(args, cfg: dict | None) -> list[tuple[str, float, str]
         import torch
 
         origin = torch.load(args.estimator, map_location="cpu", weights_only=True).get("origin", "trained")
-    if resolve_mode(cfg["vqscore"]["threshold_mode"], origin) != "score":
+    if resolve_mode(settings.threshold_mode, origin) != "score":
         log.info("histogram: no --datasize and the thresholds apply as kept fractions: no threshold lines")
         return []
-    return [(t.name, float(t.score), "") for t in _thresholds(cfg) if t.score is not None]
+    return [(t.name, float(t.score), "") for t in _thresholds(settings.vqscore["thresholds"]) if t.score is not None]
 
 
 def _label(estimator: str | None) -> str:

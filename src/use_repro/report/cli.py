@@ -15,11 +15,13 @@ import argparse
 import logging
 from pathlib import Path
 
+from use_repro.config import load_config, plain, results_dir
 from use_repro.errors import UsageError
-from use_repro.config import load_config, results_dir
 from use_repro.report import layout
-from use_repro.report.experiments import (NOISY, ORIGINAL, checkpoint_path, experiments, missing_checkpoints,
-                                          missing_message, table_systems, unseen_systems)
+from use_repro.report.experiments import (NOISY, ORIGINAL, checkpoint_path, experiments, experiments_of,
+                                          figure_runs, missing_checkpoints, missing_message, table_runs)
+from use_repro.stage_settings import (CompareSettings, FigureSettings, ProvenanceSettings, TableSettings,
+                                      UnseenListSettings, from_profile)
 
 log = logging.getLogger(__name__)
 
@@ -84,25 +86,12 @@ def run(args: argparse.Namespace) -> int:
 
 # --- loading -----------------------------------------------------------------------------------
 
-def _system(results: Path, cfg: dict, name: str, split: str = "test", ref: str | None = "early"):
+def _system(results: Path, exps: dict, name: str, split: str = "test", ref: str | None = "early"):
     from use_repro.report.scores import read_scores
     from use_repro.report.tables import System
 
-    exps = experiments(cfg)
     label = {NOISY: "Noisy", ORIGINAL: "Original"}.get(name) or exps[name].display
     return System(name, label, read_scores(layout.eval_csv(results, name, split, ref), name))
-
-
-def _absent_notes(cfg: dict, table: str) -> list[str]:
-    """Why a `pretrained` system this table would print has no row: its model file is missing
-    (the DAG left it out; experiments.missing_checkpoints)."""
-    if table == "datasize":
-        return []
-    exps = experiments(cfg)
-    listed = (cfg.get("report") or {}).get("table1") or []
-    wants = (lambda n: exps[n].unseen) if table == "table4" else (lambda n: n in listed if listed else exps[n].test)
-    return [f"No row for {missing_message(cfg, n, p)}."
-            for n, p in missing_checkpoints(cfg, exps).items() if wants(n)]
 
 
 def _fs_by_id(meta_path: str | None) -> dict[str, int]:
@@ -119,36 +108,41 @@ def _tables(cfg: dict, results: Path, args) -> int:
     from use_repro.report import tables as T
     from use_repro.report.render import write_table
 
-    profile, dec = cfg["profile"], int(cfg["report"].get("decimals", 2))
     name = args.table
+    everything = experiments(plain(cfg))
+    runs = table_runs(everything, plain(cfg)["report"]["table1"], name)
+    settings = from_profile(TableSettings, cfg, args.config, table=name, shown=tuple(runs),
+                            pretrained=any(not everything[n].trained for n in runs))
+    exps = experiments_of(settings.experiments)
+    absent = missing_checkpoints({"weights_dir": settings.weights_dir}, exps)
+    printed = [n for n in runs if n not in absent]
+    profile, dec = settings.profile, int(settings.decimals)
     if name == "datasize":
         if not args.datasize:
             raise UsageError("report tables --table datasize needs --datasize")
-        thresholds = cfg.get("vqscore", {}).get("thresholds")
-        order = [t["name"] if isinstance(t, dict) else str(t) for t in thresholds] if isinstance(thresholds, list) \
-            else (list(thresholds) if isinstance(thresholds, dict) else None)
+        order = [t["name"] for t in settings.thresholds]
         table = T.datasize(pd.read_csv(args.datasize), profile, order, dec)
     elif name == "table4":
         from use_repro.data.manifest import read_kv
 
         lang = read_kv(args.unseen_lang) if args.unseen_lang else {}
-        original = _system(results, cfg, ORIGINAL, "unseen", None)
-        systems = [_system(results, cfg, n, "unseen", None) for n in unseen_systems(cfg)]
-        proposed = cfg["report"].get("proposed")
+        original = _system(results, exps, ORIGINAL, "unseen", None)
+        systems = [_system(results, exps, n, "unseen", None) for n in printed]
+        proposed = settings.proposed
         for s in systems:
             if s.id == proposed:
                 s.paper_id = "proposed"
         table = T.table4(original, systems, lang, T.read_reported("table4"), profile, dec)
     else:
         ref = "anechoic" if name == "table6" else "early"
-        noisy = _system(results, cfg, NOISY, "test", ref) if name != "table6" else None
-        systems = [_system(results, cfg, n, "test", ref) for n in table_systems(cfg)]
+        noisy = _system(results, exps, NOISY, "test", ref) if name != "table6" else None
+        systems = [_system(results, exps, n, "test", ref) for n in printed]
         if name == "table1":
             table = T.table1(noisy, systems, T.read_reported("table1"), profile, dec)
         elif name == "table6":
             table = T.table6(systems, T.read_reported("table6"), profile, dec)
         elif name == "table2":
-            proposed = cfg["report"].get("proposed")
+            proposed = settings.proposed
             for s in systems:
                 if s.id == proposed:
                     s.paper_id = "proposed"
@@ -157,7 +151,9 @@ def _tables(cfg: dict, results: Path, args) -> int:
             table = T.table7(T.read_reported("table7"), [noisy] + systems, profile)
         else:
             raise UsageError(f"unknown table {name}")
-    table.notes = list(table.notes) + _absent_notes(cfg, name)
+    # why a `pretrained` system it would print has no row: its model file is missing (the DAG
+    # left it out; experiments.missing_checkpoints)
+    table.notes = list(table.notes) + [f"No row for {missing_message(exps[n], p, profile)}." for n, p in absent.items()]
     paths = write_table(table, args.out_dir)
     log.info("%s -> %s", name, ", ".join(str(p) for p in paths.values()))
     return 0
@@ -166,22 +162,29 @@ def _tables(cfg: dict, results: Path, args) -> int:
 def _figure(cfg: dict, results: Path, args) -> int:
     from use_repro.report import figures as F
 
-    name, rep = args.name, cfg["report"]
-    exps = experiments(cfg)
+    name = args.name
+    everything = experiments(plain(cfg))
+    present = {n: e for n, e in everything.items() if n not in missing_checkpoints(plain(cfg), everything)}
+    runs = figure_runs(present, plain(cfg)["report"], name)
+    # Figure 3(a) names its curves by the thresholds its runs were filtered with: only those
+    used = sorted({everything[n].filter for n in runs}) if name == "fig3a" else []
+    settings = from_profile(FigureSettings, cfg, args.config, figure=name, shown=tuple(runs), thresholds_shown=tuple(used))
+    exps = experiments_of(settings.experiments)
     if name in ("fig3a", "fig3b"):
-        runs, valid = _curve_groups(cfg, results, exps, rep[name], name)
+        thresholds = list(settings.thresholds) if name == "fig3a" else None
+        runs, valid = _curve_groups(thresholds, results, exps, getattr(settings, name), name)
         title = {"fig3a": "(a) Different VQScore thresholds", "fig3b": "(b) Different learning targets"}[name]
-        F.learning_curves(runs, rep.get("mos_metric", "UTMOS"), title, args.out, valid=valid)
+        F.learning_curves(runs, settings.mos_metric, title, args.out, valid=valid)
     elif name == "fig9":
-        two, ft = rep["fig9"]["two_stage"], rep["fig9"]["finetune"]
+        two, ft = settings.fig9["two_stage"], settings.fig9["finetune"]
         F.fig9(F.read_curves(layout.curves(results, two)), F.read_curves(layout.curves(results, ft)), args.out,
                valid=tuple(_valid_scores(results, e) for e in (two, ft)))
     elif name == "residual_correlation":
-        gan = rep["spectrograms"]["gan"]
+        gan = settings.spectrograms["gan"]
         values = F.read_residual_correlation(layout.residual_correlation(results, gan))
         F.residual_correlation_figure(values, args.out, exps[gan].display)
     else:
-        _spectrograms(cfg, results, args, exps)
+        _spectrograms(settings.spectrograms, results, args, exps)
     return 0
 
 
@@ -193,16 +196,15 @@ def _valid_scores(results: Path, exp: str):
     return F.read_valid_scores(p) if p.exists() else None
 
 
-def _curve_groups(cfg: dict, results: Path, exps, names, figure: str):
+def _curve_groups(thresholds: list | None, results: Path, exps, names, figure: str):
     """Figure 3's curves: label -> {run: curves} (a run and its other seeds, which are drawn as
     one curve with a band) and label -> [per-utterance validation scores]. 3(a) names a curve by
     its VQScore threshold, 3(b) by its learning target; two curves that would share a name
-    keep their experiments' labels beside it."""
+    keep their experiments' labels beside it. `thresholds`: the profile's entries of the
+    thresholds 3(a) names its curves by."""
     from use_repro.report import figures as F
     from use_repro.report.experiments import curve_groups
 
-    # only 3(a) names curves by threshold (and digests them: report_figure_settings)
-    thresholds = (cfg.get("vqscore") or {}).get("thresholds") if figure == "fig3a" else None
     runs, valid, seen = {}, {}, {}
     for head, members in curve_groups(exps, names).items():
         have = [m for m in members if layout.curves(results, m).exists()]
@@ -233,13 +235,13 @@ def _target_path(row: dict, target: str) -> str | None:
     return None
 
 
-def _spectrograms(cfg, results, args, exps) -> dict:
+def _spectrograms(sp: dict, results, args, exps) -> dict:
+    """Figures 5, 6 and 8 (`sp`: the profile's report.spectrograms)."""
     from use_repro.data.manifest import read_meta
     from use_repro.report import figures as F
 
     from use_repro.data.manifest import resolve_listed
 
-    sp = cfg["report"]["spectrograms"]
     secs = float(sp.get("max_seconds", 4.0))
     meta = read_meta(args.test_meta)
 
@@ -294,32 +296,33 @@ def _spectrograms(cfg, results, args, exps) -> dict:
                                   caption="No box: the paper's Figure 8 marks no region.")
 
 
-def _model_scale(cfg: dict) -> str:
+def _model_scale(settings: CompareSettings) -> str:
     """The regression and generator sizes of a profile, with where they depart from the paper."""
     from use_repro.models.build import net_config
     from use_repro.models.usemamba import USEMambaConfig
 
     paper, parts = USEMambaConfig(), []
     for role in ("regression", "generator"):
-        c = net_config(cfg, role)
+        c = net_config({"model": settings.model}, role)
         text = f"{role} {c.num_blocks} blocks x {c.channels} channels (d_state {c.d_state}, expand {c.expand})"
         if role == "regression" and c.pha_mode != paper.pha_mode:
             text += f", phase {c.pha_mode} (the paper's is {paper.pha_mode})"
         if role == "regression" and c.mag_mode != paper.mag_mode:
             text += f", magnitude {c.mag_mode} (the paper's is {paper.mag_mode})"
         parts.append(text)
-    decay = float(cfg["train"].get("lr_decay", 1.0))
-    lr = f"; learning rate {cfg['train']['lr']:g} (the paper's 2e-4)"
+    decay = float(settings.lr_decay)
+    lr = f"; learning rate {settings.lr:g} (the paper's 2e-4)"
     if decay != 1.0:
         lr += f", multiplied by {decay:g} after every step (the paper's is constant)"
     return "; ".join(parts) + lr
 
 
-def _describe(name: str, e, cfg: dict) -> str:
+def _describe(name: str, e, weights_dir: str | None) -> str:
     """One experiment as the comparison's scale line lists it."""
     if not e.trained:  # scored from a given file: no steps, no data of this run
-        absent = "" if checkpoint_path(e, cfg).is_file() else " (file missing: not scored)"
-        return f"{name}: {e.stage} model {checkpoint_path(e, cfg)}{absent}, trained for target {e.target}"
+        path = checkpoint_path(e, {"weights_dir": weights_dir})
+        absent = "" if path.is_file() else " (file missing: not scored)"
+        return f"{name}: {e.stage} model {path}{absent}, trained for target {e.target}"
     return (f"{name}: {e.stage}, target {e.target}, filter {e.filter}, "
             f"{e.steps} steps{', size ' + e.size if e.size else ''}"
             f"{f', seed {e.seed}' if e.seed is not None else ''}")
@@ -338,7 +341,10 @@ def _compare(cfg: dict, results: Path, args) -> int:
         p = tdir / f"{name}.csv"
         if p.exists():
             tables[name] = pd.read_csv(p, dtype={"subset": str, "language": str, "system": str})
-    exps = experiments(cfg)
+    everything = experiments(plain(cfg))
+    settings = from_profile(CompareSettings, cfg, args.config, pretrained=any(not e.trained for e in everything.values()))
+    held = experiments_of(settings.experiments)
+    exps = {n: held[n] for n in everything}  # each run after the one it starts from
     curves = {}
     for e in exps:
         p = layout.curves(results, e)
@@ -356,11 +362,11 @@ def _compare(cfg: dict, results: Path, args) -> int:
         ours = t1[t1["source"] == "reproduced"]
         n_test = int(ours["n"].max()) if len(ours) else None
     ds = tables.get("datasize")
-    scale = {"profile": cfg["profile"],
+    scale = {"profile": settings.profile,
              "test utterances": str(n_test) if n_test is not None else "unknown",
              "training speech (before filtering)": f"{float(ds['hours'].iloc[0]):.2f} h" if ds is not None and len(ds) else "unknown",
-             "experiments": "; ".join(_describe(n, e, cfg) for n, e in exps.items()),
-             "models": _model_scale(cfg)}
+             "experiments": "; ".join(_describe(n, e, settings.weights_dir) for n, e in exps.items()),
+             "models": _model_scale(settings)}
     from use_repro.data.manifest import read_kv
     from use_repro.report.compare import level_note
     from use_repro.report.scores import read_scores
@@ -372,13 +378,12 @@ def _compare(cfg: dict, results: Path, args) -> int:
             scores[f"{system}/{csv_path.stem}"] = read_scores(csv_path, system)
     valid = {e: F.read_valid_scores(layout.valid_scores(results, e)) for e in exps
              if layout.valid_scores(results, e).exists()}
-    inp = Inputs(profile=cfg["profile"], tables=tables, curves=curves, residual=residual,
-                 backends=collect_backends(jsons), report=cfg["report"], experiments=exps, scale=scale,
+    inp = Inputs(profile=settings.profile, tables=tables, curves=curves, residual=residual,
+                 backends=collect_backends(jsons), report=settings.report, experiments=exps, scale=scale,
                  scores=scores, valid=valid, test_fs=_fs_by_id(args.test_meta),
                  unseen_lang=read_kv(args.unseen_lang) if args.unseen_lang else {},
-                 threshold_mode=str(cfg.get("vqscore", {}).get("threshold_mode", "auto")),
-                 level_note=level_note(cfg["simulation"].get("target_gain", "direct_path")))
-    write_compare(inp, args.out_dir, int(cfg["report"].get("decimals", 2)))
+                 threshold_mode=str(settings.threshold_mode), level_note=level_note(settings.target_gain))
+    write_compare(inp, args.out_dir, int(settings.report["decimals"]))
     return 0
 
 
@@ -387,8 +392,8 @@ def _unseen_list(cfg: dict, args) -> int:
     report.unseen_per_language utterances each, spread evenly over the list (deterministic)."""
     from use_repro.data.manifest import read_kv, read_scp, write_kv, write_scp
 
-    langs = list(cfg.get("corpus", {}).get("heldout_languages") or [])
-    cap = int(cfg["report"].get("unseen_per_language", 0))
+    settings = from_profile(UnseenListSettings, cfg, args.config)
+    langs, cap = list(settings.heldout_languages), int(settings.unseen_per_language)
     lang = read_kv(args.utt2lang)
     entries = read_scp(args.speech_scp)
     chosen = []
@@ -427,5 +432,5 @@ def _provenance(cfg: dict, results: Path, args) -> int:
 
     jsons = sorted(results.glob("*/eval/*.json"))
     figs = Path(args.figures) if args.figures else figures_dir(cfg)
-    write_provenance(args.out, cfg["profile"], REPO_ROOT, args.metadata, (f"{results}/", f"{figs}/"), jsons)
+    write_provenance(args.out, from_profile(ProvenanceSettings, cfg, args.config).profile, REPO_ROOT, args.metadata, (f"{results}/", f"{figs}/"), jsons)
     return 0

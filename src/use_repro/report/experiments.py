@@ -20,12 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from use_repro.config import ConfigError, plain
+from use_repro.stage_settings import ENTRY_DEFAULTS
 
-# Defaults of an entry (mirrors experiments.additionalProperties in schema.yaml, which the
-# generic default-filler does not descend into).
-ENTRY_DEFAULTS = {"stage": "regression", "target": "shifted", "filter": "none", "init": "",
-                  "size": "", "steps": 1000, "test": False, "unseen": False, "gpus": 0, "label": "",
-                  "checkpoint": "", "seed": None, "validate_every": 0}
 PRETRAINED = "pretrained"  # the stage of a model file trained elsewhere: scored, never trained
 
 # Pseudo-systems the report prints beside the experiments.
@@ -168,12 +164,47 @@ def missing_checkpoints(cfg: dict, exps: dict[str, Experiment] | None = None) ->
     return out
 
 
-def missing_message(cfg: dict, name: str, path: Path) -> str:
+def missing_message(e: Experiment, path: Path, profile: str = "PROFILE") -> str:
     """One line naming the entry and the file it waits for (DAG warning and table notes)."""
-    e = experiments(cfg)[name]
-    return (f"experiments.{name} ({e.display}): model file {path} not found, so it is left out of "
+    return (f"experiments.{e.name} ({e.display}): model file {path} not found, so it is left out of "
             f"this run's tables; put the file there to score it (the authors' release: `use-repro "
-            f"weights --config {cfg.get('profile', 'PROFILE')} fetch reuse` installs it as <weights_dir>/reuse/model.safetensors)")
+            f"weights --config {profile} fetch reuse` installs it as <weights_dir>/reuse/model.safetensors)")
+
+
+def experiments_of(entries: dict) -> dict[str, Experiment]:
+    """Experiment objects of entries as a report settings type holds them (completed by their
+    defaults: stage_settings.completed_entries), without the cross-checks `experiments` makes."""
+    out = {}
+    for name, entry in entries.items():
+        e = {**ENTRY_DEFAULTS, **entry}
+        out[name] = Experiment(name=name, **e, depends=(e["init"],) if e["init"] else ())
+    return out
+
+
+def table_runs(exps: dict[str, Experiment], table1: list[str], table: str) -> list[str]:
+    """The experiments `table` shows (the declared entries, also a `pretrained` one whose file
+    is missing, which the table names in a note), in print order: report.table1 or the test
+    runs for the test-set tables, the held-out-language runs for table4, none for datasize."""
+    if table == "datasize":
+        return []
+    if table == "table4":
+        return [n for n, e in exps.items() if e.unseen]
+    return list(table1) or [n for n, e in exps.items() if e.test]
+
+
+def figure_runs(exps: dict[str, Experiment], report: dict, figure: str) -> list[str]:
+    """The experiments `figure` draws (report: the profile's report section), those of `exps`."""
+    if figure in ("fig3a", "fig3b"):
+        names = [m for members in curve_groups(exps, report[figure]).values() for m in members]
+    elif figure == "fig9":
+        names = [report["fig9"]["two_stage"], report["fig9"]["finetune"]]
+    elif figure in ("fig5", "fig6"):
+        names = [report["spectrograms"]["regression"], report["spectrograms"]["gan"]]
+    elif figure == "fig8":
+        names = [report["spectrograms"]["early"], report["spectrograms"]["shifted"]]
+    else:  # residual_correlation
+        names = [report["spectrograms"]["gan"]]
+    return [n for n in names if n in exps]
 
 
 def _names(node) -> set[str] | None:

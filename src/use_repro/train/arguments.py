@@ -22,7 +22,7 @@ class TrainRun:
     """One training run as the training code takes it: the typed form of `use-repro train
     regression|gan|finetune`'s options (the CLI builds it, `from_namespace`; a caller from
     Python builds it directly). The profile's settings the run reads come from `config`, by the
-    keys train/keys.py declares. Paths are as given (relative to the working directory).
+    keys stage_settings.TrainSettings declares. Paths are as given (relative to the working directory).
 
     config: profile name or settings YAML; out: run folder; target: training target; steps:
     optimizer updates; train_meta / valid_meta: rendered lists (meta.<target>.tsv); simulate:

@@ -134,17 +134,17 @@ def train(args: TrainRun, stage: str, on_gradients=None) -> FitResult:
         model = init
         log.info("gan: continuing the two-stage model of %s", args.init)
     elif isinstance(init, USEMamba):
-        generator = setup.build(lambda: build_generator(ctx.cfg, args.size), ctx.init_seed)
+        generator = setup.build(lambda: build_generator(ctx.profile.model_config(), args.size), ctx.init_seed)
         model = TwoStage.from_models(init, generator.to(ctx.info.device))
     else:
         raise TrainArgumentError(f"--init {args.init}: expected a USEMamba or TwoStage checkpoint, got {type(init).__name__}")
     model.train(True)
     setup.record_scan_backend(model, ctx)
-    disc = setup.build(lambda: build_discriminator(ctx.cfg), ctx.init_seed + 1)
+    disc = setup.build(lambda: build_discriminator(ctx.profile.model_config()), ctx.init_seed + 1)
     dataset = setup.training_dataset(args, ctx)
     meta = {**ctx.meta(args), "init": args.init}
-    task = AdversarialTask(model, disc, ctx.cfg["train"]["gan_loss_weights"], ctx.info, meta,
-                           ctx.cfg["train"]["gan_loss"])
+    task = AdversarialTask(model, disc, ctx.profile.train["gan_loss_weights"], ctx.info, meta,
+                           ctx.profile.train["gan_loss"])
     val = setup.validator(args, ctx)
     trainer = Trainer(task, setup.batches(dataset, ctx), ctx.settings, ctx.out, ctx.info,
                       validate=validate_fn(val, task.wave_fn), on_gradients=on_gradients,

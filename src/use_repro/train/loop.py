@@ -114,13 +114,13 @@ class LoopSettings:
     restart_if_changed: bool = False
 
     @classmethod
-    def from_config(cls, cfg: dict, steps: int, seed: int | None = None) -> "LoopSettings":
-        t = cfg.get("train", {})
+    def from_train(cls, train: dict, steps: int, seed: int) -> "LoopSettings":
+        """From the profile's `train` section (a TrainSettings' `train`), the run's steps and seed."""
         names = {f for f in cls.__dataclass_fields__ if f not in ("steps", "seed", "restart_if_changed")}
-        kw = {k: t[k] for k in names if k in t}
+        kw = {k: train[k] for k in names if k in train}
         if "betas" in kw:
             kw["betas"] = tuple(kw["betas"])
-        return cls(steps=int(steps), seed=int(cfg.get("seed", 0) if seed is None else seed), **kw)
+        return cls(steps=int(steps), seed=int(seed), **kw)
 
 
 @dataclass

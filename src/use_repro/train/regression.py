@@ -126,11 +126,11 @@ def train(args: TrainRun, on_gradients=None) -> FitResult:
             raise TrainArgumentError(f"--init {args.init}: a {type(model).__name__}, not a USEMamba regression model")
         log.info("regression: starting from %s", args.init)
     else:
-        model = setup.build(lambda: build_regression(ctx.cfg, args.size), ctx.init_seed)
+        model = setup.build(lambda: build_regression(ctx.profile.model_config(), args.size), ctx.init_seed)
     model.train(True)
     setup.record_scan_backend(model, ctx)
     dataset = setup.training_dataset(args, ctx)
-    task = RegressionTask(model, ctx.cfg["train"]["loss_weights"], ctx.info, ctx.meta(args))
+    task = RegressionTask(model, ctx.profile.train["loss_weights"], ctx.info, ctx.meta(args))
     val = setup.validator(args, ctx)
     trainer = Trainer(task, setup.batches(dataset, ctx), ctx.settings, ctx.out, ctx.info,
                       validate=validate_fn(val, task.wave_fn), on_gradients=on_gradients,

@@ -14,10 +14,10 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from use_repro.config import load_config, plain
-from use_repro.train.keys import train_keys
+from use_repro.config import load_config
 from use_repro.fs import sha256_file
 from use_repro.seeding import derive_seed, seed_everything
+from use_repro.stage_settings import TrainSettings, from_profile
 from use_repro.train import distributed as D
 from use_repro.train.arguments import TrainArgumentError, TrainRun
 from use_repro.train.arguments import add_data_arguments  # noqa: F401 (re-exported)
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 @dataclass
 class RunContext:
     stage: str
-    cfg: dict
+    profile: TrainSettings  # what the run reads of the profile (stage_settings)
     info: D.DistInfo
     settings: LoopSettings
     out: Path
@@ -48,7 +48,7 @@ class RunContext:
         """Stored in checkpoints and final.pt: enough to know what made them."""
         return {"stage": self.stage, "target": self.target, "seed": self.seed,
                 "args": {k: v for k, v in asdict(args).items() if _jsonable(v)},
-                "config": plain(self.cfg), "identity": self.identity(args)}
+                "config": self.profile.held(), "identity": self.identity(args)}
 
     def identity(self, args: TrainRun) -> dict:
         """Every setting the run's weights and curves depend on, except `steps` (a longer run
@@ -56,8 +56,6 @@ class RunContext:
         Files enter by content (a moved or re-rendered data list counts by what it holds);
         execution-only keys (threads, checkpoint cadence, workers: `x-digest: execution` in
         schema.yaml) do not."""
-        from use_repro.config import select_settings
-
         data = {"train_meta": _file_digest(getattr(args, "train_meta", None)),
                 "speech_list": _file_digest(getattr(args, "speech_list", None)),
                 "valid_meta": _file_digest(getattr(args, "valid_meta", None)),
@@ -71,15 +69,14 @@ class RunContext:
                 for k in manifests:
                     manifests[k] += [_file_digest(p) for p in find_manifest(args.corpus_dir, k, "train")]
             data["manifests"] = manifests
-        # the keys the DAG digests for this run (train/keys.py), so a run folder resumes exactly
+        # what the DAG digests for this run (its TrainSettings), so a run folder resumes exactly
         # when the DAG considers the run unchanged (besides its steps)
-        include, exclude = train_keys(self.cfg, self.stage, getattr(args, "size", "") or "", data["simulate"])
         return {"stage": self.stage, "target": self.target, "seed": self.seed,
                 "size": getattr(args, "size", "") or "",
                 "init": _file_digest(getattr(args, "init", None)),
-                "device": getattr(args, "device", None) or self.cfg.get("device", "auto"),
+                "device": getattr(args, "device", None) or self.profile.device,
                 "world_size": self.info.world_size,
-                "settings": select_settings(self.cfg, include, exclude), "data": data}
+                "settings": self.profile.selection(), "data": data}
 
 
 def _file_digest(path: str | Path | None) -> str | None:
@@ -98,18 +95,20 @@ def context(args: TrainRun, stage: str, target: str) -> RunContext:
         # the run's own cadence (an experiment's validate_every): part of its identity, since
         # curves.csv holds the steps validated
         cfg = {**cfg, "train": {**cfg["train"], "validate_every": int(args.validate_every)}}
+    profile = from_profile(TrainSettings, cfg, args.config, stage=stage, size=getattr(args, "size", "") or "",
+                           simulate=bool(getattr(args, "simulate", False)))
     if getattr(args, "threads", 0):
         torch.set_num_threads(args.threads)
-    elif cfg.get("threads"):
-        torch.set_num_threads(int(cfg["threads"]))
-    info = D.init_distributed(getattr(args, "device", None) or cfg.get("device", "auto"))
-    seed = int(cfg.get("seed", 0) if getattr(args, "seed", None) is None else args.seed)
-    settings = LoopSettings.from_config(cfg, steps=args.steps, seed=seed)
+    elif profile.threads:
+        torch.set_num_threads(int(profile.threads))
+    info = D.init_distributed(getattr(args, "device", None) or profile.device)
+    seed = int(profile.seed if getattr(args, "seed", None) is None else args.seed)
+    settings = LoopSettings.from_train(profile.train, steps=args.steps, seed=seed)
     settings.restart_if_changed = bool(getattr(args, "restart_if_changed", False))
     out = Path(args.out)
     if info.is_main:
         out.mkdir(parents=True, exist_ok=True)
-    return RunContext(stage, cfg, info, settings, out, seed, target)
+    return RunContext(stage, profile, info, settings, out, seed, target)
 
 
 SCAN_RECORD = "scan_backend.json"
@@ -146,8 +145,8 @@ def training_dataset(args: TrainRun, ctx: RunContext):
     """The stage's training Dataset (MetaDataset or SimulatedDataset)."""
     from use_repro.data.dataset import MetaDataset, SimulatedDataset, load_rows, speech_uids
 
-    seg = float(ctx.cfg["train"].get("segment_seconds", 0) or 0)
-    max_rate = int(ctx.cfg["train"].get("segment_max_rate", 0) or 0) or None
+    seg = float(ctx.profile.train.get("segment_seconds", 0) or 0)
+    max_rate = int(ctx.profile.train.get("segment_max_rate", 0) or 0) or None
     if args.simulate == bool(args.train_meta):
         raise TrainArgumentError("train: give exactly one of --train-meta and --simulate")
     if args.train_meta:
@@ -166,7 +165,7 @@ def training_dataset(args: TrainRun, ctx: RunContext):
         speech = [s for s in speech if s.uid in keep]
     from use_repro.data.dataset import SKIP_RECORD
 
-    return SimulatedDataset(speech, noise, rir, wind, SimConfig.from_config(ctx.cfg), ctx.target, seg,
+    return SimulatedDataset(speech, noise, rir, wind, SimConfig.from_config(ctx.profile.simulation), ctx.target, seg,
                             skip_record=ctx.out / SKIP_RECORD, segment_max_rate=max_rate)
 
 
@@ -200,7 +199,7 @@ def batches(dataset, ctx: RunContext) -> Callable[[int], Iterator[dict]]:
     from use_repro.data.dataset import batches_from
 
     return batches_from(dataset, ctx.data_seed, ctx.info.rank, ctx.info.world_size,
-                        int(ctx.cfg["train"].get("num_workers", 0)))
+                        int(ctx.profile.train.get("num_workers", 0)))
 
 
 def validator(args: TrainRun, ctx: RunContext):
@@ -211,9 +210,9 @@ def validator(args: TrainRun, ctx: RunContext):
     from use_repro.data.dataset import checked_rows, load_rows
     from use_repro.train.validation import Validator
 
-    t = ctx.cfg["train"]
+    t = ctx.profile.train
     limit = int(t.get("valid_utterances", 0)) or None
     rows = checked_rows(load_rows(args.valid_meta, ctx.target, limit=limit), ctx.out, args.valid_meta,
                         record="skipped_valid_rows.tsv")
     return Validator(rows, t.get("valid_metrics", ("mos", "pesq", "magnitude", "phase", "time")),
-                     ctx.cfg.get("weights_dir", "weights"), ctx.info)
+                     ctx.profile.weights_dir or "weights", ctx.info)

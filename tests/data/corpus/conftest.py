@@ -12,6 +12,7 @@ import pytest
 from use_repro.config import REPO_ROOT, load_config
 from use_repro.data.corpus import debian
 from use_repro.data.corpus.build import build
+from use_repro.stage_settings import CorpusSettings
 
 from .fakes import make_fake_cache
 
@@ -43,5 +44,5 @@ def tiny_corpus(tmp_path_factory, tiny_cache):
     cfg = tiny_config(cache)
     out = tmp_path_factory.mktemp("tiny") / "corpus"
     t0 = time.time()
-    build(cfg, out, threads=2)
+    build(CorpusSettings.from_config(cfg), out, threads=2)
     return out, cfg, time.time() - t0

@@ -13,6 +13,7 @@ from use_repro.audio.io import SUPPORTED_RATES, read_audio
 from use_repro.data.corpus import layout, rir
 from use_repro.data.corpus.build import CorpusError, build
 from use_repro.data.manifest import read_kv, read_scp
+from use_repro.stage_settings import CorpusSettings
 
 from .conftest import tiny_config
 
@@ -259,7 +260,7 @@ def _digest(out: Path) -> dict[str, str]:
 def test_same_seed_same_corpus_bit_for_bit(tiny_corpus, tmp_path):
     out, cfg, _ = tiny_corpus
     again = tmp_path / "corpus"
-    build(cfg, again, threads=1)  # another worker count: the result must not depend on it
+    build(CorpusSettings.from_config(cfg), again, threads=1)  # another worker count: the result must not depend on it
     a, b = _digest(out), _digest(again)
     assert a.keys() == b.keys()
     diff = [k for k in a if a[k] != b[k]]
@@ -272,10 +273,10 @@ def test_other_seed_other_corpus(tiny_cache, tmp_path):
                       noise={"per_type": {"train": 0, "validation": 0, "test": 0}},
                       wind={"count": {"train": 1, "validation": 0, "test": 0}})
     cfg["seed"] = 1
-    build(cfg, tmp_path / "a", threads=2)
+    build(CorpusSettings.from_config(cfg), tmp_path / "a", threads=2)
     rir0 = sorted((tmp_path / "a" / "audio" / "rir").rglob("*.flac"))[0]
     cfg["seed"] = 2
-    build(cfg, tmp_path / "b", threads=2)
+    build(CorpusSettings.from_config(cfg), tmp_path / "b", threads=2)
     rir1 = sorted((tmp_path / "b" / "audio" / "rir").rglob("*.flac"))[0]
     assert sf.read(rir0)[0].shape != sf.read(rir1)[0].shape or not np.array_equal(sf.read(rir0)[0], sf.read(rir1)[0])
 
@@ -285,7 +286,7 @@ def test_missing_debian_falls_back_to_tts_and_says_what_is_missing(tmp_path, cap
     cfg = tiny_config(empty, speech_minutes={"train": 0.6, "validation": 0.1, "test": 0.1})
     out = tmp_path / "corpus"
     with caplog.at_level("WARNING"):
-        build(cfg, out, threads=2)
+        build(CorpusSettings.from_config(cfg), out, threads=2)
     sources = tsv(out / "sources.tsv")
     missing = {r["source"]: r["detail"] for r in sources if r["status"] == "missing"}
     assert "debian:asterisk-core-sounds-it-wav" in missing
@@ -306,7 +307,7 @@ def test_missing_debian_falls_back_to_tts_and_says_what_is_missing(tmp_path, cap
 def test_nothing_usable_fails_naming_what_is_missing(tmp_path):
     cfg = tiny_config(tmp_path / "empty-cache", sources=["debian"])
     with pytest.raises(CorpusError, match="no usable speech source.*asterisk-core-sounds-en-wav"):
-        build(cfg, tmp_path / "corpus", threads=1)
+        build(CorpusSettings.from_config(cfg), tmp_path / "corpus", threads=1)
 
 
 def test_cli_runs_the_stage(tmp_path, tiny_cache, monkeypatch):

@@ -8,6 +8,7 @@ from use_repro.data.corpus import layout
 from use_repro.data.corpus.build import build
 from use_repro.data.corpus.official import OfficialError
 from use_repro.data.manifest import ManifestError, read_kv, read_scp
+from use_repro.stage_settings import CorpusSettings
 
 
 def _official_tree(root, make_wav):
@@ -34,7 +35,7 @@ def test_official_lists_are_written_into_the_corpus_layout(tmp_path, make_wav):
     root = _official_tree(tmp_path / "data", make_wav)
     cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root)}})
     out = tmp_path / "corpus"
-    rows = build(cfg, out)
+    rows = build(CorpusSettings.from_config(cfg), out)
     train = read_scp(out / "speech_train.scp", check_audio=True)
     assert [(e.uid, e.fs) for e in train] == [("cv_en_001", 16000), ("ears_p001_002", 48000)]
     assert read_kv(out / "text")["ears_p001_002"] == "a read sentence"
@@ -51,19 +52,19 @@ def test_official_bad_lines_name_file_and_line(tmp_path, make_wav):
     cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root)}})
     (root / "noise_train.scp").write_text(f"fsd50k_1 24000 {tmp_path / 'n.flac'}\nfsd50k_2 24000 /no/such.flac\n")
     with pytest.raises(ManifestError, match=r"noise_train.scp line 2: /no/such.flac: no such file"):
-        build(cfg, tmp_path / "corpus")
+        build(CorpusSettings.from_config(cfg), tmp_path / "corpus")
     (root / "noise_train.scp").write_text("fsd50k_1 24000\n")
     with pytest.raises(ManifestError, match=r"noise_train.scp line 1: expected 'uid fs path'"):
-        build(cfg, tmp_path / "corpus")
+        build(CorpusSettings.from_config(cfg), tmp_path / "corpus")
     (root / "noise_train.scp").write_text(f"fsd50k_1 16000 {tmp_path / 'n.flac'}\n")
     with pytest.raises(ManifestError, match=r"line 1: .*file is 24000 Hz but the list says 16000 Hz"):
-        build(cfg, tmp_path / "corpus")
+        build(CorpusSettings.from_config(cfg), tmp_path / "corpus")
 
 
 def test_official_needs_its_folder(tmp_path):
     cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(tmp_path / "nowhere")}})
     with pytest.raises(OfficialError, match="corpus.official_dir"):
-        build(cfg, tmp_path / "corpus")
+        build(CorpusSettings.from_config(cfg), tmp_path / "corpus")
 
 
 def _bad_audio_tree(root, make_wav):
@@ -100,7 +101,7 @@ def test_every_file_is_decoded_and_bad_ones_are_rejected_by_name(tmp_path, make_
     cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root)}})
     out = tmp_path / "corpus"
     with pytest.raises(ManifestError, match=r"corpus: 9 line\(s\) rejected .*rejects.tsv"):
-        build(cfg, out, threads=threads)
+        build(CorpusSettings.from_config(cfg), out, threads=threads)
     # the good lines are all written; the bad ones are named with list, line and reason
     assert [e.uid for e in read_scp(out / "noise_train.scp")] == ["fsd50k_1"]
     assert [e.uid for e in read_scp(out / "speech_train.scp")] == ["cv_en_001", "ears_p001_002"]
@@ -124,17 +125,17 @@ def test_a_rerun_decodes_only_new_or_changed_files(tmp_path, make_wav, monkeypat
     cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root)}})
     out = tmp_path / "corpus"
     with pytest.raises(ManifestError):
-        build(cfg, out)
+        build(CorpusSettings.from_config(cfg), out)
     decoded = []
     real = official.check_audio
     monkeypatch.setattr(official, "check_audio", lambda p: decoded.append(p) or real(p))
     with pytest.raises(ManifestError, match=r"9 line\(s\) rejected"):
-        build(cfg, out)
+        build(CorpusSettings.from_config(cfg), out)
     assert decoded == []  # every verdict, good and bad, came from audio_check.json
     (root / "bad" / "zero.flac").unlink()
     make_wav("data/bad/zero.flac", 24000)  # repaired in place
     with pytest.raises(ManifestError, match=r"8 line\(s\) rejected"):
-        build(cfg, out)
+        build(CorpusSettings.from_config(cfg), out)
     assert decoded == [str(root / "bad" / "zero.flac")]
     assert "bad_zero" in [e.uid for e in read_scp(out / "noise_train.scp")]
 
@@ -159,7 +160,7 @@ def test_a_bad_file_within_max_reject_fraction_is_left_out_and_the_build_goes_on
     root = _one_bad_file_tree(tmp_path / "data", make_wav, good=19)
     cfg = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root), "max_reject_fraction": 0.1}})
     out = tmp_path / "corpus"
-    build(cfg, out)
+    build(CorpusSettings.from_config(cfg), out)
     assert [e.uid for e in read_scp(out / "noise_train.scp")] == [f"fsd50k_{k}" for k in range(19)]
     rows = [line.split("\t") for line in (out / "rejects.tsv").read_text().splitlines()]
     assert [(r[1], r[2]) for r in rows[1:]] == [("10", "fsd50k_cut")] and "truncated" in rows[1][4]
@@ -178,18 +179,19 @@ def test_a_bad_file_above_max_reject_fraction_fails_and_its_rejects_file_stays(t
     out = tmp_path / "corpus"
     with pytest.raises(ManifestError, match=r"1 line\(s\) rejected .*above corpus.max_reject_fraction = 0.01 "
                                             r"in noise_train.scp; .*noise_train.scp line 10: .*truncated"):
-        build(cfg, out)
+        build(CorpusSettings.from_config(cfg), out)
     assert "1 rejected (5.0%, above the limit corpus.max_reject_fraction = 0.01)" in caplog.text
     assert [r.split("\t")[2] for r in (out / "rejects.tsv").read_text().splitlines()[1:]] == ["fsd50k_cut"]
     # the limit is per list: the same line among 200 is within 1 %
     root2 = _one_bad_file_tree(tmp_path / "data2", make_wav, good=199)
-    build(load_config("urgent2025", overrides={"corpus": {"official_dir": str(root2)}}), tmp_path / "corpus2")
+    build(CorpusSettings.from_config(load_config("urgent2025", overrides={"corpus": {"official_dir": str(root2)}})),
+          tmp_path / "corpus2")
     assert len(read_scp(tmp_path / "corpus2" / "noise_train.scp")) == 199
     # a list that loses every line fails at any limit
     (root2 / "noise_train.scp").write_text(f"only 24000 {root2 / 'cut.flac'}\n")
     cfg3 = load_config("urgent2025", overrides={"corpus": {"official_dir": str(root2), "max_reject_fraction": 1}})
     with pytest.raises(ManifestError, match="above corpus.max_reject_fraction = 1 in noise_train.scp"):
-        build(cfg3, tmp_path / "corpus3")
+        build(CorpusSettings.from_config(cfg3), tmp_path / "corpus3")
 
 
 def test_max_reject_fraction_arrived_without_changing_a_corpus_digest():

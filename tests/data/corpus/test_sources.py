@@ -9,6 +9,7 @@ from use_repro.audio.io import SUPPORTED_RATES
 from use_repro.data.corpus import crowd, debian, noise, rir, sentences, wind
 from use_repro.data.corpus.build import _rate_quota
 from use_repro.seeding import rng_for
+from use_repro.stage_settings import CorpusSettings
 
 from .fakes import voiced
 
@@ -242,7 +243,7 @@ def test_without_real_heldout_speakers_flite_takes_the_test_split(fake_cache, tm
     for pkg in (fake_cache / "debian").iterdir():
         if pkg.name not in gone:
             (cache / "debian" / pkg.name).symlink_to(pkg)
-    plan = plan_corpus(tiny_config(cache, sources=["debian", "flite"]), Path(tmp_path / "out"))
+    plan = plan_corpus(CorpusSettings.from_config(tiny_config(cache, sources=["debian", "flite"])), Path(tmp_path / "out"))
     test = [j for j in plan.speech if j.split == "test"]
     assert test and {j.origin for j in test} == {"flite"}
     assert len(test) * 4.95 * 1.05 >= 0.5 * 60, "flite fills the test minutes"

@@ -37,6 +37,7 @@ from use_repro.audio.resample import resample
 from use_repro.data.corpus import crowd, debian, flite, layout, noise, rir, sentences, summary, tts, wind
 from use_repro.data.manifest import write_kv, write_scp, write_tsv
 from use_repro.seeding import derive_seed, rng_for
+from use_repro.stage_settings import CorpusSettings
 
 log = logging.getLogger("use_repro.corpus")
 
@@ -61,15 +62,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from use_repro.config import load_config
+    from use_repro.stage_settings import load
 
-    cfg = load_config(args.config)
-    threads = args.threads or cfg.get("threads") or os.cpu_count() or 1
+    settings = load(CorpusSettings, args.config)
+    threads = args.threads or settings.threads or os.cpu_count() or 1
     from use_repro.data.corpus.official import OfficialError
     from use_repro.data.manifest import ManifestError
 
     try:
-        build(cfg, args.out, threads=threads)
+        build(settings, args.out, threads=threads)
     except (CorpusError, OfficialError, ManifestError) as e:
         log.error("%s", e)
         return 1
@@ -232,17 +233,17 @@ def assign_test_rates(jobs: list[SpeechJob], rates: list[int], share: float,
     return out
 
 
-def plan_corpus(cfg: dict, out: Path) -> Plan:
+def plan_corpus(settings: CorpusSettings, out: Path) -> Plan:
     """Everything the corpus stage will make, decided before any audio is made: which sources
     are there, which utterances go to which split (real speech first, TTS and flite filling what
     it leaves), the crowd share, and the noise, RIR and wind clips. Every random choice comes
     from a generator keyed by (seed, purpose), so the plan is a function of the config and of
     the sources found. The steps are separate functions so each reads on its own; their order is
     the order the minutes are filled in."""
-    c = cfg["corpus"]
-    seed = int(cfg["seed"])
+    c = settings.corpus
+    seed = int(settings.seed)
     plan = Plan()
-    roots, use_tts, flite_voices = _plan_sources(cfg, plan)
+    roots, use_tts, flite_voices = _plan_sources(settings, plan)
     groups = _speech_groups(c, seed, roots)
     chosen, test_groups, test_s, flite_s = _plan_real_speech(c, plan, groups, use_tts)
     tts_s, flite_s = _synthetic_budget(c, plan, chosen, test_groups, use_tts, test_s, flite_s)
@@ -259,12 +260,12 @@ def plan_corpus(cfg: dict, out: Path) -> Plan:
     return plan
 
 
-def _plan_sources(cfg: dict, plan: Plan) -> tuple[dict[str, Path], bool, list[str]]:
+def _plan_sources(settings: CorpusSettings, plan: Plan) -> tuple[dict[str, Path], bool, list[str]]:
     """Fetch (or find in the cache) the Debian packages the enabled sources need and check TTS
     and flite, recording each source's status in `plan.sources` (sources.tsv says what was
     used and why anything was not). Returns (unpacked package roots, TTS usable, flite voices);
     sets `plan.flite_bin` when flite is usable."""
-    c = cfg["corpus"]
+    c = settings.corpus
     roots: dict[str, Path] = {}
     packages = []
     if "debian" in c["sources"]:
@@ -274,7 +275,7 @@ def _plan_sources(cfg: dict, plan: Plan) -> tuple[dict[str, Path], bool, list[st
     if "flite" in c["sources"]:
         packages += debian.FLITE_PACKAGES
     if packages:
-        roots, missing = debian.fetch_packages(packages, cfg["cache_dir"], offline=c["offline"])
+        roots, missing = debian.fetch_packages(packages, settings.cache_dir, offline=c["offline"])
         for pkg in packages:
             plan.sources.append((f"debian:{pkg}", "ok" if pkg in roots else "missing",
                                  "unpacked in the cache" if pkg in roots else missing.get(pkg, "")))
@@ -634,24 +635,24 @@ def job_wind(out: Path, spec: dict, seed: int) -> dict:
 # Build
 
 
-def build(cfg: dict, out: str | os.PathLike, threads: int = 1) -> dict:
-    """Build the corpus described by `cfg` under `out`; returns the summary (see summary.py)."""
+def build(settings: CorpusSettings, out: str | os.PathLike, threads: int = 1) -> dict:
+    """Build the corpus `settings` describe under `out`; returns the summary (see summary.py)."""
     out = Path(out)
     t0 = time.time()
-    if cfg["corpus"]["kind"] == "official":
+    if settings.corpus["kind"] == "official":
         from use_repro.data.corpus import official
 
-        return official.build(cfg, out, threads=threads)
+        return official.build(settings, out, threads=threads)
     out.mkdir(parents=True, exist_ok=True)
-    seed = int(cfg["seed"])
-    plan = plan_corpus(cfg, out)
+    seed = int(settings.seed)
+    plan = plan_corpus(settings, out)
     for s, st, d in plan.sources:
         if st != "ok":
             log.warning("corpus: source %s %s: %s", s, st, d)
     log.info("corpus: planned %d speech, %d noise, %d RIR, %d wind items (%d workers)",
              len(plan.speech), len(plan.noise), len(plan.rir), len(plan.wind), threads)
 
-    streams = max(1, int(cfg["corpus"]["tts"]["streams"]))
+    streams = max(1, int(settings.corpus["tts"]["streams"]))
     tts_jobs = [j for j in plan.speech if j.tts is not None]
     speech_rows: dict[str, dict] = {}
     noise_rows, rir_rows, wind_rows = [], [], []

@@ -42,6 +42,7 @@ from use_repro.data.audiocheck import AudioCheckCache, AudioFacts, check_audio
 from use_repro.data.corpus import layout, summary
 from use_repro.data.manifest import ManifestError, read_kv, write_kv, write_scp
 from use_repro.fs import atomic_path
+from use_repro.stage_settings import CorpusSettings
 
 log = logging.getLogger("use_repro.corpus")
 SAVE_EVERY_S = 60  # the check cache is saved at least this often while files are decoded
@@ -206,9 +207,10 @@ def checked_lists(lists: dict[Path, list[tuple[str, int, str, int]]], cache: Aud
     return out
 
 
-def build(cfg: dict, out: Path, threads: int = 1) -> list[dict]:
-    root = Path(cfg["corpus"]["official_dir"] or "")
-    if not cfg["corpus"]["official_dir"] or not root.is_dir():
+def build(settings: CorpusSettings, out: Path, threads: int = 1) -> list[dict]:
+    """The official corpus `settings.corpus` points at, listed under `out` (see the module's text)."""
+    root = Path(settings.corpus["official_dir"] or "")
+    if not settings.corpus["official_dir"] or not root.is_dir():
         raise OfficialError(f"config key corpus.official_dir: {str(root)!r} is not a folder; point it at the "
                             f"URGENT 2025 data prepared by the challenge's prepare_espnet_data.sh")
     out.mkdir(parents=True, exist_ok=True)
@@ -275,7 +277,7 @@ def build(cfg: dict, out: Path, threads: int = 1) -> list[dict]:
     for line in summary.report(rows):
         log.info("%s", line)
     if rejects.items:
-        limit = float(cfg["corpus"]["max_reject_fraction"])
+        limit = float(settings.corpus["max_reject_fraction"])
         over = rejects.over(limit)
         (log.error if over else log.warning)("%s", rejects.summary(limit, out / REJECTS))
         if over:
