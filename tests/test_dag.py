@@ -468,23 +468,37 @@ def test_a_settings_edit_plans_its_jobs_and_their_descendants_only(recorded_tiny
     assert {k: v for k, v in counts.items() if k != "total"} == per_rule, kind
 
 
-def test_a_field_added_to_a_stage_changes_that_stage_s_digest_and_plans_only_its_jobs(tmp_path):
-    """A new key in the schema's `evaluate` section (with a default) is part of the evaluations'
-    settings: their digest changes, and the plan is exactly the evaluations and what reads them.
-    Marked `x-digest: execution`, or `omitted-at-default` at its default, it plans nothing."""
+def test_a_field_added_to_a_stage_changes_that_stage_s_digest_and_plans_only_its_jobs(tmp_path, monkeypatch):
+    """A new field of EvaluateSettings (a new `evaluate` key of the schema, with a default, that
+    the evaluation now reads) is part of the evaluations' digest: the plan is exactly the
+    evaluations and what reads them. The same key in the schema that no stage's type reads plans
+    nothing, as does the field marked `x-digest: execution` or `omitted-at-default`."""
     work = tmp_path / "checkout"
     snakefile = copy_checkout(work)
+    # the DAG imports this copy's package, whose settings types the test edits
+    shutil.copytree(REPO_ROOT / "src" / "use_repro", work / "src" / "use_repro",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.so", "build"))
+    monkeypatch.setenv("PYTHONPATH", str(work / "src"))
     profile = str(work / "experiments" / "config" / "tiny.yaml")
     make_up_to_date(work, snakefile, profile)
     schema_file = work / "experiments" / "config" / "schema.yaml"
-    original = schema_file.read_text()
+    types_file = work / "src" / "use_repro" / "stage_settings.py"
+    schema_text, types_text = schema_file.read_text(), types_file.read_text()
 
-    def add_field(**marks):
-        schema = yaml.safe_load(original)
+    def add_key(**marks):
+        schema = yaml.safe_load(schema_text)
         schema["properties"]["evaluate"]["properties"]["frame_hop_ms"] = {
             "description": "a new evaluation setting", "type": "number", "default": 10.0, **marks}
         schema_file.write_text(yaml.safe_dump(schema, sort_keys=False))
 
+    def add_field():
+        anchor = '    metrics: list[str] | None = reads("evaluate.metrics"'
+        assert anchor in types_text
+        types_file.write_text(types_text.replace(
+            anchor, '    frame_hop_ms: float = reads("evaluate.frame_hop_ms")\n' + anchor))
+
+    add_key()  # in the schema, read by no stage: in no digest
+    assert planned(work, profile, snakefile) == {}
     add_field()
     labels, children, run = dag(work, profile, snakefile)
     starts = {n for n, lab in labels.items() if lab.split("\n")[0] in ("evaluate_test", "evaluate_unseen")}
@@ -495,7 +509,7 @@ def test_a_field_added_to_a_stage_changes_that_stage_s_digest_and_plans_only_its
                              "not planned:", sorted(labels[n] for n in expected - run))
     assert not any(labels[n].startswith(("train", "enhance", "simulate", "corpus", "vqscore")) for n in run)
     for marks in ({"x-digest": "execution"}, {"x-digest": "omitted-at-default"}):
-        add_field(**marks)
+        add_key(**marks)
         assert planned(work, profile, snakefile) == {}, marks
 
 

@@ -382,7 +382,7 @@ FIGURE_FILES = [f"{FIGURES}/{f}.{ext}" for f in DRAWN_FIGURES for ext in ("png",
 # and the entries of exactly the experiments it shows (in the order it shows them: `shown`), so
 # adding, removing or relabelling an experiment redraws only the tables and figures that show it.
 def report_table_settings(wc):
-    shown = _table_runs(_DECLARED, REPORT["table1"], wc.table)
+    shown = _table_runs({n: _DECLARED[n] for n in config["experiments"]}, REPORT["table1"], wc.table)
     return stage_settings(f"report_table.{wc.table}", _S.TableSettings, table=wc.table, shown=tuple(shown),
                           pretrained=any(not _DECLARED[n].trained for n in shown))
 

@@ -1,7 +1,7 @@
 import pytest
 
 from use_repro.config import PROFILES, ConfigError, load_config, validate_config
-from use_repro.report.experiments import experiments, table_systems, unseen_systems
+from use_repro.report.experiments import experiments, table_runs
 
 
 def cfg_with(exps, **report):
@@ -17,8 +17,10 @@ def test_defaults_and_dependency_order():
     assert list(exps) == ["r", "g"]          # r trains first: g starts from it
     assert exps["g"].depends == ("r",) and exps["r"].filter == "none" and exps["r"].gpus == 0
     assert exps["g"].display == "g"
-    assert table_systems(cfg) == ["g", "r"]   # config order
-    assert unseen_systems(cfg) == []
+    in_profile_order = {n: exps[n] for n in cfg["experiments"]}
+    assert table_runs(in_profile_order, [], "table1") == ["g", "r"]   # config order
+    assert table_runs(in_profile_order, ["r"], "table6") == ["r"]     # report.table1's
+    assert table_runs(in_profile_order, [], "table4") == [] and table_runs(in_profile_order, [], "datasize") == []
 
 
 @pytest.mark.parametrize("exps, match", [

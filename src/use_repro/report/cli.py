@@ -110,7 +110,8 @@ def _tables(cfg: dict, results: Path, args) -> int:
 
     name = args.table
     everything = experiments(plain(cfg))
-    runs = table_runs(everything, plain(cfg)["report"]["table1"], name)
+    in_profile_order = {n: everything[n] for n in plain(cfg)["experiments"]}
+    runs = table_runs(in_profile_order, plain(cfg)["report"]["table1"], name)
     settings = from_profile(TableSettings, cfg, args.config, table=name, shown=tuple(runs),
                             pretrained=any(not everything[n].trained for n in runs))
     exps = experiments_of(settings.experiments)

@@ -184,7 +184,8 @@ def experiments_of(entries: dict) -> dict[str, Experiment]:
 def table_runs(exps: dict[str, Experiment], table1: list[str], table: str) -> list[str]:
     """The experiments `table` shows (the declared entries, also a `pretrained` one whose file
     is missing, which the table names in a note), in print order: report.table1 or the test
-    runs for the test-set tables, the held-out-language runs for table4, none for datasize."""
+    runs for the test-set tables, the held-out-language runs for table4, none for datasize
+    (`exps` in the profile's order, which the tables print)."""
     if table == "datasize":
         return []
     if table == "table4":
@@ -235,23 +236,6 @@ def _toposort(exps: dict[str, Experiment]) -> list[str]:
     for n in exps:
         visit(n, ())
     return order
-
-
-def table_systems(cfg: dict) -> list[str]:
-    """Experiments of Tables 1, 6, 7 and the Table 2 analogue, in print order (without a
-    `pretrained` entry whose file is missing)."""
-    exps = experiments(cfg)
-    absent = missing_checkpoints(cfg, exps)
-    listed = (cfg.get("report") or {}).get("table1") or []
-    names = list(listed) if listed else [n for n in (cfg.get("experiments") or {}) if exps[n].test]
-    return [n for n in names if n not in absent]
-
-
-def unseen_systems(cfg: dict) -> list[str]:
-    """Experiments scored on the held-out languages (Table 4 analogue), in config order."""
-    exps = experiments(cfg)
-    absent = missing_checkpoints(cfg, exps)
-    return [n for n in (cfg.get("experiments") or {}) if exps[n].unseen and n not in absent]
 
 
 def seed_twins(exps: dict[str, Experiment], name: str) -> list[str]:

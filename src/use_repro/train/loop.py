@@ -92,7 +92,7 @@ class Task(Protocol):
 
 @dataclass
 class LoopSettings:
-    """The trainer's knobs; `from_config` reads them from the profile's `train` section."""
+    """The trainer's knobs; `from_train` reads them from the profile's `train` section."""
 
     steps: int
     lr: float = 2e-4
