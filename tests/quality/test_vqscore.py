@@ -226,3 +226,25 @@ def test_log_variant_is_stored_and_used_when_scoring(tmp_path):
     assert loaded.args.input_transform == "log"
     mag = V.magnitude(torch.randn(1, 8000))
     assert torch.allclose(loaded.score_magnitude(mag), model.eval().score_magnitude(mag))
+
+
+def test_training_gives_the_same_weights_whatever_the_process_s_thread_count():
+    """The estimator's weights depend on the intra-op threads it trains with (reductions split
+    differently), so training uses the setting's count (vqscore.train.threads), never the
+    machine's or the caller's, and restores the caller's afterwards."""
+    rng = np.random.default_rng(0)
+    clips = [rng.standard_normal(16000 * 2).astype(np.float32) * 0.1 for _ in range(4)]
+    args = V.VQScoreArgs(channels=(16, 8), codebook_size=16, codebook_dim=8)
+    settings = V.TrainSettings(steps=6, batch_size=4, segment_seconds=1.0, log_every=3, seed=1, threads=2)
+    weights = []
+    before = torch.get_num_threads()
+    try:
+        for caller in (1, 2):
+            torch.set_num_threads(caller)
+            model, _ = V.train(clips, settings, args)
+            assert torch.get_num_threads() == caller  # the caller's count is back
+            weights.append(model.state_dict())
+    finally:
+        torch.set_num_threads(before)
+    for k, v in weights[0].items():
+        assert torch.equal(v, weights[1][k]), k

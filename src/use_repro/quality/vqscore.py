@@ -395,6 +395,10 @@ class TrainSettings:
     gain_range: tuple[float, float] = (0.05, 2.0)
     log_every: int = 50
     seed: int = 0
+    # torch's intra-op threads while training: the weights depend on it (a reduction split over
+    # another number of threads sums in another order), so it is a setting, not the machine's
+    # core count (profile key vqscore.train.threads)
+    threads: int = 2
 
 
 class SegmentSampler:
@@ -431,6 +435,15 @@ def train(clips: Sequence[np.ndarray], settings: TrainSettings, args: VQScoreArg
     Returns the model (in eval mode) and a state dict for the checkpoint: `optimizer`, `step`,
     `history` (one row per `log_every` steps: step, loss, vq, cos, codes_used, seconds).
     """
+    previous = torch.get_num_threads()
+    torch.set_num_threads(settings.threads)
+    try:
+        return _train(clips, settings, args, device, on_log)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _train(clips, settings: TrainSettings, args, device, on_log) -> tuple[VQScoreModel, dict]:
     torch.manual_seed(settings.seed)
     gen = torch.Generator().manual_seed(settings.seed)
     sampler = SegmentSampler(clips, int(settings.segment_seconds * SAMPLE_RATE), settings.gain_range,
