@@ -400,6 +400,10 @@ EDITS = {
     "lr": (_set("train", "lr", 2.0e-3), {f"train\nexp: {n}" for n in
                                           ("shifted_vq050", "shifted", "anechoic", "early", "shifted_gan",
                                            "shifted_finetune")} | {"report_compare"}),
+    # the threads a run computes with change its weights (train.threads): every run, nothing else
+    "train threads": (_set("train", "threads", 2), {f"train\nexp: {n}" for n in
+                                                    ("shifted_vq050", "shifted", "anechoic", "early", "shifted_gan",
+                                                     "shifted_finetune")}),
     # `shifted` is still rendered for the other runs, so only this run is affected
     "target": (_set("experiments", "shifted_vq050", "target", "early"), {"train\nexp: shifted_vq050"}),
     # a target no run had: its own render jobs (train, valid) and this run; no other run retrains

@@ -23,7 +23,8 @@ rule train:
         valid_scores=f"{RESULTS}/{{exp}}/valid_scores.csv",
     log:
         f"{RESULTS}/logs/train/{{exp}}.log",
-    threads: JOB_THREADS
+    # what the run computes with (train.threads, in its digest): the weights depend on it
+    threads: int(config["train"]["threads"])
     resources:
         gpu=lambda wc: EXPS[wc.exp].gpus,
     conda:
@@ -40,7 +41,7 @@ rule train:
     shell:
         "{params.launch} train {params.stage} --config {params.cfg}"
         " --train-meta {input.train_meta} --valid-meta {input.valid_meta} --target {params.target}"
-        " {params.options} --threads {threads} --out {params.out} --restart-if-changed > {log} 2>&1"
+        " {params.options} --out {params.out} --restart-if-changed > {log} 2>&1"
 
 
 # Section 3.6: correlation of the magnitude residuals (clean - regression) and (final - regression)

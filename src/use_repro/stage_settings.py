@@ -312,7 +312,6 @@ class TrainSettings(StageSettings):
     seed: int = reads("seed")
     device: str = reads("device")
     weights_dir: str = reads("weights_dir")
-    threads: int = reads("threads")  # execution
     model: Mapping[str, Any] = reads("model", without=lambda job: _train_model_sections(job) + ("sizes",))
     size_settings: Mapping[str, Any] | None = reads("model.sizes.{size}", when=lambda job: bool(job["size"]))
     train: Mapping[str, Any] = reads("train", without=lambda job: (

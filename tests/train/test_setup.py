@@ -45,8 +45,12 @@ def test_identity_holds_what_changes_the_weights_and_nothing_else(tmp_path, tiny
     moved.mkdir()
     (moved / "meta.tsv").write_bytes(tiny_meta.read_bytes())
     same = identity(args_for(write_profile(tmp_path / "b.yaml", checkpoint_every=7, log_every=3, keep_last=5),
-                             moved / "meta.tsv", tmp_path / "other", "shifted", 9, "--threads", 1))
+                             moved / "meta.tsv", tmp_path / "other", "shifted", 9))
     assert same == base
+    # the threads the run computes with change its weights: train.threads, or --threads
+    assert identity(args_for(write_profile(tmp_path / "t.yaml", threads=2), tiny_meta, tmp_path / "o")) != base
+    assert identity(args_for(write_profile(tmp_path / "a.yaml"), tiny_meta, tmp_path / "o", "shifted", 4,
+                             "--threads", 2)) != base
     # what does change them
     assert identity(args_for(write_profile(tmp_path / "c.yaml", lr=5e-3), tiny_meta, tmp_path / "o")) != base
     assert identity(args_for(write_profile(tmp_path / "a.yaml"), tiny_meta, tmp_path / "o", "anechoic")) != base
@@ -137,3 +141,18 @@ def test_every_training_option_reaches_the_run_the_training_code_takes():
     assert run.speech_scp == ("a.scp", "b.scp") and run.init == "r.pt" and run.simulate
     with pytest.raises(dataclasses.FrozenInstanceError):
         run.steps = 3
+
+
+def test_a_run_s_weights_do_not_depend_on_the_caller_s_thread_count(tmp_path, tiny_meta):
+    """The run computes with train.threads whatever torch's count was before (a DAG job given
+    another number of cores): the same final weights."""
+    cfg = write_profile(tmp_path / "a.yaml", threads=2)
+    weights = []
+    for caller in (1, 2):
+        torch.set_num_threads(caller)
+        out = tmp_path / f"run{caller}"
+        regression.train(args_for(cfg, tiny_meta, out))
+        assert torch.get_num_threads() == 2  # the run's count
+        weights.append(load_model(out / "final.pt").state_dict())
+    for k, v in weights[0].items():
+        assert torch.equal(v, weights[1][k]), k

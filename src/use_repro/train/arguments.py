@@ -28,7 +28,8 @@ class TrainRun:
     optimizer updates; train_meta / valid_meta: rendered lists (meta.<target>.tsv); simulate:
     on-the-fly simulation instead of train_meta, from corpus_dir or the *_scp manifests;
     speech_list: the VQScore-filtered speech kept; init: a final.pt to start from; size: a key
-    of model.sizes; seed, validate_every, device, threads: None/0 take the profile's;
+    of model.sizes; seed, validate_every, device, threads: None/0 take the profile's
+    (threads: train.threads);
     restart_if_changed: discard checkpoints of other settings instead of refusing."""
 
     out: str
@@ -92,7 +93,10 @@ def common_arguments(p: argparse.ArgumentParser) -> None:
                    help="validate every N steps (default: the profile's train.validate_every)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default=None,
                    help="default: the profile's `device`")
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: the profile's `threads`, else torch's)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch CPU threads of the run's math (0: the profile's train.threads). The weights depend on "
+                        "it, so a count given here is part of the run's identity (a checkpoint of another count "
+                        "does not resume)")
 
 
 def regression_arguments(p: argparse.ArgumentParser) -> None:

@@ -76,6 +76,7 @@ class RunContext:
                 "init": _file_digest(getattr(args, "init", None)),
                 "device": getattr(args, "device", None) or self.profile.device,
                 "world_size": self.info.world_size,
+                **({"threads": args.threads} if getattr(args, "threads", 0) else {}),
                 "settings": self.profile.selection(), "data": data}
 
 
@@ -97,10 +98,9 @@ def context(args: TrainRun, stage: str, target: str) -> RunContext:
         cfg = {**cfg, "train": {**cfg["train"], "validate_every": int(args.validate_every)}}
     profile = from_profile(TrainSettings, cfg, args.config, stage=stage, size=getattr(args, "size", "") or "",
                            simulate=bool(getattr(args, "simulate", False)))
-    if getattr(args, "threads", 0):
-        torch.set_num_threads(args.threads)
-    elif profile.threads:
-        torch.set_num_threads(int(profile.threads))
+    # the run's math on a set number of threads (train.threads, or --threads, which then enters
+    # the run's identity): the weights depend on it, so never on the cores the job was given
+    torch.set_num_threads(int(getattr(args, "threads", 0) or profile.train["threads"]))
     info = D.init_distributed(getattr(args, "device", None) or profile.device)
     seed = int(profile.seed if getattr(args, "seed", None) is None else args.seed)
     settings = LoopSettings.from_train(profile.train, steps=args.steps, seed=seed)
