@@ -221,3 +221,24 @@ def test_bound_c_heap_is_a_no_op_where_the_c_library_is_not_glibc(monkeypatch):
     monkeypatch.setattr(ctypes, "CDLL", no_glibc)
     assert enhancer.bound_c_heap() is False
     assert enhancer.bound_c_heap() is False  # decided once
+
+
+def test_enhancement_does_not_depend_on_the_thread_count():
+    """The profile's `threads` stays an execution knob for enhancement (in no digest) because the
+    enhanced audio is the same on 1 and 2 torch threads: the fused kernels split channels, never a
+    sum (training is not so: it computes with train.threads). The mini model, large enough for
+    torch to split its work."""
+    from use_repro.config import load_config
+    from use_repro.models.build import build_regression
+
+    torch.manual_seed(0)
+    model = build_regression(load_config("mini")).eval()
+    x = np.random.default_rng(0).standard_normal(16000).astype(np.float32) * 0.1
+    before, out = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out.append(Enhancer(model, progress=False).enhance(x, 16000))
+    finally:
+        torch.set_num_threads(before)
+    assert np.abs(out[0]).max() > 0 and np.array_equal(out[0], out[1])
