@@ -400,10 +400,6 @@ EDITS = {
     "lr": (_set("train", "lr", 2.0e-3), {f"train\nexp: {n}" for n in
                                           ("shifted_vq050", "shifted", "anechoic", "early", "shifted_gan",
                                            "shifted_finetune")} | {"report_compare"}),
-    # the threads a run computes with change its weights (train.threads): every run, nothing else
-    "train threads": (_set("train", "threads", 2), {f"train\nexp: {n}" for n in
-                                                    ("shifted_vq050", "shifted", "anechoic", "early", "shifted_gan",
-                                                     "shifted_finetune")}),
     # `shifted` is still rendered for the other runs, so only this run is affected
     "target": (_set("experiments", "shifted_vq050", "target", "early"), {"train\nexp: shifted_vq050"}),
     # a target no run had: its own render jobs (train, valid) and this run; no other run retrains
@@ -475,8 +471,9 @@ def test_a_settings_edit_plans_its_jobs_and_their_descendants_only(recorded_tiny
 def test_a_field_added_to_a_stage_changes_that_stage_s_digest_and_plans_only_its_jobs(tmp_path, monkeypatch):
     """A new field of EvaluateSettings (a new `evaluate` key of the schema, with a default, that
     the evaluation now reads) is part of the evaluations' digest: the plan is exactly the
-    evaluations and what reads them. The same key in the schema that no stage's type reads plans
-    nothing, as does the field marked `x-digest: execution` or `omitted-at-default`."""
+    evaluations and what reads them. Marked `x-digest: execution` or `omitted-at-default`, it plans
+    nothing. (That a key no stage's type reads is in no digest is tested on the digests themselves,
+    tests/test_stage_settings.py.)"""
     work = tmp_path / "checkout"
     snakefile = copy_checkout(work)
     # the DAG imports this copy's package, whose settings types the test edits
@@ -501,8 +498,7 @@ def test_a_field_added_to_a_stage_changes_that_stage_s_digest_and_plans_only_its
         types_file.write_text(types_text.replace(
             anchor, '    frame_hop_ms: float = reads("evaluate.frame_hop_ms")\n' + anchor))
 
-    add_key()  # in the schema, read by no stage: in no digest
-    assert planned(work, profile, snakefile) == {}
+    add_key()  # in the schema, read by no stage: in no digest (tests/test_stage_settings.py)
     add_field()
     labels, children, run = dag(work, profile, snakefile)
     starts = {n for n, lab in labels.items() if lab.split("\n")[0] in ("evaluate_test", "evaluate_unseen")}

@@ -197,3 +197,17 @@ def test_the_trainer_s_identity_and_the_dag_digest_are_one_selection():
     setup = (Path(S.__file__).parent / "train" / "setup.py").read_text()
     assert "_S.TrainSettings.from_config(CFG" in common and '"settings": self.profile.selection()' in setup
     assert "SETTINGS = {" not in common  # the hand-kept list is gone
+
+
+def test_a_key_no_type_reads_is_in_no_digest_and_a_read_one_in_its_stage_s_only():
+    """A new `evaluate` key, which no type declares, changes no digest; `train.threads` (what a
+    run computes with) changes every training run's digest and no other stage's."""
+    cfg = load_config("tiny")
+    jobs = {cls: cls.from_config(cfg, **JOBS[cls]).digest() for cls in S.STAGE_TYPES}
+    added = {**cfg, "evaluate": {**cfg["evaluate"], "frame_hop_ms": 10.0}}
+    assert {cls: cls.from_config(added, **JOBS[cls]).digest() for cls in S.STAGE_TYPES} == jobs
+    threads = {**cfg, "train": {**cfg["train"], "threads": 2}}
+    changed = {cls for cls in S.STAGE_TYPES if cls.from_config(threads, **JOBS[cls]).digest() != jobs[cls]}
+    assert changed == {S.TrainSettings}
+    # at its default it is left out, so the runs made before the key arrived stay current
+    assert "train.threads" not in S.TrainSettings.from_config(cfg, **JOBS[S.TrainSettings]).selection()
