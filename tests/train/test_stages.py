@@ -177,3 +177,26 @@ def test_on_the_fly_simulation(tmp_path):
     with pytest.raises(ValueError, match="not rendered"):
         SimulatedDataset(ds.speech, ds.noise, ds.rir, ds.wind, SimConfig(), "early33ms")
     assert regression.train(args).step == 2
+
+
+def test_the_residual_correlation_s_forward_does_not_depend_on_the_thread_count():
+    """`train residual-correlation` runs the two-stage model forward with the job's threads (the
+    profile's execution-only `threads`): its outputs, the numbers it correlates, are the same on
+    1 and 2 torch threads (a forward splits channels, not sums; only training's backward
+    differs, which is why training computes with train.threads). The mini model."""
+    from use_repro.config import load_config
+    from use_repro.models.build import net_config
+    from use_repro.models.generator import TwoStage
+
+    cfg = load_config("mini")
+    torch.manual_seed(0)
+    model = TwoStage(net_config(cfg, "regression").to_dict(), net_config(cfg, "generator").to_dict()).eval()
+    g = torch.Generator().manual_seed(1)
+    mag, pha = torch.randn(1, 201, 150, generator=g).abs(), torch.randn(1, 201, 150, generator=g)
+    outs = []
+    for threads in (1, 2):
+        torch.set_num_threads(threads)  # the autouse fixture restores one thread
+        with torch.inference_mode():
+            (final, _, _), (regression, _, _) = model.forward_both(mag, pha)
+        outs.append((final.clone(), regression.clone()))
+    assert all(torch.equal(a, b) for a, b in zip(*outs))
