@@ -147,8 +147,9 @@ def parents(paths):
 # schema.yaml) are in no digest. Experiment entries are held completed with their defaults, so
 # writing out a default changes nothing.
 import use_repro.stage_settings as _S
-from use_repro.config import digest_marks as _digest_marks, selection_digest as _selection_digest, \
-    write_settings_file as _write_settings
+from use_repro.config import digest_marks as _digest_marks, select_settings as _select_settings, \
+    selection_digest as _selection_digest, write_settings_file as _write_settings
+from use_repro.report.experiments import figure_job as _figure_job, table_job as _table_job
 
 
 def settings_file(name, settings, extra=None):
@@ -188,9 +189,6 @@ def train_settings(wc):
     extra = _select_settings(entry, ["experiments"], [f"experiments.{wc.exp}.{k}" for k in ("label", "test", "unseen")],
                              _digest_marks(SCHEMA))
     return settings_file(f"train.{wc.exp}", settings, extra)
-
-
-from use_repro.config import select_settings as _select_settings
 
 
 # --- training ---------------------------------------------------------------------------------
@@ -382,20 +380,14 @@ FIGURE_FILES = [f"{FIGURES}/{f}.{ext}" for f in DRAWN_FIGURES for ext in ("png",
 # and the entries of exactly the experiments it shows (in the order it shows them: `shown`), so
 # adding, removing or relabelling an experiment redraws only the tables and figures that show it.
 def report_table_settings(wc):
-    shown = _table_runs({n: _DECLARED[n] for n in config["experiments"]}, REPORT["table1"], wc.table)
-    return stage_settings(f"report_table.{wc.table}", _S.TableSettings, table=wc.table, shown=tuple(shown),
-                          pretrained=any(not _DECLARED[n].trained for n in shown))
+    """A table shows the declared entries (also a pretrained one whose file is missing: a note)."""
+    job = _table_job({n: _DECLARED[n] for n in config["experiments"]}, REPORT["table1"], wc.table)
+    return stage_settings(f"report_table.{wc.table}", _S.TableSettings, **job)
 
 
 def report_figure_settings(wc):
-    shown = _figure_runs(EXPS, REPORT, wc.figure)
-    # Figure 3(a) names its curves by the thresholds its runs were filtered with: only those
-    used = sorted({_DECLARED[n].filter for n in shown}) if wc.figure == "fig3a" else []
-    return stage_settings(f"report_figure.{wc.figure}", _S.FigureSettings, figure=wc.figure, shown=tuple(shown),
-                          thresholds_shown=tuple(used))
-
-
-from use_repro.report.experiments import figure_runs as _figure_runs, table_runs as _table_runs
+    """A figure draws the runs of this DAG (EXPS: without a missing model file)."""
+    return stage_settings(f"report_figure.{wc.figure}", _S.FigureSettings, **_figure_job(EXPS, REPORT, wc.figure))
 
 
 wildcard_constraints:

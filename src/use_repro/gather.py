@@ -203,10 +203,10 @@ def run(args: argparse.Namespace) -> int:
         limit = args.max_reject_fraction
         if limit is None:
             from use_repro.data.params import SimConfig
-            from use_repro.data.simulate import _settings
+            from use_repro.data.simulate import simulation_settings
 
             # the render's settings (no split's own entry)
-            limit = SimConfig.from_config(_settings(args.config, "").section()).max_reject_fraction
+            limit = SimConfig.from_config(simulation_settings(args.config, "").section()).max_reject_fraction
         return gather_simulate(args.shards, args.out, limit, args.list_name)
     if args.stage == "vqscore":
         return gather_lines(args.shards, args.out)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Mapping, TypeVar
 
-from use_repro.config import DigestMarks, digest_marks, flatten, plain, selection_digest
+from use_repro.config import ConfigError, DigestMarks, flatten, get, plain, select_settings, selection_digest
 from use_repro.errors import UsageError
 
 Job = Mapping[str, Any]  # the job's `given` values (split, threshold, stage, shown runs, ...)
@@ -65,17 +65,6 @@ def given(*, digested: bool = False) -> Any:
 
 def _key_of(f: dataclasses.Field, job: Job) -> str:
     return f.metadata["key"].format(**job)
-
-
-def _lookup(cfg: Mapping, dotted: str) -> Any:
-    """The value at `dotted`, read through the mapping's own [] (so a traced configuration records
-    the read); KeyError naming the key when it is absent."""
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            raise KeyError(dotted)
-        node = node[part]
-    return node
 
 
 def _read_all(node: Any) -> None:
@@ -128,8 +117,8 @@ class StageSettings:
                 continue
             key = _key_of(f, job)
             try:
-                node = _lookup(cfg, key)
-            except KeyError:
+                node = get(cfg, key)  # through the mapping's [] (a traced configuration records it)
+            except ConfigError:
                 if f.metadata["optional"]:
                     values[f.name] = None
                     continue
@@ -143,6 +132,7 @@ class StageSettings:
         """What this holds as a nested mapping of the profile's keys (and the digested job values
         under their field names): what the job's settings digest and the trainer's identity read."""
         nested: dict[str, Any] = {}
+        job = self._job()  # the values the keys name
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
             if f.metadata.get("given"):
@@ -153,18 +143,14 @@ class StageSettings:
                 continue
             if f.metadata["entries"] is not None:
                 value = list(value)  # a list of entries is one leaf, as in the profile
-            # `job` is only needed to format the key: the given fields hold it
-            _put(nested, _key_of(f, self._job()), plain(value))
+            _put(nested, _key_of(f, job), plain(value))
         return nested
 
     def selection(self, marks: DigestMarks | None = None) -> dict[str, Any]:
         """{dotted key: value} of every leaf the digest covers: what this holds, minus the keys
         the schema marks `execution`, and those marked `omitted-at-default` at their default
         (`marks`: default, the package's schema)."""
-        marks = marks or digest_marks()
-        return {k: v for k, v in sorted(flatten(self.held()).items())
-                if not marks.is_execution(k)
-                and not (k in marks.omitted_at_default and v == marks.omitted_at_default[k])}
+        return select_settings(self.held(), ["*"], (), marks)
 
     def digest(self, marks: DigestMarks | None = None) -> str:
         """sha256 of the selection (the DAG names the job's settings file by its first 16 digits)."""
@@ -200,8 +186,8 @@ def _select(f: dataclasses.Field, node: Any, job: Job) -> Any:
         kept = flatten(value)
         for k in kept:
             try:
-                _lookup(node, k)
-            except KeyError:
+                get(node, k)
+            except ConfigError:  # a key with a dot in its name: not recorded, still held
                 pass
     else:
         _read_all(node)

@@ -119,7 +119,7 @@ def run(args: argparse.Namespace) -> int:
         return 2
 
 
-def _settings(name: str | None, split: str):
+def simulation_settings(name: str | None, split: str):
     """The SimulationSettings of the profile or settings file `name` (the schema's defaults
     without one) for `split` ("": no split's own entry)."""
     from use_repro.config import validate_config
@@ -254,7 +254,7 @@ def run_params(args) -> int:
     from use_repro.data.manifest import read_meta, write_meta
     from use_repro.data.params import SimConfig, SpeechItem, output_paths, sample_split
 
-    settings = _settings(args.config, args.split)
+    settings = simulation_settings(args.config, args.split)
     sim = SimConfig.from_config(settings.section())
     seed = settings.seed if args.seed is None else args.seed
     out = Path(args.out)
@@ -631,7 +631,7 @@ def run_render(args) -> int:
     from use_repro.progress import progress
 
     # rendering reads no split's own entry (the rows say everything per utterance)
-    sim = SimConfig.from_config(_settings(args.config, "").section())
+    sim = SimConfig.from_config(simulation_settings(args.config, "").section())
     settings = RenderSettings.from_sim(sim, args.targets, args.targets_only)
     try:
         names = list_names(args.list_name)

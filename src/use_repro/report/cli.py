@@ -19,7 +19,7 @@ from use_repro.config import load_config, plain, results_dir
 from use_repro.errors import UsageError
 from use_repro.report import layout
 from use_repro.report.experiments import (NOISY, ORIGINAL, checkpoint_path, experiments, experiments_of,
-                                          figure_runs, missing_checkpoints, missing_message, table_runs)
+                                          figure_job, missing_checkpoints, missing_message, table_job)
 from use_repro.stage_settings import (CompareSettings, FigureSettings, ProvenanceSettings, TableSettings,
                                       UnseenListSettings, from_profile)
 
@@ -109,14 +109,14 @@ def _tables(cfg: dict, results: Path, args) -> int:
     from use_repro.report.render import write_table
 
     name = args.table
-    everything = experiments(plain(cfg))
-    in_profile_order = {n: everything[n] for n in plain(cfg)["experiments"]}
-    runs = table_runs(in_profile_order, plain(cfg)["report"]["table1"], name)
-    settings = from_profile(TableSettings, cfg, args.config, table=name, shown=tuple(runs),
-                            pretrained=any(not everything[n].trained for n in runs))
+    # which runs it shows is itself digested (`shown`): decided from an untraced copy
+    profile_copy = plain(cfg)
+    everything = experiments(profile_copy)
+    job = table_job({n: everything[n] for n in profile_copy["experiments"]}, profile_copy["report"]["table1"], name)
+    settings = from_profile(TableSettings, cfg, args.config, **job)
     exps = experiments_of(settings.experiments)
     absent = missing_checkpoints({"weights_dir": settings.weights_dir}, exps)
-    printed = [n for n in runs if n not in absent]
+    printed = [n for n in settings.shown if n not in absent]
     profile, dec = settings.profile, int(settings.decimals)
     if name == "datasize":
         if not args.datasize:
@@ -164,12 +164,13 @@ def _figure(cfg: dict, results: Path, args) -> int:
     from use_repro.report import figures as F
 
     name = args.name
-    everything = experiments(plain(cfg))
-    present = {n: e for n, e in everything.items() if n not in missing_checkpoints(plain(cfg), everything)}
-    runs = figure_runs(present, plain(cfg)["report"], name)
-    # Figure 3(a) names its curves by the thresholds its runs were filtered with: only those
-    used = sorted({everything[n].filter for n in runs}) if name == "fig3a" else []
-    settings = from_profile(FigureSettings, cfg, args.config, figure=name, shown=tuple(runs), thresholds_shown=tuple(used))
+    # which runs it draws is itself digested (`shown`): decided from an untraced copy, as the
+    # DAG does, without a run whose model file is missing
+    profile_copy = plain(cfg)
+    everything = experiments(profile_copy)
+    absent = missing_checkpoints(profile_copy, everything)
+    present = {n: e for n, e in everything.items() if n not in absent}
+    settings = from_profile(FigureSettings, cfg, args.config, **figure_job(present, profile_copy["report"], name))
     exps = experiments_of(settings.experiments)
     if name in ("fig3a", "fig3b"):
         thresholds = list(settings.thresholds) if name == "fig3a" else None

@@ -193,6 +193,23 @@ def table_runs(exps: dict[str, Experiment], table1: list[str], table: str) -> li
     return list(table1) or [n for n, e in exps.items() if e.test]
 
 
+def table_job(exps: dict[str, Experiment], table1: list[str], table: str) -> dict:
+    """The job values of `table`'s TableSettings, as the DAG and `report tables` both compute
+    them: the runs it shows (table_runs; `exps` in the profile's order) and whether one is a
+    `pretrained` model file (whose location it then reads)."""
+    shown = table_runs(exps, table1, table)
+    return {"table": table, "shown": tuple(shown), "pretrained": any(not exps[n].trained for n in shown)}
+
+
+def figure_job(exps: dict[str, Experiment], report: dict, figure: str) -> dict:
+    """The job values of `figure`'s FigureSettings, as the DAG and `report figure` both compute
+    them: the runs it draws (figure_runs; `exps` without a missing model file) and, for Figure
+    3(a), which names its curves by them, the thresholds those runs were filtered with."""
+    shown = figure_runs(exps, report, figure)
+    used = sorted({exps[n].filter for n in shown}) if figure == "fig3a" else []
+    return {"figure": figure, "shown": tuple(shown), "thresholds_shown": tuple(used)}
+
+
 def figure_runs(exps: dict[str, Experiment], report: dict, figure: str) -> list[str]:
     """The experiments `figure` draws (report: the profile's report section), those of `exps`."""
     if figure in ("fig3a", "fig3b"):
